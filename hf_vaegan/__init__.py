@@ -1,0 +1,27 @@
+"""hf-vaegan: variational autoencoders and GANs as first-class Hugging Face models."""
+
+from .models import (
+    VAE,
+    AutoEncoder,
+    AutoEncoderOutput,
+    Discriminator,
+    DiscriminatorOutput,
+    Generator,
+    GeneratorOutput,
+    VAELossOutput,
+    VAEOutput,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VAE",
+    "AutoEncoder",
+    "AutoEncoderOutput",
+    "Discriminator",
+    "DiscriminatorOutput",
+    "Generator",
+    "GeneratorOutput",
+    "VAELossOutput",
+    "VAEOutput",
+]

@@ -1,0 +1,25 @@
+from importlib.resources import files
+
+from .autoencoder import AutoEncoder, AutoEncoderEncoderOutput, AutoEncoderOutput
+from .discriminator import Discriminator, DiscriminatorOutput
+from .generator import Generator, GeneratorOutput
+from .modeling_utils import VaeGanModelMixin
+from .vae import VAE, VAEEncoderOutput, VAELossOutput, VAEOutput
+
+# Cards pushed from an installed hf-vaegan use the packaged template; remote-code users get huggingface_hub's default.
+VaeGanModelMixin.model_card_template = str(files("hf_vaegan.model_cards").joinpath("template.md"))
+
+__all__ = [
+    "AutoEncoder",
+    "AutoEncoderEncoderOutput",
+    "AutoEncoderOutput",
+    "Discriminator",
+    "DiscriminatorOutput",
+    "Generator",
+    "GeneratorOutput",
+    "VAE",
+    "VAEEncoderOutput",
+    "VAELossOutput",
+    "VAEOutput",
+    "VaeGanModelMixin",
+]
