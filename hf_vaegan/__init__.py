@@ -11,6 +11,7 @@ from .models import (
     VAELossOutput,
     VAEOutput,
 )
+from .pipelines import GANPipeline, VAEPipeline
 
 __version__ = "0.1.0"
 
@@ -21,7 +22,9 @@ __all__ = [
     "Discriminator",
     "DiscriminatorOutput",
     "Generator",
+    "GANPipeline",
     "GeneratorOutput",
     "VAELossOutput",
     "VAEOutput",
+    "VAEPipeline",
 ]
