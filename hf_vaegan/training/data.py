@@ -1,0 +1,715 @@
+"""The one place the training scripts load image data.
+
+Every script in ``examples/`` calls :func:`add_dataset_args` so the flags are the same everywhere, then::
+
+    info = load_image_dataset_from_args(args)
+    train_dataset = info.with_image_transform(
+        args.resolution, random_flip=args.random_flip, center_crop=args.center_crop
+    )
+    train_dataloader = make_dataloader(
+        train_dataset, args.train_batch_size, seed=args.seed, num_workers=args.dataloader_num_workers
+    )
+    for batch in train_dataloader:
+        batch["pixel_values"]  # (B, C, H, W) float32 in [-1, 1]
+        batch.get("labels")  # (B,) int64, absent when the dataset has no label column
+
+``--dataset_name`` accepts four kinds of source:
+
+- a Hub dataset id (``user/name``), loaded with :func:`datasets.load_dataset`;
+- a local folder: of images, where each subfolder is a class (``datasets`` infers the ``imagefolder`` builder), or a
+  local clone of a dataset repository (parquet/arrow files);
+- a local ``.npz`` file with an ``images`` array (``(N, H, W)`` or ``(N, H, W, C)``), optionally ``labels`` (``(N,)``
+  integers) and ``class_names`` (strings);
+- a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``.
+
+Image-to-image scripts (pix2pix) use :func:`load_paired_dataset` instead, whose batches hold ``source_pixel_values``
+and ``target_pixel_values`` augmented identically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from PIL import Image
+
+Resolution = int | tuple[int, int]
+
+_SINGLE_CHANNEL_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
+# Command-line flags
+
+
+def parse_resolution(value: str) -> Resolution:
+    """Parse ``--resolution``: ``"64"`` for a square, ``"64x48"`` (height x width) otherwise."""
+    parts = value.lower().replace(",", "x").split("x")
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"resolution must be N or HxW (e.g. 32 or 64x48), got {value!r}") from None
+    if len(sizes) not in (1, 2) or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"resolution must be N or HxW with positive sizes, got {value!r}")
+    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
+
+
+def add_dataset_args(
+    parser: argparse.ArgumentParser, *, paired: bool = False, default_resolution: int = 32
+) -> argparse._ArgumentGroup:
+    """Add the dataset and dataloader flags shared by every training script.
+
+    Args:
+        parser: The script's parser.
+        paired: Add ``--source_column``/``--target_column`` (image-to-image) instead of
+            ``--image_column``/``--label_column``/``--num_channels``.
+        default_resolution: Default of ``--resolution``.
+
+    Returns:
+        The argument group holding the flags.
+    """
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset_name",
+        type=str,
+        required=True,
+        help=(
+            "The training data: a dataset id on the Hugging Face Hub (e.g. 'user/fashion'); a local folder of images "
+            "where each subfolder is a class, or a local clone of a dataset repository; a local .npz file with an "
+            "'images' array (N, H, W) or (N, H, W, C) and optionally 'labels' (N,) and 'class_names'; or a folder "
+            "written by Dataset.save_to_disk / DatasetDict.save_to_disk."
+        ),
+    )
+    group.add_argument(
+        "--dataset_config_name",
+        type=str,
+        default=None,
+        help="The config of the dataset, leave as None if there's only one config.",
+    )
+    group.add_argument("--dataset_split", type=str, default="train", help="The split to train on (default: 'train').")
+    if paired:
+        group.add_argument(
+            "--source_column",
+            type=str,
+            default="sketch",
+            help="The column holding the input images (e.g. sketches) of the image-to-image pairs.",
+        )
+        group.add_argument(
+            "--target_column",
+            type=str,
+            default="image",
+            help="The column holding the images to produce from the source images.",
+        )
+    else:
+        group.add_argument(
+            "--image_column",
+            type=str,
+            default=None,
+            help="The column holding the images. Default: the first column with an Image feature.",
+        )
+        group.add_argument(
+            "--label_column",
+            type=str,
+            default=None,
+            help="The column holding integer class labels. Default: the first column with a ClassLabel feature.",
+        )
+        group.add_argument(
+            "--num_channels",
+            type=int,
+            choices=(1, 3),
+            default=None,
+            help="Train on grayscale (1) or RGB (3) images. Default: inferred from the first image.",
+        )
+    group.add_argument(
+        "--resolution",
+        type=parse_resolution,
+        default=default_resolution,
+        help=(
+            "The resolution images are resized to: N for N x N, or HxW. Images keep their aspect ratio and are "
+            f"cropped to fit. Default: {default_resolution}."
+        ),
+    )
+    group.add_argument(
+        "--center_crop",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Crop images at their center after resizing (default); --no-center_crop crops at random places.",
+    )
+    group.add_argument("--random_flip", action="store_true", help="Flip images horizontally at random.")
+    group.add_argument(
+        "--max_train_samples",
+        type=int,
+        default=None,
+        help="For debugging or quicker training, train on a random subset of this many examples (drawn with --seed).",
+    )
+    group.add_argument(
+        "--train_batch_size", type=int, default=32, help="Batch size (per device) for the training dataloader."
+    )
+    group.add_argument(
+        "--dataloader_num_workers",
+        type=int,
+        default=0,
+        help="Number of subprocesses for data loading; 0 loads the data in the main process.",
+    )
+    group.add_argument(
+        "--cache_dir",
+        type=str,
+        default=None,
+        help="The directory where the downloaded and prepared datasets are stored.",
+    )
+    return group
+
+
+# Loading
+
+
+def _is_valid_hub_id(name: str) -> bool:
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _select_split(dataset_dict: datasets.DatasetDict, split: str, source: str) -> datasets.Dataset:
+    if split not in dataset_dict:
+        raise ValueError(f"split {split!r} does not exist in {source!r}; available splits: {sorted(dataset_dict)}")
+    return dataset_dict[split]
+
+
+def _is_saved_dataset(path: str) -> bool:
+    """Whether ``path`` was written by ``DatasetDict.save_to_disk`` or ``Dataset.save_to_disk``."""
+    if os.path.isfile(os.path.join(path, "dataset_dict.json")):
+        return True
+    return all(os.path.isfile(os.path.join(path, name)) for name in ("dataset_info.json", "state.json"))
+
+
+def _load_saved_dataset(path: str, split: str) -> datasets.Dataset:
+    loaded = datasets.load_from_disk(path)
+    if isinstance(loaded, datasets.DatasetDict):
+        return _select_split(loaded, split, path)
+    if loaded.split is not None and str(loaded.split) != split:
+        raise ValueError(f"split {split!r} does not exist in {path!r}; it holds only the split {str(loaded.split)!r}")
+    return loaded
+
+
+def _images_to_uint8(images: np.ndarray, path: str) -> np.ndarray:
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype == np.bool_:
+        return images.astype(np.uint8) * 255
+    low, high = (images.min(), images.max()) if images.size else (0, 0)
+    if np.issubdtype(images.dtype, np.integer):
+        if low < 0 or high > 255:
+            raise ValueError(f"integer 'images' in {path!r} must lie in [0, 255], got [{low}, {high}]")
+        return images.astype(np.uint8)
+    if np.issubdtype(images.dtype, np.floating):
+        if low < 0 or high > 255:
+            raise ValueError(f"float 'images' in {path!r} must lie in [0, 1] or [0, 255], got [{low}, {high}]")
+        # Float images in [0, 1] are the common convention; anything larger is taken as 0-255 values.
+        return np.rint(images * 255 if high <= 1 else images).astype(np.uint8)
+    raise ValueError(f"'images' in {path!r} must hold numbers, got dtype {images.dtype}")
+
+
+def _load_npz(path: str) -> datasets.Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            contents = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path!r} is not a readable .npz file (object arrays are refused): {error}") from error
+    if "images" not in contents:
+        raise ValueError(f"{path!r} has no 'images' array; it holds: {sorted(contents)}")
+    images, labels, class_names = contents["images"], contents.get("labels"), contents.get("class_names")
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (3, 4))):
+        raise ValueError(
+            f"'images' in {path!r} must have shape (N, H, W) or (N, H, W, C) with C in (1, 3, 4), "
+            f"got shape {images.shape}"
+        )
+    columns = {"image": list(_images_to_uint8(images, path))}
+    features = {"image": datasets.Image()}
+    if labels is not None:
+        if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"'labels' in {path!r} must be {len(images)} integers (one per image), "
+                f"got shape {labels.shape} dtype {labels.dtype}"
+            )
+        if len(labels) and labels.min() < 0:
+            raise ValueError(f"'labels' in {path!r} must be >= 0, got {labels.min()}")
+        if class_names is None:
+            num_classes = int(labels.max()) + 1 if len(labels) else 0
+            names = [str(index) for index in range(num_classes)]
+        else:
+            if class_names.dtype.kind != "U" or class_names.ndim != 1:
+                raise ValueError(
+                    f"'class_names' in {path!r} must be a 1-d string array, "
+                    f"got shape {class_names.shape} dtype {class_names.dtype}"
+                )
+            names = [str(name) for name in class_names]
+            if len(labels) and labels.max() >= len(names):
+                raise ValueError(
+                    f"'labels' in {path!r} go up to {labels.max()} but there are only {len(names)} class_names"
+                )
+        columns["label"] = labels.astype(np.int64).tolist()
+        features["label"] = datasets.ClassLabel(names=names)
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+def _load_split(
+    dataset_name: str | None, dataset_config_name: str | None, split: str, cache_dir: str | None
+) -> datasets.Dataset:
+    if not dataset_name:
+        raise ValueError("dataset_name is required: a Hub dataset id, a local folder, a .npz file or a saved dataset")
+    path = os.path.expanduser(dataset_name)
+    if os.path.isfile(path):
+        if not path.endswith(".npz"):
+            raise ValueError(f"{dataset_name!r} is a file but not a .npz; pass a .npz file, a folder or a Hub id")
+        return _load_npz(path)
+    if os.path.isdir(path):
+        if _is_saved_dataset(path):
+            return _load_saved_dataset(path, split)
+        try:
+            loaded = datasets.load_dataset(path, dataset_config_name, cache_dir=cache_dir)
+        except datasets.data_files.EmptyDatasetError as error:
+            raise ValueError(f"the folder {dataset_name!r} holds no images or data files: {error}") from error
+        return _select_split(loaded, split, dataset_name)
+    if path.endswith(".npz") or not _is_valid_hub_id(dataset_name):
+        raise ValueError(f"the local path {dataset_name!r} does not exist")
+    try:
+        loaded = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
+    except (ConnectionError, datasets.exceptions.DatasetNotFoundError, FileNotFoundError) as error:
+        raise ValueError(
+            f"{dataset_name!r} is not an existing local path, and loading it as a Hub dataset id failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    return _select_split(loaded, split, dataset_name)
+
+
+def _subsample(dataset: datasets.Dataset, max_train_samples: int | None, seed: int | None) -> datasets.Dataset:
+    if max_train_samples is None or max_train_samples >= len(dataset):
+        return dataset
+    if max_train_samples <= 0:
+        raise ValueError(f"max_train_samples must be positive, got {max_train_samples}")
+    return dataset.shuffle(seed=seed).select(range(max_train_samples))
+
+
+def _describe_features(dataset: datasets.Dataset) -> str:
+    return ", ".join(f"{name!r} ({type(feature).__name__})" for name, feature in dataset.features.items())
+
+
+def _resolve_image_column(dataset: datasets.Dataset, column: str | None, role: str = "image") -> str:
+    image_columns = [name for name, feature in dataset.features.items() if isinstance(feature, datasets.Image)]
+    if column is None:
+        if not image_columns:
+            raise ValueError(f"the dataset has no Image column; its columns are: {_describe_features(dataset)}")
+        return image_columns[0]
+    if column not in dataset.column_names:
+        raise ValueError(f"{role} column {column!r} does not exist; available columns: {_describe_features(dataset)}")
+    if column not in image_columns:
+        raise ValueError(
+            f"{role} column {column!r} must have a datasets.Image feature, got {dataset.features[column]}; "
+            f"image columns: {image_columns}"
+        )
+    return column
+
+
+def _resolve_label_column(
+    dataset: datasets.Dataset, column: str | None
+) -> tuple[str | None, int | None, list[str] | None]:
+    if column is None:
+        column = next(
+            (name for name, feature in dataset.features.items() if isinstance(feature, datasets.ClassLabel)), None
+        )
+        if column is None:
+            return None, None, None
+    if column not in dataset.column_names:
+        raise ValueError(f"label column {column!r} does not exist; available columns: {_describe_features(dataset)}")
+    feature = dataset.features[column]
+    if isinstance(feature, datasets.ClassLabel):
+        return column, feature.num_classes, list(feature.names)
+    if not (isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))):
+        raise ValueError(f"label column {column!r} must be a ClassLabel or an integer Value, got {feature}")
+    labels = np.asarray(dataset[column])
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"label column {column!r} must hold labels >= 0, got {labels.min()}")
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    return column, num_classes, [str(index) for index in range(num_classes)]
+
+
+def _load_nonempty(
+    dataset_name: str | None,
+    dataset_config_name: str | None,
+    split: str,
+    cache_dir: str | None,
+    max_train_samples: int | None,
+    seed: int | None,
+) -> datasets.Dataset:
+    dataset = _subsample(_load_split(dataset_name, dataset_config_name, split, cache_dir), max_train_samples, seed)
+    if len(dataset) == 0:
+        raise ValueError(f"split {split!r} of {dataset_name!r} has no examples")
+    return dataset
+
+
+def infer_num_channels(image: Image.Image) -> int:
+    """1 for grayscale PIL modes (``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``...), else 3."""
+    return 1 if image.mode in _SINGLE_CHANNEL_MODES else 3
+
+
+@dataclass
+class ImageDatasetInfo:
+    """A loaded image dataset and what the training scripts need to know about it.
+
+    Attributes:
+        dataset: The dataset, images still as PIL images (call :meth:`with_image_transform` for tensors).
+        image_column: The column holding the images.
+        label_column: The column holding integer class labels, or ``None``.
+        num_classes: Number of classes, or ``None`` without a label column.
+        num_channels: 1 (grayscale) or 3 (RGB): what the transform produces.
+        class_names: Names of the classes (``"0"``..``"K-1"`` when the source has none), or ``None``.
+    """
+
+    dataset: datasets.Dataset
+    image_column: str
+    label_column: str | None
+    num_classes: int | None
+    num_channels: int
+    class_names: list[str] | None = None
+
+    def with_image_transform(
+        self, resolution: Resolution, *, random_flip: bool = False, center_crop: bool = True
+    ) -> datasets.Dataset:
+        """The dataset, lazily yielding ``{"pixel_values": (C, H, W) in [-1, 1], "labels": int}`` examples."""
+        transform = make_image_transform(resolution, self.num_channels, random_flip, center_crop)
+        return self.dataset.with_transform(
+            _ImageBatchTransform(self.image_column, self.label_column, transform),
+            columns=[self.image_column] + ([self.label_column] if self.label_column else []),
+        )
+
+
+def load_image_dataset(
+    dataset_name: str,
+    dataset_config_name: str | None = None,
+    split: str = "train",
+    image_column: str | None = None,
+    label_column: str | None = None,
+    cache_dir: str | None = None,
+    max_train_samples: int | None = None,
+    seed: int | None = None,
+    num_channels: int | None = None,
+) -> ImageDatasetInfo:
+    """Load one split of an image dataset from any of the sources ``--dataset_name`` accepts (see module docstring).
+
+    Args:
+        dataset_name: Hub id, local folder, ``.npz`` file (a single split: ``split`` is not checked) or
+            ``save_to_disk`` folder.
+        dataset_config_name: Config of a Hub or folder dataset.
+        split: The split to load.
+        image_column: Column of images; default: the first ``datasets.Image`` column.
+        label_column: Column of integer labels; default: the first ``datasets.ClassLabel`` column, if any.
+        cache_dir: Where ``datasets`` caches downloaded and prepared data.
+        max_train_samples: Keep a random subset of this many examples (drawn with ``seed``).
+        seed: Seed of that subset.
+        num_channels: 1 or 3; default: inferred from the first image with :func:`infer_num_channels`.
+
+    Raises:
+        ValueError: Missing path, unreachable Hub id, unknown split or column, labels that are not integers, or an
+            ``.npz`` without a valid ``images`` array.
+    """
+    if num_channels not in (None, 1, 3):
+        raise ValueError(f"num_channels must be 1, 3 or None (infer), got {num_channels}")
+    dataset = _load_nonempty(dataset_name, dataset_config_name, split, cache_dir, max_train_samples, seed)
+    image_column = _resolve_image_column(dataset, image_column)
+    label_column, num_classes, class_names = _resolve_label_column(dataset, label_column)
+    if num_channels is None:
+        num_channels = infer_num_channels(dataset[0][image_column])
+    return ImageDatasetInfo(dataset, image_column, label_column, num_classes, num_channels, class_names)
+
+
+def load_image_dataset_from_args(args: argparse.Namespace) -> ImageDatasetInfo:
+    """:func:`load_image_dataset` with the flags of :func:`add_dataset_args` (and the script's ``--seed``)."""
+    return load_image_dataset(
+        args.dataset_name,
+        args.dataset_config_name,
+        split=args.dataset_split,
+        image_column=args.image_column,
+        label_column=args.label_column,
+        cache_dir=args.cache_dir,
+        max_train_samples=args.max_train_samples,
+        seed=args.seed,
+        num_channels=args.num_channels,
+    )
+
+
+@dataclass
+class PairedDatasetInfo:
+    """A loaded image-to-image dataset (e.g. sketch -> garment).
+
+    Attributes:
+        dataset: The dataset, images still as PIL images (call :meth:`with_image_transform` for tensors).
+        source_column: The column of input images.
+        target_column: The column of images to produce.
+        source_num_channels: 1 or 3, inferred from the first source image.
+        target_num_channels: 1 or 3, inferred from the first target image.
+    """
+
+    dataset: datasets.Dataset
+    source_column: str
+    target_column: str
+    source_num_channels: int
+    target_num_channels: int
+
+    def with_image_transform(
+        self, resolution: Resolution, *, random_flip: bool = False, center_crop: bool = True
+    ) -> datasets.Dataset:
+        """The dataset, lazily yielding ``{"source_pixel_values", "target_pixel_values"}`` (C, H, W) in [-1, 1].
+
+        Each pair gets the same flip and crop.
+        """
+        return self.dataset.with_transform(
+            _PairedBatchTransform(
+                self.source_column,
+                self.target_column,
+                make_image_transform(resolution, self.source_num_channels, random_flip, center_crop),
+                make_image_transform(resolution, self.target_num_channels, random_flip, center_crop),
+            ),
+            columns=[self.source_column, self.target_column],
+        )
+
+
+def load_paired_dataset(
+    dataset_name: str,
+    dataset_config_name: str | None = None,
+    split: str = "train",
+    source_column: str = "sketch",
+    target_column: str = "image",
+    cache_dir: str | None = None,
+    max_train_samples: int | None = None,
+    seed: int | None = None,
+) -> PairedDatasetInfo:
+    """Load one split of an image-to-image dataset; sources as in :func:`load_image_dataset`.
+
+    The defaults of ``source_column``/``target_column`` match :func:`hf_vaegan.data.sketch.make_sketch_pairs`.
+    """
+    dataset = _load_nonempty(dataset_name, dataset_config_name, split, cache_dir, max_train_samples, seed)
+    source_column = _resolve_image_column(dataset, source_column, role="source")
+    target_column = _resolve_image_column(dataset, target_column, role="target")
+    first = dataset[0]
+    return PairedDatasetInfo(
+        dataset,
+        source_column,
+        target_column,
+        infer_num_channels(first[source_column]),
+        infer_num_channels(first[target_column]),
+    )
+
+
+def load_paired_dataset_from_args(args: argparse.Namespace) -> PairedDatasetInfo:
+    """:func:`load_paired_dataset` with the flags of ``add_dataset_args(parser, paired=True)`` and ``--seed``."""
+    return load_paired_dataset(
+        args.dataset_name,
+        args.dataset_config_name,
+        split=args.dataset_split,
+        source_column=args.source_column,
+        target_column=args.target_column,
+        cache_dir=args.cache_dir,
+        max_train_samples=args.max_train_samples,
+        seed=args.seed,
+    )
+
+
+# Transforms
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Map high-bit-depth grayscale modes to ``L``; PIL's own conversion clips instead of rescaling."""
+    values = np.asarray(image, dtype=np.float64)
+    high = values.max() if values.size else 0.0
+    if image.mode.startswith("I;16") or (image.mode == "I" and high > 255):
+        values = values / 257.0
+    elif image.mode == "F" and high <= 1.0:
+        values = values * 255.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_canonical_mode(image: Image.Image, num_channels: int) -> Image.Image:
+    """Convert a PIL image of any mode to ``L`` (``num_channels=1``) or ``RGB`` (3).
+
+    - Transparent images (``RGBA``, ``LA``, ``PA``, palette or grayscale with a transparent color) are composited
+      on a white background, the usual backdrop of garment cut-outs, rather than having their alpha dropped (which
+      would reveal whatever color the transparent pixels happen to store).
+    - 16-bit ``I;16`` images are scaled from [0, 65535]; 32-bit ``I`` images likewise when any value exceeds 255,
+      else taken as 8-bit values; float ``F`` images are scaled from [0, 1] when their maximum is <= 1, else clipped
+      to [0, 255].
+    - ``1``, ``P``, ``CMYK``, ``YCbCr`` and the rest go through PIL's own conversion.
+    """
+    if num_channels not in (1, 3):
+        raise ValueError(f"num_channels must be 1 or 3, got {num_channels}")
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = _to_8bit(image)
+    elif image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    target_mode = "L" if num_channels == 1 else "RGB"
+    return image if image.mode == target_mode else image.convert(target_mode)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random choices applied to an image; shared by both images of a pair.
+
+    Attributes:
+        flip: Mirror horizontally.
+        crop_top: Where the crop starts vertically, as a fraction of the spare height (0.5 = centered).
+        crop_left: Same, horizontally.
+    """
+
+    flip: bool = False
+    crop_top: float = 0.5
+    crop_left: float = 0.5
+
+
+class ImageTransform:
+    """PIL image of any mode and size -> float tensor ``(C, H, W)`` in [-1, 1] (see :func:`make_image_transform`)."""
+
+    def __init__(self, resolution: Resolution, num_channels: int, random_flip: bool = False, center_crop: bool = True):
+        height, width = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+        if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+            raise ValueError(f"resolution must be a positive int or (height, width), got {resolution!r}")
+        if num_channels not in (1, 3):
+            raise ValueError(f"num_channels must be 1 or 3, got {num_channels}")
+        self.size = (height, width)
+        self.num_channels = num_channels
+        self.random_flip = random_flip
+        self.center_crop = center_crop
+
+    def sample_augmentation(self) -> Augmentation:
+        """Draw the flip and crop position from torch's RNG (seeded per worker by the DataLoader)."""
+        flip = self.random_flip and bool(torch.rand(()) < 0.5)
+        if self.center_crop:
+            return Augmentation(flip=flip)
+        crop_top, crop_left = torch.rand(2).tolist()
+        return Augmentation(flip=flip, crop_top=crop_top, crop_left=crop_left)
+
+    def __call__(self, image: Image.Image, augmentation: Augmentation | None = None) -> torch.Tensor:
+        """Transform ``image``, drawing a fresh :class:`Augmentation` unless one is given."""
+        if augmentation is None:
+            augmentation = self.sample_augmentation()
+        image = to_canonical_mode(image, self.num_channels)
+        height, width = self.size
+        if image.size != (width, height):
+            # Scale so the image covers the target, keeping its aspect ratio, then crop the excess.
+            scale = max(height / image.height, width / image.width)
+            resized = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+            image = image.resize(resized, Image.Resampling.BILINEAR)
+            left = round(augmentation.crop_left * (image.width - width))
+            top = round(augmentation.crop_top * (image.height - height))
+            image = image.crop((left, top, left + width, top + height))
+        array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+        pixels = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
+        return pixels.flip(-1) if augmentation.flip else pixels
+
+
+def make_image_transform(
+    resolution: Resolution, num_channels: int, random_flip: bool = False, center_crop: bool = True
+) -> ImageTransform:
+    """Build the transform from PIL images to training tensors.
+
+    Args:
+        resolution: Output size: an int for a square, or ``(height, width)``.
+        num_channels: 1 (grayscale) or 3 (RGB); images of any mode are converted (see :func:`to_canonical_mode`).
+        random_flip: Mirror half of the images horizontally.
+        center_crop: After the aspect-preserving resize, crop the excess at the center; else at a random place.
+
+    Returns:
+        A callable mapping a PIL image to a float32 tensor ``(num_channels, height, width)`` in [-1, 1].
+    """
+    return ImageTransform(resolution, num_channels, random_flip, center_crop)
+
+
+class _ImageBatchTransform:
+    """``datasets`` batch transform (a class, not a closure, so DataLoader workers can pickle it)."""
+
+    def __init__(self, image_column: str, label_column: str | None, transform: ImageTransform):
+        self.image_column = image_column
+        self.label_column = label_column
+        self.transform = transform
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        output = {"pixel_values": [self.transform(image) for image in batch[self.image_column]]}
+        if self.label_column is not None:
+            output["labels"] = batch[self.label_column]
+        return output
+
+
+class _PairedBatchTransform:
+    def __init__(
+        self,
+        source_column: str,
+        target_column: str,
+        source_transform: ImageTransform,
+        target_transform: ImageTransform,
+    ):
+        self.source_column = source_column
+        self.target_column = target_column
+        self.source_transform = source_transform
+        self.target_transform = target_transform
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        sources, targets = [], []
+        for source, target in zip(batch[self.source_column], batch[self.target_column], strict=True):
+            augmentation = self.source_transform.sample_augmentation()
+            sources.append(self.source_transform(source, augmentation))
+            targets.append(self.target_transform(target, augmentation))
+        return {"source_pixel_values": sources, "target_pixel_values": targets}
+
+
+# Batching
+
+
+def collate_examples(examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+    """Stack transformed examples: tensors into ``(B, ...)`` float tensors, integer labels into ``(B,)`` int64."""
+    return {
+        key: torch.stack([example[key] for example in examples])
+        if isinstance(value, torch.Tensor)
+        else torch.tensor([example[key] for example in examples], dtype=torch.long)
+        for key, value in examples[0].items()
+    }
+
+
+def make_dataloader(
+    dataset: torch.utils.data.Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int | None = None,
+    drop_last: bool = False,
+    num_workers: int = 0,
+    collate_fn: Callable[[Sequence[dict]], dict] = collate_examples,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over a transformed dataset; ``seed`` makes the shuffling order reproducible."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        generator=generator,
+        persistent_workers=num_workers > 0,
+    )
