@@ -1,0 +1,833 @@
+"""What every training script shares: flags, the Accelerator, EMA, sample grids, checkpoints, the loop, model cards.
+
+A training script reads like this (see ``examples/train_gan.py`` for a complete one)::
+
+    parser = argparse.ArgumentParser()
+    add_dataset_args(parser)  # hf_vaegan.training.data
+    add_training_args(parser, default_output_dir="my-model")
+    args = parser.parse_args()
+    validate_training_args(args)
+
+    accelerator = create_accelerator(args)
+    ...  # models, optimizers, dataloader
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
+    ema = create_ema(accelerator, model, args.ema_decay)  # registered for checkpointing
+    rng = create_training_rng(accelerator, args.seed)  # per-process generator, registered for checkpointing
+    loop = TrainingLoop(accelerator, dataloader, args, models=[model])
+    start_trackers(accelerator, "my-model", args)
+    loop.resume()  # --resume_from_checkpoint
+    for batch in loop:
+        with accelerator.accumulate(model):
+            loss = ...
+            accelerator.backward(loss)
+            check_finite(accelerator, loop.next_step, loss=loss)  # stops the run on NaN/inf
+            ...
+        if loop.step_done({"loss": loss}):  # True once per optimizer step; logs, checkpoints
+            if ema is not None: ema.step(model.parameters())
+            if loop.is_due(args.sample_steps): ...
+    loop.end()
+
+Checkpoints are ``accelerator.save_state`` folders named ``checkpoint-<step>`` in ``--output_dir``. They hold the
+models, optimizers, schedulers, RNG states and every object registered with ``accelerator.register_for_checkpointing``
+(EMA, per-process training RNG, fixed sample noise), so ``--resume_from_checkpoint latest`` continues a run exactly:
+the data order is a function of (seed, epoch) and the batches already seen in the current epoch are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import math
+import os
+import random
+import re
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import diffusers
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, gather, set_seed
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.optimization import SchedulerType, get_scheduler
+from diffusers.training_utils import EMAModel
+from diffusers.utils import make_image_grid
+from huggingface_hub import create_repo, upload_folder
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+logger = get_logger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint-"
+# A checkpoint is written under this name and renamed once complete, so `latest` never picks a half-written one.
+PARTIAL_CHECKPOINT_PREFIX = ".partial-checkpoint-"
+_CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
+# Folders of --output_dir that are not part of the model pushed to the Hub.
+HUB_IGNORE_PATTERNS = [f"{CHECKPOINT_PREFIX}*", f"{PARTIAL_CHECKPOINT_PREFIX}*", "logs/*", "samples/*"]
+_SECRET_FLAGS = ("--hub_token",)
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss or a weight became NaN or infinite; the run stops without saving."""
+
+
+# Command-line flags
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {value!r}")
+    return number
+
+
+def add_training_args(
+    parser: argparse.ArgumentParser,
+    *,
+    default_output_dir: str,
+    default_num_epochs: int = 20,
+    default_sample_steps: int = 500,
+    default_checkpointing_steps: int = 500,
+    default_ema_decay: float = 0.999,
+) -> argparse._ArgumentGroup:
+    """Add the flags every training script shares, named as in diffusers' examples.
+
+    Model-specific flags (architecture, learning rates, losses) stay in the scripts.
+
+    Args:
+        parser: The script's parser.
+        default_output_dir: Default of ``--output_dir``.
+        default_num_epochs: Default of ``--num_epochs``.
+        default_sample_steps: Default of ``--sample_steps``.
+        default_checkpointing_steps: Default of ``--checkpointing_steps``.
+        default_ema_decay: Default of ``--ema_decay``.
+
+    Returns:
+        The argument group holding the flags.
+    """
+    group = parser.add_argument_group("training")
+    group.add_argument(
+        "--output_dir",
+        type=str,
+        default=default_output_dir,
+        help="Where the trained model, its model card, the sample grids, the logs and the checkpoints are written.",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="Seed of every random choice (initial weights, data order, noise). Default: a random seed, logged.",
+    )
+    group.add_argument(
+        "--num_epochs", type=_positive_int, default=default_num_epochs, help="Passes over the training data."
+    )
+    group.add_argument(
+        "--max_train_steps",
+        type=_positive_int,
+        default=None,
+        help="Total number of optimizer steps; overrides --num_epochs when given.",
+    )
+    group.add_argument(
+        "--gradient_accumulation_steps",
+        type=_positive_int,
+        default=1,
+        help="Batches accumulated before each optimizer step (the effective batch is this times the batch size "
+        "times the number of processes).",
+    )
+    group.add_argument(
+        "--mixed_precision",
+        type=str,
+        default=None,
+        choices=["no", "fp16", "bf16"],
+        help="Autocast precision. Default: the value of `accelerate config` (or of `accelerate launch "
+        "--mixed_precision`), else 'no'. bf16 needs a GPU with bf16 support or a CPU; on CPUs with AMX (Intel "
+        "Sapphire Rapids and later) bf16 is several times faster than fp32. fp16 (CUDA) uses a gradient scaler.",
+    )
+    group.add_argument(
+        "--channels_last",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Store the convolution weights and inputs in channels-last memory format (faster on some hardware).",
+    )
+    group.add_argument("--adam_beta1", type=float, default=0.0, help="beta1 of the Adam optimizers.")
+    group.add_argument("--adam_beta2", type=float, default=0.99, help="beta2 of the Adam optimizers.")
+    group.add_argument(
+        "--adam_weight_decay", type=_non_negative_float, default=0.0, help="Weight decay of the Adam optimizers."
+    )
+    group.add_argument("--adam_epsilon", type=float, default=1e-8, help="epsilon of the Adam optimizers.")
+    group.add_argument(
+        "--max_grad_norm",
+        type=_non_negative_float,
+        default=None,
+        help="Clip gradients to this global norm. Default: no clipping (gradient norms are logged either way).",
+    )
+    group.add_argument(
+        "--lr_scheduler",
+        type=str,
+        default="constant",
+        choices=[scheduler.value for scheduler in SchedulerType],
+        help="Learning-rate schedule (diffusers.optimization.get_scheduler).",
+    )
+    group.add_argument(
+        "--lr_warmup_steps", type=int, default=0, help="Steps of linear learning-rate warm-up at the start."
+    )
+    group.add_argument(
+        "--ema_decay",
+        type=float,
+        default=default_ema_decay,
+        help="Decay of the exponential moving average of the weights used for sample grids and the saved model "
+        "(with diffusers' EMAModel warm-up, min(decay, (1 + step) / (10 + step))). 0 disables the EMA.",
+    )
+    group.add_argument(
+        "--report_to",
+        type=str,
+        default="tensorboard",
+        help="Where to log losses, gradient norms, learning rates and sample grids: 'tensorboard' (default), "
+        "'wandb', 'comet_ml', 'all', or 'none'. Several may be given, separated by commas.",
+    )
+    group.add_argument(
+        "--logging_dir",
+        type=str,
+        default="logs",
+        help="Tracker logs folder, relative to --output_dir (TensorBoard: `tensorboard --logdir OUTPUT_DIR/logs`).",
+    )
+    group.add_argument(
+        "--tracker_project_name", type=str, default=None, help="Project name of the trackers (default: the script)."
+    )
+    group.add_argument(
+        "--sample_steps",
+        type=_positive_int,
+        default=default_sample_steps,
+        help="Every this many steps, draw a sample grid with the EMA weights and fixed noise, log it and save it "
+        "as OUTPUT_DIR/samples/step-<step>.png.",
+    )
+    group.add_argument(
+        "--num_sample_images", type=_positive_int, default=64, help="Number of images in each sample grid."
+    )
+    group.add_argument(
+        "--checkpointing_steps",
+        type=_positive_int,
+        default=default_checkpointing_steps,
+        help="Save the full training state (accelerator.save_state) every this many steps as "
+        "OUTPUT_DIR/checkpoint-<step>, for --resume_from_checkpoint.",
+    )
+    group.add_argument(
+        "--checkpoints_total_limit",
+        type=_positive_int,
+        default=None,
+        help="Keep at most this many checkpoints; the oldest are deleted. Default: keep all.",
+    )
+    group.add_argument(
+        "--resume_from_checkpoint",
+        type=str,
+        default=None,
+        help="Continue from a checkpoint folder written by this script, or 'latest' for the newest checkpoint in "
+        "--output_dir (a fresh start if there is none). The run continues exactly as if never interrupted.",
+    )
+    group.add_argument(
+        "--push_to_hub", action="store_true", help="Push the trained model and its model card to the Hub."
+    )
+    group.add_argument(
+        "--hub_model_id",
+        type=str,
+        default=None,
+        help="The repository to push to (`user/name`). Default: the name of --output_dir under your account.",
+    )
+    group.add_argument(
+        "--hub_token",
+        type=str,
+        default=None,
+        help="Token to push with. Default: the one saved by `hf auth login` (prefer that: a flag leaks into logs).",
+    )
+    group.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repository as private.")
+    return group
+
+
+def validate_training_args(args: argparse.Namespace) -> None:
+    """Check the combinations argparse cannot; raises ``ValueError`` naming the flag, before any work starts."""
+    if not 0.0 <= args.ema_decay < 1.0:
+        raise ValueError(f"--ema_decay must lie in [0, 1), got {args.ema_decay}")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            raise ValueError(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
+    if args.lr_warmup_steps < 0:
+        raise ValueError(f"--lr_warmup_steps must be >= 0, got {args.lr_warmup_steps}")
+    if args.resume_from_checkpoint not in (None, "latest"):
+        path = Path(args.resume_from_checkpoint)
+        if not path.is_dir():
+            raise ValueError(f"--resume_from_checkpoint {args.resume_from_checkpoint!r}: no such folder")
+        if checkpoint_step(path) is None:
+            raise ValueError(
+                f"--resume_from_checkpoint {args.resume_from_checkpoint!r} is not a checkpoint folder; expected a "
+                f"folder named '{CHECKPOINT_PREFIX}<step>' written by this script, or 'latest'"
+            )
+    if args.push_to_hub and args.hub_token is not None and "wandb" in args.report_to:
+        raise ValueError(
+            "--hub_token together with --report_to wandb would upload the token to wandb; log in with "
+            "`hf auth login` instead"
+        )
+    if args.report_to != "none" and args.report_to != "all":
+        from accelerate.utils import LoggerType
+
+        known = {tracker.value for tracker in LoggerType}
+        unknown = [name for name in args.report_to.split(",") if name not in known]
+        if unknown:
+            raise ValueError(f"--report_to: unknown tracker(s) {unknown}; choose from {sorted(known)}, or 'none'")
+
+
+# The Accelerator
+
+
+def create_accelerator(args: argparse.Namespace) -> Accelerator:
+    """Build the Accelerator from the shared flags, set up logging, and seed every process.
+
+    The data order depends only on (seed, epoch) (accelerate's seedable sampler), so a resumed run sees the same
+    batches. When ``--seed`` is not given, a random one is drawn on the main process, shared with the others and
+    written back to ``args.seed`` (so it is logged and lands in the model card).
+    """
+    report_to = None if args.report_to == "none" else args.report_to.split(",")
+    if report_to == ["all"]:
+        report_to = "all"
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=report_to,
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
+        ),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S", level=logging.INFO
+    )
+    logger.info(accelerator.state, main_process_only=False)
+    if accelerator.is_local_main_process:
+        datasets.utils.logging.set_verbosity_warning()
+        diffusers.utils.logging.set_verbosity_info()
+    else:
+        datasets.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.set_verbosity_error()
+    if args.seed is None:
+        seed = [random.SystemRandom().randrange(2**31) if accelerator.is_main_process else None]
+        args.seed = broadcast_object_list(seed)[0]
+        logger.info(f"No --seed given; using seed {args.seed}")
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+    return accelerator
+
+
+def start_trackers(accelerator: Accelerator, project_name: str, args: argparse.Namespace) -> None:
+    """``accelerator.init_trackers`` with the run's flags as its config (TensorBoard needs scalars: others become
+    strings; the Hub token is left out)."""
+    config = {
+        name: value if isinstance(value, (int, float, str, bool)) else str(value)
+        for name, value in vars(args).items()
+        if name != "hub_token"
+    }
+    accelerator.init_trackers(args.tracker_project_name or project_name, config=config)
+
+
+def create_optimizer(
+    parameters: Sequence[nn.Parameter] | Iterator[nn.Parameter], learning_rate: float, args: argparse.Namespace
+) -> torch.optim.Adam:
+    """Adam (AdamW when ``--adam_weight_decay`` > 0) with the shared ``--adam_*`` flags."""
+    if not learning_rate > 0:
+        raise ValueError(f"learning rates must be positive, got {learning_rate}")
+    optimizer_class = torch.optim.AdamW if args.adam_weight_decay > 0 else torch.optim.Adam
+    return optimizer_class(
+        parameters,
+        lr=learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        weight_decay=args.adam_weight_decay,
+    )
+
+
+def create_lr_scheduler(
+    optimizer: torch.optim.Optimizer, args: argparse.Namespace, max_train_steps: int, num_processes: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """``--lr_scheduler`` over ``max_train_steps`` optimizer steps.
+
+    The counts are multiplied by ``num_processes`` because a prepared scheduler steps once per process.
+    """
+    return get_scheduler(
+        args.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=args.lr_warmup_steps * num_processes,
+        num_training_steps=max_train_steps * num_processes,
+    )
+
+
+def apply_channels_last(*modules: nn.Module) -> None:
+    """Switch the 4-d weights of ``modules`` to channels-last memory format in place."""
+    for module in modules:
+        module.to(memory_format=torch.channels_last)
+
+
+# Randomness, EMA and fixed sample inputs (all checkpointed)
+
+
+class ProcessGenerator:
+    """A ``torch.Generator`` per process, seeded with ``seed + process_index``, whose state is checkpointed.
+
+    Draw the training noise from it rather than from the global RNG: the data pipeline also draws from the global
+    RNG, one batch ahead of training, so only a separate generator resumes exactly. Accelerate writes registered
+    objects from the main process only, so :meth:`state_dict` gathers the states of all processes.
+    """
+
+    def __init__(self, accelerator: Accelerator, seed: int):
+        self.accelerator = accelerator
+        self.generator = torch.Generator(accelerator.device).manual_seed(seed + accelerator.process_index)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = self.generator.get_state().to(self.accelerator.device)
+        return {"states": gather(state[None]).cpu()}
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        states = state_dict["states"]
+        if len(states) != self.accelerator.num_processes:
+            raise ValueError(
+                f"the checkpoint was written by {len(states)} processes but this run has "
+                f"{self.accelerator.num_processes}; resume with the same number of processes"
+            )
+        self.generator.set_state(states[self.accelerator.process_index].cpu())
+
+
+def create_training_rng(accelerator: Accelerator, seed: int) -> torch.Generator:
+    """A per-process generator for training noise, registered for checkpointing (see :class:`ProcessGenerator`)."""
+    process_generator = ProcessGenerator(accelerator, seed)
+    accelerator.register_for_checkpointing(process_generator)
+    return process_generator.generator
+
+
+class CheckpointedTensors:
+    """Named tensors saved with each checkpoint, e.g. the fixed noise and labels of the sample grids.
+
+    Attribute access returns the tensors: ``inputs.noise``.
+    """
+
+    def __init__(self, **tensors: torch.Tensor):
+        self._tensors = dict(tensors)
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        try:
+            return self.__dict__["_tensors"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: tensor.cpu() for name, tensor in self._tensors.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        missing = set(self._tensors) - set(state_dict)
+        if missing:
+            raise ValueError(f"the checkpoint lacks the tensors {sorted(missing)}")
+        self._tensors = {name: state_dict[name].to(self._tensors[name].device) for name in self._tensors}
+
+
+def create_fixed_sample_inputs(accelerator: Accelerator, **tensors: torch.Tensor) -> CheckpointedTensors:
+    """Wrap the fixed inputs of the sample grids, move them to the device, and register them for checkpointing."""
+    inputs = CheckpointedTensors(**{name: tensor.to(accelerator.device) for name, tensor in tensors.items()})
+    accelerator.register_for_checkpointing(inputs)
+    return inputs
+
+
+class DeviceEMAModel(EMAModel):
+    """diffusers' ``EMAModel`` whose state, loaded from a checkpoint (on the CPU), goes back to the model's device."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        device = self.shadow_params[0].device
+        super().load_state_dict(state_dict)
+        self.to(device)
+
+
+def create_ema(accelerator: Accelerator, model: nn.Module, decay: float) -> EMAModel | None:
+    """An EMA of ``model``'s parameters (``None`` when ``decay`` is 0), registered for checkpointing.
+
+    Call ``ema.step(model.parameters())`` after each optimizer step, and :func:`averaged_copy` for the averaged
+    model.
+    """
+    if decay == 0:
+        return None
+    ema = DeviceEMAModel(accelerator.unwrap_model(model).parameters(), decay=decay, foreach=True)
+    accelerator.register_for_checkpointing(ema)
+    return ema
+
+
+def averaged_copy(accelerator: Accelerator, model: nn.Module, ema: EMAModel | None) -> nn.Module:
+    """A copy of the unwrapped ``model`` in eval mode holding the EMA weights (the live weights when ``ema`` is
+    ``None``); the training model is left untouched."""
+    averaged = copy.deepcopy(accelerator.unwrap_model(model))
+    if ema is not None:
+        ema.copy_to(averaged.parameters())
+    return averaged.eval()
+
+
+# Divergence guard
+
+
+def check_finite(accelerator: Accelerator, step: int, **values: torch.Tensor) -> dict[str, float]:
+    """Average scalar ``values`` over the processes and raise :class:`TrainingDivergedError` if one is NaN or inf.
+
+    Every process gets the same answer, so all of them stop together. Call it between the backward pass and the
+    optimizer step, so a diverged loss never reaches the weights.
+
+    Returns:
+        The averaged values as floats, for logging.
+    """
+    stacked = torch.stack([value.detach().float().reshape(()) for value in values.values()])
+    averaged = accelerator.reduce(stacked, reduction="mean").tolist()
+    bad = {name: value for name, value in zip(values, averaged, strict=True) if not math.isfinite(value)}
+    if bad:
+        described = ", ".join(f"{name} = {value}" for name, value in bad.items())
+        raise TrainingDivergedError(
+            f"training diverged at step {step}: {described}. Nothing was saved from this step; lower the learning "
+            "rates, enable --max_grad_norm or R1, or resume from an earlier checkpoint."
+        )
+    return dict(zip(values, averaged, strict=True))
+
+
+def assert_finite_parameters(**models: nn.Module) -> None:
+    """Raise :class:`TrainingDivergedError` if a parameter or buffer of one of ``models`` is NaN or inf."""
+    for model_name, model in models.items():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise TrainingDivergedError(f"{model_name}.{name} holds NaN or inf values; refusing to save it")
+
+
+# Sample grids
+
+
+def images_to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """Images ``(B, C, H, W)`` in [-1, 1] -> PIL images (mode ``L`` for one channel, ``RGB`` for three)."""
+    array = VaeImageProcessor.pt_to_numpy(VaeImageProcessor.denormalize(images.detach().float().cpu()))
+    return VaeImageProcessor.numpy_to_pil(array)
+
+
+def make_sample_grid(images: torch.Tensor, rows: int | None = None) -> Image.Image:
+    """One PIL grid of ``images`` ``(B, C, H, W)`` in [-1, 1]; ``rows`` defaults to a square-ish layout (with
+    class-conditional grids, pass ``rows=num_classes`` and order the images class by class)."""
+    count = len(images)
+    if rows is None:
+        rows = max(divisor for divisor in range(1, math.isqrt(count) + 1) if count % divisor == 0)
+    if count % rows:
+        raise ValueError(f"{count} images do not fill a grid of {rows} rows")
+    return make_image_grid(images_to_pil(images), rows=rows, cols=count // rows)
+
+
+def log_sample_grid(
+    accelerator: Accelerator, grid: Image.Image, step: int, output_dir: str | os.PathLike, name: str = "samples"
+) -> Path:
+    """Save ``grid`` as ``output_dir/samples/step-<step>.png`` and log it to every tracker that takes images.
+
+    Call on the main process only. Returns the PNG path.
+    """
+    path = Path(output_dir) / "samples" / f"step-{step:07d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+    array = np.asarray(grid.convert("RGB"))
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({name: array[None]}, step=step, dataformats="NHWC")
+        elif hasattr(tracker, "log_images"):
+            tracker.log_images({name: [array]}, step=step)
+    return path
+
+
+# Checkpoints
+
+
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """The step of a ``checkpoint-<step>`` folder, or ``None`` if ``path`` is not named like one."""
+    match = _CHECKPOINT_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The complete checkpoints in ``output_dir``, oldest first."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if path.is_dir() and checkpoint_step(path) is not None]
+    return sorted(found, key=checkpoint_step)
+
+
+def resolve_checkpoint(output_dir: str | os.PathLike, resume_from_checkpoint: str | None) -> Path | None:
+    """The folder ``--resume_from_checkpoint`` designates: ``None``, a path, or ``"latest"`` (``None`` when
+    ``output_dir`` holds no checkpoint yet)."""
+    if resume_from_checkpoint is None:
+        return None
+    if resume_from_checkpoint == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        return checkpoints[-1] if checkpoints else None
+    path = Path(resume_from_checkpoint)
+    if not path.is_dir() or checkpoint_step(path) is None:
+        raise ValueError(f"{resume_from_checkpoint!r} is not a '{CHECKPOINT_PREFIX}<step>' folder")
+    return path
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    output_dir: str | os.PathLike,
+    step: int,
+    total_limit: int | None = None,
+    models: Mapping[str, nn.Module] | None = None,
+) -> Path:
+    """``accelerator.save_state`` into ``output_dir/checkpoint-<step>``, atomically, then prune old checkpoints.
+
+    The state is written to a hidden partial folder and renamed when complete, so a crash mid-save leaves the
+    previous checkpoints intact and nothing that ``latest`` would pick. ``models`` are checked for NaN/inf first.
+    Call on every process.
+    """
+    if models:
+        assert_finite_parameters(**{name: accelerator.unwrap_model(model) for name, model in models.items()})
+    output_dir = Path(output_dir)
+    final = output_dir / f"{CHECKPOINT_PREFIX}{step}"
+    partial = output_dir / f"{PARTIAL_CHECKPOINT_PREFIX}{step}"
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():  # a run restarted from an earlier checkpoint overwrites the later ones
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        if total_limit is not None:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old)
+        logger.info(f"Saved checkpoint {final}")
+    accelerator.wait_for_everyone()
+    return final
+
+
+def remove_partial_checkpoints(output_dir: str | os.PathLike) -> None:
+    """Delete checkpoints left half-written by a crash (main process only)."""
+    folder = Path(output_dir)
+    if folder.is_dir():
+        for path in folder.glob(f"{PARTIAL_CHECKPOINT_PREFIX}*"):
+            shutil.rmtree(path)
+
+
+# The training loop
+
+
+class TrainingLoop:
+    """Epochs, resuming, step counting, the progress bar, tracker logging and periodic checkpoints.
+
+    Iterate over it to get batches; after each batch call :meth:`step_done`, which returns ``True`` when an
+    optimizer step was completed (every ``--gradient_accumulation_steps`` batches). ``global_step`` counts optimizer
+    steps; iteration stops after ``max_train_steps``.
+
+    Args:
+        accelerator: The run's Accelerator.
+        dataloader: The prepared training dataloader.
+        args: The parsed flags (``--num_epochs``, ``--max_train_steps``, ``--checkpointing_steps``,
+            ``--checkpoints_total_limit``, ``--resume_from_checkpoint``, ``--output_dir``).
+        models: Models checked for NaN/inf before each checkpoint, by name.
+    """
+
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        dataloader: torch.utils.data.DataLoader,
+        args: argparse.Namespace,
+        models: Mapping[str, nn.Module] | None = None,
+    ):
+        self.accelerator = accelerator
+        self.dataloader = dataloader
+        self.args = args
+        self.models = dict(models or {})
+        self.steps_per_epoch = math.ceil(len(dataloader) / args.gradient_accumulation_steps)
+        self.max_train_steps = args.max_train_steps or args.num_epochs * self.steps_per_epoch
+        self.num_epochs = math.ceil(self.max_train_steps / self.steps_per_epoch)
+        self.global_step = 0
+        self.epoch = 0
+        self._first_epoch = 0
+        self._batches_to_skip = 0
+        self._sums: dict[str, tuple[float, int]] = {}
+        self._progress: tqdm | None = None
+        self._start_time = time.perf_counter()
+
+    @property
+    def next_step(self) -> int:
+        """The number of the optimizer step being computed (``global_step + 1``), for messages."""
+        return self.global_step + 1
+
+    @property
+    def batch_size(self) -> int:
+        """Images per optimizer step over all processes."""
+        per_process = self.dataloader.total_batch_size // self.accelerator.num_processes
+        return per_process * self.accelerator.num_processes * self.accelerator.gradient_accumulation_steps
+
+    def resume(self) -> Path | None:
+        """Load ``--resume_from_checkpoint`` (if given) and position the loop right after it.
+
+        Also deletes checkpoints left half-written by a crash. Call after ``accelerator.prepare`` and after
+        registering every checkpointed object. Returns the loaded checkpoint, or ``None``.
+        """
+        if self.accelerator.is_main_process:
+            remove_partial_checkpoints(self.args.output_dir)
+        self.accelerator.wait_for_everyone()
+        path = resolve_checkpoint(self.args.output_dir, self.args.resume_from_checkpoint)
+        if path is None:
+            if self.args.resume_from_checkpoint == "latest":
+                logger.info(f"No checkpoint in {self.args.output_dir}; starting a new run")
+            return None
+        self.accelerator.load_state(str(path))
+        self.global_step = checkpoint_step(path)
+        if self.global_step >= self.max_train_steps:
+            logger.warning(f"{path} is at step {self.global_step}, already >= max_train_steps={self.max_train_steps}")
+        self._first_epoch, steps_into_epoch = divmod(self.global_step, self.steps_per_epoch)
+        self._batches_to_skip = steps_into_epoch * self.args.gradient_accumulation_steps
+        logger.info(f"Resumed from {path} (step {self.global_step}, epoch {self._first_epoch})")
+        return path
+
+    def __iter__(self) -> Iterator[Any]:
+        num_processes = self.accelerator.num_processes
+        logger.info(
+            f"Training: {self.max_train_steps} steps of {self.batch_size} images ({num_processes} processes x "
+            f"{self.dataloader.total_batch_size // num_processes} per batch x "
+            f"{self.args.gradient_accumulation_steps} accumulated), {self.num_epochs} epochs"
+        )
+        self._progress = tqdm(
+            total=self.max_train_steps,
+            initial=self.global_step,
+            desc="Steps",
+            disable=not self.accelerator.is_local_main_process,
+        )
+        for epoch in range(self._first_epoch, self.num_epochs):
+            if self.global_step >= self.max_train_steps:
+                break
+            self.epoch = epoch
+            self.dataloader.set_epoch(epoch)
+            batches = self.dataloader
+            if epoch == self._first_epoch and self._batches_to_skip:
+                batches = self.accelerator.skip_first_batches(self.dataloader, self._batches_to_skip)
+            for batch in batches:
+                yield batch
+                if self.global_step >= self.max_train_steps:
+                    break
+
+    def step_done(self, logs: Mapping[str, float] | None = None) -> bool:
+        """Record the batch just trained on; returns ``True`` if it completed an optimizer step.
+
+        ``logs`` (floats, already averaged over processes, e.g. from :func:`check_finite`) are averaged over the
+        accumulated batches that reported them and logged to the trackers at each optimizer step. A checkpoint is
+        saved every ``--checkpointing_steps`` steps.
+        """
+        for name, value in (logs or {}).items():
+            total, count = self._sums.get(name, (0.0, 0))
+            self._sums[name] = (total + float(value), count + 1)
+        if not self.accelerator.sync_gradients:
+            return False
+        self.global_step += 1
+        averaged = {name: total / count for name, (total, count) in self._sums.items()}
+        self._sums = {}
+        averaged["epoch"] = self.epoch
+        self.accelerator.log(averaged, step=self.global_step)
+        if self._progress is not None:
+            self._progress.update(1)
+            self._progress.set_postfix({k: f"{v:.3g}" for k, v in averaged.items() if "loss" in k}, refresh=False)
+        if self.is_due(self.args.checkpointing_steps):
+            save_checkpoint(
+                self.accelerator,
+                self.args.output_dir,
+                self.global_step,
+                self.args.checkpoints_total_limit,
+                self.models,
+            )
+        return True
+
+    def is_due(self, every: int) -> bool:
+        """Whether the step just completed is a multiple of ``every``, or the last step."""
+        return self.global_step % every == 0 or self.global_step == self.max_train_steps
+
+    def end(self) -> float:
+        """Close the progress bar; returns the seconds spent since the loop was created."""
+        if self._progress is not None:
+            self._progress.close()
+        return time.perf_counter() - self._start_time
+
+
+# Model cards and the Hub
+
+
+def hub_repo_id(args: argparse.Namespace) -> str:
+    """``--hub_model_id``, or the name of ``--output_dir`` (the Hub puts it under the token's account)."""
+    return args.hub_model_id or Path(args.output_dir).resolve().name
+
+
+def training_command(script: str = "examples/train.py", argv: Sequence[str] | None = None) -> str:
+    """The ``accelerate launch`` command of this run, for the model card, with secrets redacted."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    redacted: list[str] = []
+    hide_next = False
+    for argument in argv:
+        if hide_next:
+            redacted.append("***")
+            hide_next = False
+        elif argument in _SECRET_FLAGS:
+            redacted.append(argument)
+            hide_next = True
+        elif argument.startswith(tuple(f"{flag}=" for flag in _SECRET_FLAGS)):
+            redacted.append(argument.split("=", 1)[0] + "=***")
+        else:
+            redacted.append(argument)
+    return shlex.join(["accelerate", "launch", script, *redacted])
+
+
+def dataset_hub_ids(dataset_name: str) -> list[str] | None:
+    """``[dataset_name]`` for a Hub dataset id (for the card's ``datasets`` metadata), ``None`` for local data."""
+    if os.path.exists(os.path.expanduser(dataset_name)):
+        return None
+    return [dataset_name]
+
+
+def write_model_card(
+    model: nn.Module,
+    output_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    datasets: list[str] | None = None,
+    **template_kwargs: Any,
+) -> Path:
+    """Render ``model.create_model_card`` (the package template: ``sample_image``, ``metrics``, ``training``,
+    ``training_command``, ``dataset_description``, ``limitations``) to ``output_dir/README.md``."""
+    path = Path(output_dir) / "README.md"
+    model.create_model_card(repo_id, datasets=datasets, **template_kwargs).save(path)
+    return path
+
+
+def push_output_dir(args: argparse.Namespace, commit_message: str = "End of training") -> str:
+    """Upload ``--output_dir`` (model, subfolders, README.md, sample grid) to ``hub_repo_id(args)``, leaving out
+    checkpoints, logs and intermediate samples. Returns the commit URL."""
+    repo_id = create_repo(
+        hub_repo_id(args), exist_ok=True, private=args.hub_private_repo or None, token=args.hub_token
+    ).repo_id
+    commit = upload_folder(
+        repo_id=repo_id,
+        folder_path=args.output_dir,
+        commit_message=commit_message,
+        ignore_patterns=HUB_IGNORE_PATTERNS,
+        token=args.hub_token,
+    )
+    return commit.commit_url
