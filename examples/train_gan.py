@@ -1,0 +1,336 @@
+"""Train a GAN (a `Generator` and a `Discriminator`), class-conditional when the dataset has labels.
+
+Runs anywhere Accelerate does, from a laptop CPU to many GPUs on several machines:
+
+    accelerate launch examples/train_gan.py --dataset_name fashion_mnist/train.npz --output_dir gan-fashion-mnist \
+        --mixed_precision bf16
+
+`--dataset_name` takes a Hub dataset id, a folder of images (one subfolder per class), a `.npz` file with `images`
+(and `labels`), or a folder written by `save_to_disk`. The recipe follows StyleGAN2-ADA: the non-saturating loss with
+lazy R1 (or hinge / WGAN-GP), an EMA of the generator, optional differentiable augmentation for small datasets, and
+separate generator and discriminator learning rates. `--resume_from_checkpoint latest` continues an interrupted run
+exactly. The output folder loads with `Generator.from_pretrained(output_dir)` (EMA weights) and
+`Discriminator.from_pretrained(output_dir, subfolder="discriminator")`; it also holds a model card, the sample grids
+(`samples/`), the TensorBoard logs (`logs/`) and the checkpoints.
+"""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from accelerate.logging import get_logger
+
+from hf_vaegan import Discriminator, Generator
+from hf_vaegan.models.blocks import SUPPORTED_RESOLUTIONS
+from hf_vaegan.training import (
+    GAN_LOSSES,
+    DiffAugment,
+    GANTrainer,
+    TrainingDivergedError,
+    TrainingLoop,
+    add_dataset_args,
+    add_training_args,
+    apply_channels_last,
+    assert_finite_parameters,
+    averaged_copy,
+    create_accelerator,
+    create_ema,
+    create_lr_scheduler,
+    create_optimizer,
+    create_sample_inputs,
+    create_training_rng,
+    dataset_hub_ids,
+    generate_sample_images,
+    hub_repo_id,
+    load_image_dataset_from_args,
+    log_sample_grid,
+    make_dataloader,
+    make_sample_grid,
+    push_output_dir,
+    start_trackers,
+    training_command,
+    validate_training_args,
+    write_model_card,
+)
+from hf_vaegan.training.gan import parse_diffaugment_policy
+
+logger = get_logger(__name__)
+
+# The resume test sets this to make the run SIGKILL itself after that step, like a crash.
+KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
+
+
+def _num_classes(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or an integer, got {value!r}") from None
+    if number < 0 or number == 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto', 0 (unconditional) or >= 2, got {number}")
+    return number
+
+
+def _diffaugment(value: str) -> str:
+    try:
+        return ",".join(parse_diffaugment_policy(value)) or "none"
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_dataset_args(parser, default_resolution=28)
+    add_training_args(parser, default_output_dir="gan-model", default_num_epochs=20)
+    parser.set_defaults(train_batch_size=64)
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--latent_dim", type=int, default=64, help="Size of the generator's noise vector.")
+    model.add_argument(
+        "--base_channels",
+        type=int,
+        default=64,
+        help="Width of the full-resolution layers of both networks; widths double at each halving of the size.",
+    )
+    model.add_argument(
+        "--discriminator_base_channels",
+        type=int,
+        default=None,
+        help="Width of the discriminator's first layer, when it should differ from --base_channels.",
+    )
+    model.add_argument(
+        "--num_classes",
+        type=_num_classes,
+        default="auto",
+        help="'auto' (default): class-conditional on the dataset's labels when it has a label column, else "
+        "unconditional. 0 forces an unconditional GAN; N >= 2 a conditional one with N classes.",
+    )
+    model.add_argument(
+        "--spectral_norm",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018).",
+    )
+
+    gan = parser.add_argument_group("GAN training")
+    gan.add_argument(
+        "--loss",
+        type=str,
+        choices=GAN_LOSSES,
+        default="non-saturating",
+        help="Adversarial loss: the non-saturating logistic loss of StyleGAN2 (default), hinge, or WGAN-GP (which "
+        "adds its own gradient penalty on interpolates, weight 10).",
+    )
+    gan.add_argument(
+        "--r1_gamma",
+        type=float,
+        default=0.1,
+        help="Weight of the R1 penalty gamma/2 * ||grad D(real)||^2 on the discriminator; 0 disables it.",
+    )
+    gan.add_argument(
+        "--r1_interval",
+        type=int,
+        default=16,
+        help="Lazy regularisation: apply R1 every this many steps, scaled by the interval (StyleGAN2).",
+    )
+    gan.add_argument(
+        "--diffaugment",
+        type=_diffaugment,
+        default="none",
+        help="Differentiable augmentation of everything the discriminator sees: comma-separated operations among "
+        "translation, cutout, color (e.g. 'translation,cutout,color'), or 'none'. Recommended below ~10k images.",
+    )
+    gan.add_argument("--generator_learning_rate", type=float, default=2e-4, help="Learning rate of the generator.")
+    gan.add_argument(
+        "--discriminator_learning_rate", type=float, default=2e-4, help="Learning rate of the discriminator."
+    )
+
+    args = parser.parse_args(argv)
+    try:
+        validate_training_args(args)
+        _validate_gan_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def _validate_gan_args(args: argparse.Namespace) -> None:
+    if not isinstance(args.resolution, int) or args.resolution not in SUPPORTED_RESOLUTIONS:
+        raise ValueError(f"--resolution must be one of {SUPPORTED_RESOLUTIONS} (square), got {args.resolution}")
+    for name in ("latent_dim", "base_channels", "r1_interval"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
+        raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
+    if args.r1_gamma < 0:
+        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
+    for name in ("generator_learning_rate", "discriminator_learning_rate"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name} must be positive, got {getattr(args, name)}")
+
+
+def resolve_num_classes(requested: int | str, dataset_num_classes: int | None, label_column: str | None) -> int:
+    """The generator's ``num_classes`` from ``--num_classes`` and the dataset's labels."""
+    if requested == "auto":
+        return dataset_num_classes or 0
+    if requested and label_column is None:
+        raise ValueError(
+            f"--num_classes {requested} needs class labels, but the dataset has no label column; pass --label_column "
+            "or --num_classes 0"
+        )
+    if requested and dataset_num_classes > requested:
+        raise ValueError(f"--num_classes {requested} is fewer than the dataset's {dataset_num_classes} classes")
+    return requested
+
+
+def main(args: argparse.Namespace) -> None:
+    accelerator = create_accelerator(args)
+    with accelerator.main_process_first():
+        try:
+            info = load_image_dataset_from_args(args)
+            num_classes = resolve_num_classes(args.num_classes, info.num_classes, info.label_column)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+    dataloader = make_dataloader(
+        info.with_image_transform(args.resolution, random_flip=args.random_flip, center_crop=args.center_crop),
+        args.train_batch_size,
+        seed=args.seed,
+        num_workers=args.dataloader_num_workers,
+    )
+
+    generator = Generator(
+        resolution=args.resolution,
+        out_channels=info.num_channels,
+        latent_dim=args.latent_dim,
+        base_channels=args.base_channels,
+        num_classes=num_classes,
+    )
+    discriminator = Discriminator(
+        resolution=args.resolution,
+        in_channels=info.num_channels,
+        base_channels=args.discriminator_base_channels or args.base_channels,
+        num_classes=num_classes,
+        spectral_norm=args.spectral_norm,
+    )
+    if args.channels_last:
+        apply_channels_last(generator, discriminator)
+    generator_optimizer = create_optimizer(generator.parameters(), args.generator_learning_rate, args)
+    discriminator_optimizer = create_optimizer(discriminator.parameters(), args.discriminator_learning_rate, args)
+    generator, discriminator, generator_optimizer, discriminator_optimizer, dataloader = accelerator.prepare(
+        generator, discriminator, generator_optimizer, discriminator_optimizer, dataloader
+    )
+    loop = TrainingLoop(accelerator, dataloader, args, models={"generator": generator, "discriminator": discriminator})
+    generator_lr_scheduler, discriminator_lr_scheduler = accelerator.prepare(
+        create_lr_scheduler(generator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
+        create_lr_scheduler(discriminator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
+    )
+    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
+    ema = create_ema(accelerator, generator, args.ema_decay)
+    rng = create_training_rng(accelerator, args.seed)
+    sample_inputs = create_sample_inputs(accelerator, args.latent_dim, args.num_sample_images, num_classes, args.seed)
+    trainer = GANTrainer(
+        accelerator,
+        generator,
+        discriminator,
+        generator_optimizer,
+        discriminator_optimizer,
+        generator_lr_scheduler,
+        discriminator_lr_scheduler,
+        loss=args.loss,
+        r1_gamma=0.0 if args.loss == "wgan-gp" else args.r1_gamma,
+        r1_interval=args.r1_interval,
+        augment=DiffAugment(args.diffaugment),
+        max_grad_norm=args.max_grad_norm,
+        ema=ema,
+        rng=rng,
+        channels_last=args.channels_last,
+    )
+
+    start_trackers(accelerator, "train_gan", args)
+    logger.info(
+        f"{len(info.dataset)} training images, {info.num_channels} channel(s), "
+        f"{'conditional on ' + str(num_classes) + ' classes' if num_classes else 'unconditional'}; "
+        f"generator {sum(p.numel() for p in generator.parameters()):,} parameters, "
+        f"discriminator {sum(p.numel() for p in discriminator.parameters()):,}"
+    )
+    loop.resume()
+    kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
+    logs: dict[str, float] = {}
+    for batch in loop:
+        step_logs = trainer.train_step(batch, loop.next_step)
+        if not loop.step_done(step_logs):
+            continue
+        logs = step_logs
+        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
+            images = generate_sample_images(averaged_copy(accelerator, generator, ema), sample_inputs)
+            grid = make_sample_grid(images, rows=num_classes or None)
+            log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
+        if loop.global_step == kill_after_step:
+            os.kill(os.getpid(), signal.SIGKILL)
+    seconds = loop.end()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final_generator = averaged_copy(accelerator, generator, ema)
+        final_discriminator = accelerator.unwrap_model(discriminator)
+        assert_finite_parameters(generator=final_generator, discriminator=final_discriminator)
+        output_dir = Path(args.output_dir)
+        final_generator.save_pretrained(output_dir)
+        final_discriminator.save_pretrained(output_dir / "discriminator")
+        grid = make_sample_grid(generate_sample_images(final_generator, sample_inputs), rows=num_classes or None)
+        grid.save(output_dir / "samples.png")
+        write_card(args, final_generator, info, num_classes, loop, seconds, logs)
+        logger.info(f"Saved the generator (EMA weights) to {output_dir} and the discriminator to its subfolder")
+        if args.push_to_hub:
+            logger.info(f"Pushed to {push_output_dir(args)}")
+    accelerator.end_training()
+
+
+def write_card(args, generator, info, num_classes, loop: TrainingLoop, seconds: float, logs: dict) -> None:
+    classes = f", {num_classes} classes ({', '.join(info.class_names)})" if num_classes else ""
+    rows = "one row per class, in label order" if num_classes else "fixed noise"
+    training = {
+        "steps": loop.global_step,
+        "batch size (all processes)": loop.batch_size,
+        "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
+        "loss": args.loss,
+        "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}" if args.loss != "wgan-gp" else "-",
+        "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
+        "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
+        "EMA decay": args.ema_decay,
+        "DiffAugment": args.diffaugment,
+        "spectral norm": args.spectral_norm,
+        "mixed precision": loop.accelerator.mixed_precision,
+        "processes": loop.accelerator.num_processes,
+        "seed": args.seed,
+        "training time": f"{seconds / 60:.1f} min",
+    }
+    training |= {f"final {name}": f"{value:.4g}" for name, value in logs.items() if name in ("d_loss", "g_loss")}
+    write_model_card(
+        generator,
+        args.output_dir,
+        hub_repo_id(args),
+        datasets=dataset_hub_ids(args.dataset_name),
+        tags=["class-conditional"] if num_classes else None,
+        sample_image="samples.png",
+        sample_caption=f"Samples of the EMA generator ({rows}).",
+        training=training,
+        training_command=training_command("examples/train_gan.py"),
+        dataset_description=f"`{args.dataset_name}`: {len(info.dataset):,} images{classes}, at "
+        f"{args.resolution}x{args.resolution}.",
+        limitations=(
+            f"A small convolutional GAN: it produces {args.resolution}x{args.resolution} images resembling its "
+            "training data and nothing else, and it can drop modes of the data. Judge its quality by the sample "
+            "grid and by metrics such as FID on held-out data."
+        ),
+    )
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except TrainingDivergedError as error:
+        sys.exit(f"error: {error}")
