@@ -68,9 +68,7 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
         if kwargs.get("use_safetensors") is False:
             raise ValueError(SAFETENSORS_ONLY)
         kwargs["use_safetensors"] = True
-        hub_kwargs = ("cache_dir", "revision", "token", "local_files_only", "subfolder")
-        config = cls.load_config(pretrained_model_name_or_path, **{k: kwargs[k] for k in hub_kwargs if k in kwargs})
-        saved_class = config.get("_class_name")
+        saved_class = cls.saved_class_name(pretrained_model_name_or_path, **kwargs)
         if saved_class != cls.__name__:
             raise ValueError(
                 f"{pretrained_model_name_or_path} holds a {saved_class!r} model, which {cls.__name__} cannot load. "
@@ -87,6 +85,13 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
                 f"The weights in {pretrained_model_name_or_path} do not fit a {cls.__name__} built with the config "
                 f"overrides {overrides}: {str(error).split('. If you want')[0]}."
             ) from None
+
+    @classmethod
+    def saved_class_name(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> str | None:
+        """The class name recorded in the config.json of a saved or pushed model (`from_pretrained` arguments)."""
+        hub_kwargs = ("cache_dir", "revision", "token", "local_files_only", "subfolder")
+        config = cls.load_config(pretrained_model_name_or_path, **{k: kwargs[k] for k in hub_kwargs if k in kwargs})
+        return config.get("_class_name")
 
     @classmethod
     def extract_init_dict(cls, config_dict, **kwargs):

@@ -1,0 +1,129 @@
+"""The `hf-vaegan` command: sample from and evaluate models saved in folders or on the Hub.
+
+hf-vaegan sample MODEL --num-images 64 --output grid.png [--class-label K | --all-classes] [--seed S]
+hf-vaegan evaluate MODEL --data test.npz [--num-samples 10000]
+"""
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers.utils import make_image_grid
+from tqdm.auto import tqdm
+
+from .auto import load_pretrained
+from .models import Generator
+from .pipelines import GANPipeline, VAEPipeline
+
+OUTPUT_SUFFIXES = (".png", ".npz")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-vaegan", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sample = commands.add_parser("sample", help="Draw images from a generator, VAE or VAE-GAN.")
+    sample.add_argument("model", help="A folder written by save_pretrained, or a Hub id.")
+    sample.add_argument("--num-images", type=int, default=64, help="How many images (default 64).")
+    sample.add_argument("--output", required=True, help="A .png grid, or a .npz with `images` (uint8) and `labels`.")
+    labels = sample.add_mutually_exclusive_group()
+    labels.add_argument("--class-label", type=int, help="Conditional generators: the class of every image.")
+    labels.add_argument(
+        "--all-classes", action="store_true", help="Conditional generators: cycle through the classes (a column each)."
+    )
+    sample.add_argument("--seed", type=int, default=0, help="Seed of the noise (default 0).")
+    sample.add_argument("--truncation", type=float, help="GANs: redraw noise components beyond +-truncation.")
+    sample.add_argument("--batch-size", type=int, default=500, help="Images per forward pass (default 500).")
+    sample.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Torch device.")
+    return parser
+
+
+def class_labels_for(args, model) -> torch.Tensor | None:
+    num_classes = model.config.get("num_classes", 0)
+    if not num_classes:
+        if args.class_label is not None or args.all_classes:
+            raise ValueError(f"{args.model} is unconditional: drop --class-label / --all-classes.")
+        return None
+    if args.class_label is not None:
+        if not 0 <= args.class_label < num_classes:
+            raise ValueError(f"--class-label must lie in [0, {num_classes - 1}], got {args.class_label}.")
+        return torch.full((args.num_images,), args.class_label)
+    if args.all_classes:
+        return torch.arange(args.num_images) % num_classes
+    raise ValueError(
+        f"{args.model} is class-conditional ({num_classes} classes): pass --class-label K or --all-classes."
+    )
+
+
+def draw_images(args, model, labels: torch.Tensor | None) -> torch.Tensor:
+    """`(num_images, C, H, W)` in [-1, 1], drawn in batches from one seeded generator."""
+    if isinstance(model, Generator):
+        pipe = GANPipeline(model)
+    elif hasattr(model, "sample") and hasattr(model, "decode"):
+        if args.truncation is not None:
+            raise ValueError("--truncation applies to GAN generators only.")
+        pipe = VAEPipeline(model)
+    else:
+        raise ValueError(f"{type(model).__name__} models do not draw images; `sample` takes generators and VAEs.")
+    pipe.to(args.device)
+    rng = torch.Generator(device=args.device).manual_seed(args.seed)
+    batches = []
+    for start in tqdm(range(0, args.num_images, args.batch_size), desc="sampling", disable=args.num_images <= 1000):
+        size = min(args.batch_size, args.num_images - start)
+        kwargs = {"generator": rng, "output_type": "pt"}
+        if isinstance(model, Generator):
+            kwargs.update(
+                class_labels=None if labels is None else labels[start : start + size], truncation=args.truncation
+            )
+        batches.append(pipe(batch_size=size, **kwargs).images.float().cpu())
+    return torch.cat(batches)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """`(N, C, H, W)` in [-1, 1] -> `(N, H, W)` or `(N, H, W, C)` uint8."""
+    array = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def sample(args) -> None:
+    output = Path(args.output)
+    if output.suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--output must end in one of {OUTPUT_SUFFIXES}, got {output.name!r}.")
+    if args.num_images < 1:
+        raise ValueError(f"--num-images must be >= 1, got {args.num_images}.")
+    model = load_pretrained(args.model).eval()
+    labels = class_labels_for(args, model)
+    with torch.no_grad():
+        images = to_uint8(draw_images(args, model, labels))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".npz":
+        arrays = (
+            {"images": images} if labels is None else {"images": images, "labels": labels.numpy().astype(np.int64)}
+        )
+        np.savez_compressed(output, **arrays)
+    else:
+        # with --all-classes image i has label i % num_classes: one column per class
+        columns = model.config.num_classes if args.all_classes else math.ceil(math.sqrt(len(images)))
+        rows = math.ceil(len(images) / columns)
+        tiles = [PIL.Image.fromarray(image) for image in images]
+        tiles += [PIL.Image.new(tiles[0].mode, tiles[0].size)] * (rows * columns - len(tiles))
+        make_image_grid(tiles, rows=rows, cols=columns).save(output)
+    print(f"wrote {len(images)} images to {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        {"sample": sample}[args.command](args)
+    except (ValueError, OSError) as error:
+        print(f"hf-vaegan {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The `hf-vaegan` console script."""
+
+import re
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from hf_vaegan import VAE, Discriminator, Generator
+from hf_vaegan.auto import load_pretrained
+from hf_vaegan.cli import main
+
+TINY = {"base_channels": 4}
+
+
+@pytest.fixture(scope="module")
+def conditional_gan(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gan")
+    torch.manual_seed(0)
+    Generator(latent_dim=8, num_classes=10, **TINY).save_pretrained(folder)
+    return str(folder)
+
+
+def test_load_pretrained_picks_the_saved_class(tmp_path):
+    VAE(latent_dim=4, **TINY).save_pretrained(tmp_path)
+    assert type(load_pretrained(tmp_path)) is VAE
+
+
+def test_sample_npz_with_labels_is_reproducible(conditional_gan, tmp_path):
+    for name in ("a.npz", "b.npz"):
+        assert (
+            main(
+                [
+                    "sample",
+                    conditional_gan,
+                    "--num-images",
+                    "25",
+                    "--all-classes",
+                    "--output",
+                    str(tmp_path / name),
+                    "--batch-size",
+                    "7",
+                ]
+            )
+            == 0
+        )
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert a["images"].shape == (25, 28, 28) and a["images"].dtype == np.uint8
+    assert np.array_equal(a["labels"], np.arange(25) % 10)
+    assert np.array_equal(a["images"], b["images"])
+
+
+def test_sample_png_grid_has_a_column_per_class(conditional_gan, tmp_path):
+    output = tmp_path / "grid.png"
+    assert main(["sample", conditional_gan, "--num-images", "20", "--all-classes", "--output", str(output)]) == 0
+    assert PIL.Image.open(output).size == (10 * 28, 2 * 28)
+
+
+def test_sample_from_a_vae(tmp_path):
+    VAE(latent_dim=4, **TINY).save_pretrained(tmp_path / "vae")
+    assert main(["sample", str(tmp_path / "vae"), "--num-images", "4", "--output", str(tmp_path / "v.png")]) == 0
+    assert PIL.Image.open(tmp_path / "v.png").size == (56, 56)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--output", "x.jpg", "--class-label", "1"], "must end in"),
+        (["--output", "x.png"], "class-conditional"),
+        (["--output", "x.png", "--class-label", "10"], r"\[0, 9\]"),
+        (["--output", "x.png", "--class-label", "1", "--num-images", "0"], ">= 1"),
+    ],
+)
+def test_sample_errors_are_clear(conditional_gan, tmp_path, capsys, extra, message):
+    assert main(["sample", conditional_gan, *extra]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_sample_refuses_models_that_do_not_draw(tmp_path, capsys):
+    Discriminator(**TINY).save_pretrained(tmp_path)
+    assert main(["sample", str(tmp_path), "--output", str(tmp_path / "x.png")]) == 2
+    assert "do not draw images" in capsys.readouterr().err
+
+
+def test_console_script_is_installed(run_python, tmp_path, conditional_gan):
+    result = run_python(
+        "-m",
+        "hf_vaegan.cli",
+        "sample",
+        conditional_gan,
+        "--class-label",
+        "3",
+        "--num-images",
+        "4",
+        "--output",
+        str(tmp_path / "g.png"),
+    )
+    assert "wrote 4 images" in result.stdout
