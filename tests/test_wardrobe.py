@@ -1,0 +1,247 @@
+import dataclasses
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+from hf_vaegan.data import (
+    BODY_SHAPE_RANGES,
+    GARMENT_GROUPS,
+    PARSE_LABELS,
+    TEST_AVATAR_ID_OFFSET,
+    BodyShape,
+    Garment,
+    Wardrobe,
+    agnostic,
+    build_wardrobe_dataset,
+    dress,
+    make_garment,
+    render_avatar,
+    split_garments,
+    wardrobe_dataset_dict,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
+IMAGE_COLUMNS = ("image", "cloth", "cloth_mask", "agnostic", "agnostic_mask", "image_parse", "body_mask", "avatar")
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist():
+    with np.load(FIXTURE) as data:
+        return data["images"], data["labels"]
+
+
+@pytest.fixture(scope="module")
+def wardrobe(fashion_mnist):
+    return Wardrobe(*fashion_mnist, seed=0)
+
+
+@pytest.fixture(scope="module")
+def dataset_dict(fashion_mnist):
+    return wardrobe_dataset_dict(*fashion_mnist, num_train=12, num_test=6, seed=3)
+
+
+def first_of_label(labels, label, skip=0):
+    return int(np.flatnonzero(labels == label)[skip])
+
+
+def central_run(row):
+    """Length of the run of True around the middle of a mask row."""
+    middle = len(row) // 2
+    left = np.flatnonzero(~row[:middle])
+    right = np.flatnonzero(~row[middle:])
+    return (middle + (right[0] if len(right) else len(row) - middle)) - ((left[-1] + 1) if len(left) else 0)
+
+
+def raw_bytes(dataset, column):
+    return [value["bytes"] for value in dataset.cast_column(column, datasets.Image(decode=False))[column]]
+
+
+@pytest.mark.parametrize("name", ["height", "hip_width", "left_elbow_bend"])
+@pytest.mark.parametrize("outside", [-1, 1])
+def test_body_shape_out_of_range_raises_naming_the_parameter(name, outside):
+    low, high = BODY_SHAPE_RANGES[name]
+    value = low - 0.01 * (high - low) if outside < 0 else high + 0.01 * (high - low)
+    with pytest.raises(ValueError, match=f"BodyShape.{name} must be in"):
+        BodyShape(**{name: value})
+
+
+def test_body_shape_sample_is_seeded_and_in_range():
+    shape = BodyShape.sample(np.random.default_rng(5))
+    assert shape == BodyShape.sample(5)
+    assert shape != BodyShape.sample(6)
+    for name, (low, high) in BODY_SHAPE_RANGES.items():
+        assert low <= getattr(shape, name) <= high
+    with pytest.raises(TypeError, match="skin_tone must be a number"):
+        BodyShape(skin_tone="dark")
+
+
+@pytest.mark.parametrize("label", [5, 7, 8, 9, 10])
+def test_disallowed_garment_labels_raise(fashion_mnist, label):
+    images, _ = fashion_mnist
+    with pytest.raises(ValueError, match=f"label {label} .*allowed: 0 T-shirt/top, 1 Trouser"):
+        make_garment(images[0], label, rng=0)
+
+
+def test_make_garment_rejects_bad_images(fashion_mnist):
+    images, _ = fashion_mnist
+    with pytest.raises(ValueError, match=r"shape \(28, 28\)"):
+        make_garment(images[:2], 0)
+    with pytest.raises(TypeError, match="uint8"):
+        make_garment(images[0].astype(np.float32), 0)
+
+
+def test_cloth_mask_is_binary_and_covers_the_garment(wardrobe, fashion_mnist):
+    _, labels = fashion_mnist
+    for label in (0, 1, 2, 3, 4, 6):
+        garment = wardrobe.garment(first_of_label(labels, label))
+        assert garment.mask.dtype == bool and 0.1 < garment.mask.mean() < 0.8
+        # Everything that is not white background is inside the mask.
+        assert (garment.image[~garment.mask] == 255).all()
+        assert (garment.image[garment.mask] != 255).any(axis=-1).mean() > 0.9
+
+
+def test_render_avatar_outputs_and_parameters_act(fashion_mnist):
+    avatar = render_avatar(BodyShape(), resolution=(128, 96))
+    assert avatar.image.shape == (128, 96, 3) and avatar.image.dtype == np.uint8
+    assert avatar.body_mask.dtype == bool and np.array_equal(avatar.body_mask, avatar.parse > 0)
+    keypoints = avatar.keypoints
+    assert keypoints.shape == (18, 3) and (keypoints[:, 2] == 1).all()
+    assert ((keypoints[:, 0] >= 0) & (keypoints[:, 0] < 96) & (keypoints[:, 1] >= 0) & (keypoints[:, 1] < 128)).all()
+    # OpenPose convention: the person's right shoulder is on the image's left.
+    assert keypoints[2, 0] < keypoints[1, 0] < keypoints[5, 0]
+    for part in ("hair", "face", "torso_skin", "left_arm", "right_arm", "left_leg", "right_leg", "left_shoe"):
+        assert (avatar.parse == PARSE_LABELS.index(part)).any(), part
+
+    arms_out = BodyShape(right_arm_angle=40.0, left_arm_angle=40.0)
+    hip_row = int(round(keypoints[8, 1])) - 2
+    slim, wide = (render_avatar(dataclasses.replace(arms_out, hip_width=width)) for width in (0.16, 0.25))
+    assert wide.body_mask[hip_row].sum() > slim.body_mask[hip_row].sum() + 8
+    tall = render_avatar(dataclasses.replace(BodyShape(), height=0.94))
+    assert np.flatnonzero(tall.body_mask.any(axis=1))[0] < np.flatnonzero(avatar.body_mask.any(axis=1))[0] - 5
+    raised = render_avatar(dataclasses.replace(BodyShape(), right_arm_angle=40.0))
+    assert raised.keypoints[4, 0] < keypoints[4, 0] - 10
+
+
+def test_garment_stays_inside_the_agnostic_region(wardrobe, fashion_mnist):
+    _, labels = fashion_mnist
+    avatar = wardrobe.avatar(1)
+    for label in (0, 1, 3, 4):
+        dressed = dress(avatar, wardrobe.garment(first_of_label(labels, label)))
+        outside = ~dressed.agnostic_mask
+        assert np.array_equal(dressed.image[outside], avatar.image[outside]), label
+        assert (dressed.image[dressed.agnostic_mask] != avatar.image[dressed.agnostic_mask]).any(axis=-1).mean() > 0.3
+        assert not (dressed.warped_cloth_mask & outside).any()
+        person = agnostic(dressed.image, dressed.agnostic_mask)
+        assert np.array_equal(person[outside], dressed.image[outside])
+        assert (person[dressed.agnostic_mask] == 128).all()
+
+
+def test_agnostic_region_depends_on_the_category_group_only(wardrobe, fashion_mnist):
+    _, labels = fashion_mnist
+    avatar = wardrobe.avatar(2)
+    for group, group_labels in GARMENT_GROUPS.items():
+        masks = [
+            dress(avatar, wardrobe.garment(first_of_label(labels, label, skip))).agnostic_mask
+            for label in group_labels
+            for skip in (0, 5)
+        ]
+        assert all(np.array_equal(mask, masks[0]) for mask in masks), group
+
+
+def test_garment_follows_the_body(wardrobe, fashion_mnist):
+    _, labels = fashion_mnist
+    avatar = render_avatar(BodyShape(height=0.9))
+    rows = {name: int(round(avatar.keypoints[index, 1])) for name, index in (("hip", 8), ("knee", 9), ("ankle", 10))}
+    trousers = dress(avatar, wardrobe.garment(first_of_label(labels, 1))).warped_cloth_mask
+    assert trousers[rows["knee"]].any() and trousers[rows["ankle"] - 2].any()
+    assert not trousers[: int(avatar.keypoints[1, 1]) + 5].any()
+    dressed = dress(avatar, wardrobe.garment(first_of_label(labels, 3, skip=2)))
+    widths = dressed.warped_cloth_mask.sum(axis=1)
+    hem_row = np.flatnonzero(widths)[-1] - 2
+    assert widths[hem_row] > widths[rows["hip"] - 4]
+    assert (dressed.parse == PARSE_LABELS.index("dress")).sum() > 200
+
+    slim, broad = (render_avatar(dataclasses.replace(BodyShape(), waist_width=w)) for w in (0.12, 0.21))
+    pullover = wardrobe.garment(first_of_label(labels, 2))
+    waist_row = int(round(slim.keypoints[8, 1] - 0.1 * 128))
+    widths = [central_run(dress(avatar, pullover).warped_cloth_mask[waist_row]) for avatar in (slim, broad)]
+    assert widths[1] > widths[0] + 8
+
+
+def test_bent_arms_occlude_the_garment(wardrobe, fashion_mnist):
+    _, labels = fashion_mnist
+    shape = dataclasses.replace(BodyShape(), right_elbow_bend=110.0, left_elbow_bend=100.0)
+    avatar = render_avatar(shape)
+    dressed = dress(avatar, wardrobe.garment(first_of_label(labels, 3)))
+    arm_labels = [PARSE_LABELS.index("left_arm"), PARSE_LABELS.index("right_arm")]
+    forearm_over_dress = np.isin(avatar.parse, arm_labels) & dressed.warped_cloth_mask
+    assert forearm_over_dress.sum() > 20
+    assert np.isin(dressed.parse[forearm_over_dress], arm_labels).all()
+
+
+def test_any_pair_renders_again_from_stored_columns(dataset_dict, fashion_mnist):
+    row = dataset_dict["test"][0]
+    wardrobe = Wardrobe(*fashion_mnist, seed=3)
+    garment = Garment(
+        np.asarray(row["unpaired_cloth"]), np.asarray(row["unpaired_cloth_mask"]) > 0, row["unpaired_garment_label"]
+    )
+    rendered = dress(wardrobe.avatar(row["avatar_id"]), garment).image
+    assert np.array_equal(rendered, np.asarray(row["unpaired_image"]))
+
+
+def test_dataset_columns(dataset_dict):
+    train, test = dataset_dict["train"], dataset_dict["test"]
+    assert len(train) == 12 and len(test) == 6
+    assert "unpaired_image" in test.column_names and "unpaired_image" not in train.column_names
+    assert train.features["garment_label"].names[3] == "Dress"
+    for row in test:
+        arrays = {name: np.asarray(row[name]) for name in IMAGE_COLUMNS}
+        assert arrays["image"].shape == (128, 96, 3)
+        for name in ("cloth_mask", "agnostic_mask", "body_mask"):
+            assert set(np.unique(arrays[name])) <= {0, 255}, name
+        outside = arrays["agnostic_mask"] == 0
+        assert np.array_equal(arrays["image"][outside], arrays["agnostic"][outside])
+        assert np.array_equal(arrays["image"][outside], arrays["avatar"][outside])
+        assert np.array_equal(np.asarray(row["unpaired_image"])[outside], arrays["image"][outside])
+        assert np.asarray(row["pose_keypoints"]).shape == (18, 3)
+        assert row["unpaired_garment_id"] != row["garment_id"]
+        assert {row["unpaired_garment_label"], row["garment_label"]} <= next(
+            set(labels) for labels in GARMENT_GROUPS.values() if row["garment_label"] in labels
+        )
+        for name, (low, high) in BODY_SHAPE_RANGES.items():
+            assert low - 1e-4 <= row[name] <= high + 1e-4
+
+
+def test_splits_share_no_avatar_and_no_garment(dataset_dict, fashion_mnist):
+    train, test = dataset_dict["train"], dataset_dict["test"]
+    assert set(train["avatar_id"]).isdisjoint(test["avatar_id"])
+    assert min(test["avatar_id"]) >= TEST_AVATAR_ID_OFFSET
+    assert set(train["garment_id"]).isdisjoint(set(test["garment_id"]) | set(test["unpaired_garment_id"]))
+    shapes = {
+        split: set(dataset.select_columns(list(BODY_SHAPE_RANGES)).to_pandas().itertuples(index=False))
+        for split, dataset in dataset_dict.items()
+    }
+    assert shapes["train"].isdisjoint(shapes["test"]) and len(shapes["train"]) == 6
+    split = split_garments(fashion_mnist[1], seed=3)
+    assert set(train["garment_id"]) <= set(split["train"]) and set(test["garment_id"]) <= set(split["test"])
+
+
+def test_same_seed_same_bytes_different_seed_different(fashion_mnist, dataset_dict):
+    again = build_wardrobe_dataset(*fashion_mnist, num_samples=12, seed=3, split="train")
+    other = build_wardrobe_dataset(*fashion_mnist, num_samples=12, seed=4, split="train")
+    for column in IMAGE_COLUMNS:
+        assert raw_bytes(again, column) == raw_bytes(dataset_dict["train"], column), column
+    assert raw_bytes(other, "image") != raw_bytes(again, "image")
+    assert again["garment_id"] == dataset_dict["train"]["garment_id"]
+
+
+def test_save_to_disk_round_trip(dataset_dict, tmp_path):
+    dataset_dict.save_to_disk(tmp_path / "wardrobe")
+    loaded = datasets.load_from_disk(tmp_path / "wardrobe")
+    for split in ("train", "test"):
+        assert loaded[split].features == dataset_dict[split].features
+        for column in IMAGE_COLUMNS:
+            assert raw_bytes(loaded[split], column) == raw_bytes(dataset_dict[split], column)
+        assert loaded[split]["pose_keypoints"] == dataset_dict[split]["pose_keypoints"]
