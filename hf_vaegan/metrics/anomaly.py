@@ -1,0 +1,105 @@
+"""Anomaly detection with VAEs: per-image anomaly scores, AUROC, and the leave-one-class-out protocol.
+
+The protocol (as in GANomaly, Akçay et al., 2018): for each class k, train on the training images of the other
+classes, then score the whole test split, where the images of class k are the anomalies; report the AUROC per
+held-out class.
+"""
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .likelihood import negative_elbo, reconstruction_error
+
+ANOMALY_METHODS = ("elbo", "reconstruction")
+
+
+def anomaly_scores(
+    vae: torch.nn.Module,
+    images: torch.Tensor,
+    method: str = "elbo",
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Anomaly score per image `(N,)`: higher means more anomalous.
+
+    Args:
+        vae: a model with the interface of `hf_vaegan.VAE`.
+        images: `(N, C, H, W)` in [-1, 1].
+        method: `"elbo"` (the negative ELBO in nats, averaged over `num_samples` posterior draws) or
+            `"reconstruction"` (mean squared reconstruction error from the posterior mean; deterministic).
+    """
+    if method == "elbo":
+        return negative_elbo(vae, images, num_samples, generator, batch_size)
+    if method == "reconstruction":
+        return reconstruction_error(vae, images, batch_size)
+    raise ValueError(f"`method` must be one of {ANOMALY_METHODS}, got {method!r}")
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..N of `values`, tied values sharing the mean of their ranks."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(counts)
+    return (last_rank - (counts - 1) / 2.0)[inverse]
+
+
+def auroc(scores: torch.Tensor | np.ndarray, is_anomaly: torch.Tensor | np.ndarray) -> float:
+    """Area under the ROC curve of `scores` (higher = more anomalous) for binary labels `is_anomaly`.
+
+    Computed from ranks (the Mann-Whitney U statistic): the probability that a random anomaly scores higher than a
+    random normal sample, ties counting one half. 1 is a perfect ranking, 0.5 chance, 0 a reversed ranking.
+    """
+    scores = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float64)
+    labels = np.asarray(is_anomaly.detach().cpu() if isinstance(is_anomaly, torch.Tensor) else is_anomaly)
+    if scores.ndim != 1 or labels.shape != scores.shape:
+        raise ValueError(f"`scores` and `is_anomaly` must be 1-D of equal length, got {scores.shape}, {labels.shape}")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("`is_anomaly` must be boolean (or 0/1)")
+    if np.isnan(scores).any():
+        raise ValueError("`scores` contains NaN")
+    labels = labels.astype(bool)
+    num_anomalies, num_normal = int(labels.sum()), int((~labels).sum())
+    if num_anomalies == 0 or num_normal == 0:
+        raise ValueError(f"AUROC needs both classes, got {num_anomalies} anomalies and {num_normal} normal samples")
+    rank_sum = _average_ranks(scores)[labels].sum()
+    return float((rank_sum - num_anomalies * (num_anomalies + 1) / 2) / (num_anomalies * num_normal))
+
+
+def leave_one_class_out_auroc(
+    train_fn: Callable[[torch.Tensor, int], torch.nn.Module],
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    classes: Sequence[int] = tuple(range(10)),
+    method: str = "elbo",
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> dict[int, float]:
+    """The 'train on nine classes, the tenth is the anomaly' protocol: AUROC for each held-out class.
+
+    Args:
+        train_fn: `train_fn(images, held_out_class) -> vae`, trains a model on `images` `(N, C, H, W)` in [-1, 1]
+            (which contain no image of `held_out_class`) and returns it.
+        train_images, train_labels: training split, `(N, C, H, W)` in [-1, 1] and `(N,)`.
+        test_images, test_labels: test split, scored whole; its images of the held-out class are the anomalies.
+        classes: the classes to hold out in turn.
+        method, generator, batch_size: as in [`anomaly_scores`].
+
+    Returns:
+        `{held_out_class: auroc}`, in the order of `classes`.
+    """
+    train_labels, test_labels = torch.as_tensor(train_labels).cpu(), torch.as_tensor(test_labels).cpu()
+    for name, images, labels in (("train", train_images, train_labels), ("test", test_images, test_labels)):
+        if labels.shape != (len(images),):
+            raise ValueError(f"`{name}_labels` must have shape ({len(images)},), got {tuple(labels.shape)}")
+    results = {}
+    for held_out in classes:
+        if not (test_labels == held_out).any() or (train_labels == held_out).all():
+            raise ValueError(f"class {held_out} must appear in the test split and not fill the training split")
+        vae = train_fn(train_images[train_labels != held_out], held_out)
+        scores = anomaly_scores(vae, test_images, method, generator=generator, batch_size=batch_size)
+        results[held_out] = auroc(scores, test_labels == held_out)
+    return results
