@@ -1,5 +1,6 @@
 """Try-on datasets: the synthetic virtual wardrobe and a VITON-HD folder loader, with shared column names."""
 
+from .viton import load_viton_hd, read_openpose_keypoints, viton_features
 from .wardrobe import (
     AGNOSTIC_FILL,
     BODY_SHAPE_RANGES,
@@ -10,6 +11,7 @@ from .wardrobe import (
     PARSE_LABELS,
     POSE_KEYPOINTS,
     TEST_AVATAR_ID_OFFSET,
+    TRYON_COLUMNS,
     Avatar,
     BodyShape,
     DressedAvatar,
@@ -18,6 +20,7 @@ from .wardrobe import (
     agnostic,
     agnostic_region,
     build_wardrobe_dataset,
+    check_resolution,
     dress,
     make_background,
     make_garment,
@@ -37,6 +40,7 @@ __all__ = [
     "PARSE_LABELS",
     "POSE_KEYPOINTS",
     "TEST_AVATAR_ID_OFFSET",
+    "TRYON_COLUMNS",
     "Avatar",
     "BodyShape",
     "DressedAvatar",
@@ -44,12 +48,16 @@ __all__ = [
     "Wardrobe",
     "agnostic",
     "agnostic_region",
+    "check_resolution",
     "build_wardrobe_dataset",
     "dress",
+    "load_viton_hd",
     "make_background",
     "make_garment",
+    "read_openpose_keypoints",
     "render_avatar",
     "split_garments",
+    "viton_features",
     "wardrobe_dataset_dict",
     "wardrobe_features",
 ]

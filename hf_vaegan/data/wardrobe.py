@@ -10,28 +10,29 @@ numpy + PIL and deterministic: a :class:`Wardrobe` turns ``(seed, avatar_id)`` i
 the unpaired ground truth that real try-on datasets lack.
 
 Dataset columns (:func:`build_wardrobe_dataset`, :func:`wardrobe_dataset_dict`), named after the VITON-HD
-folders; images are ``datasets.Image()`` (RGB, or mode ``L`` for masks stored as 0/255 and for label maps):
+folders; images are ``datasets.Image()`` (RGB, or mode ``L`` for masks stored as 0/255 and for label maps). The first
+eight (:data:`TRYON_COLUMNS`) are also what :func:`hf_vaegan.data.load_viton_hd` returns for the real dataset:
 
-==========================  ============================================================================
-``image``                   the person wearing the garment: the try-on target (VITON-HD ``image/``)
-``cloth``                   the flat garment, centred on white (``cloth/``)
-``cloth_mask``              binary mask of ``cloth`` (``cloth-mask/``)
-``agnostic``                ``image`` with the region any garment of this category could cover filled with
-                            VITON's grey (128, 128, 128) (``agnostic-v3.2/``)
-``agnostic_mask``           binary mask of that grey region; outside it ``image == agnostic == avatar``
-``image_parse``             label map in the CIHP/LIP ids VITON-HD uses (:data:`PARSE_LABELS`) (``image-parse-v3/``)
-``body_mask``               binary silhouette of the undressed avatar (cloth-agnostic)
-``pose_keypoints``          18 x [x, y, confidence] in pixels, OpenPose COCO-18 order (:data:`POSE_KEYPOINTS`)
-``avatar``                  the undressed avatar (in a light tank top, shorts and shoes) on its background
-``warped_cloth``            the garment as worn, without arm occlusion, on white: supervision for warping
-``warped_cloth_mask``       binary mask of ``warped_cloth``
-``avatar_id``, ``garment_id``  avatar identity and the Fashion-MNIST source index of the garment
-``garment_label``           Fashion-MNIST class (``ClassLabel``)
-body parameters             one float column per :class:`BodyShape` field (``height``, ``shoulder_width``, ...)
-``unpaired_*``              optional: another garment of the same category (``unpaired_cloth``,
-                            ``unpaired_cloth_mask``, ``unpaired_garment_id``, ``unpaired_garment_label``) and
-                            ``unpaired_image``, this avatar wearing it: the unpaired ground truth
-==========================  ============================================================================
+================================  ====================================================================================
+``image``                         the person wearing the garment: the try-on target (VITON-HD ``image/``)
+``cloth``                         the flat garment, centred on white (``cloth/``)
+``cloth_mask``                    binary mask of ``cloth`` (``cloth-mask/``)
+``agnostic``                      ``image`` with the region any garment of this category could cover filled with
+                                  VITON's grey (128, 128, 128) (``agnostic-v3.2/``)
+``agnostic_mask``                 binary mask of that grey region; outside it ``image == agnostic == avatar``
+``image_parse``                   CIHP/LIP label map as in VITON-HD (:data:`PARSE_LABELS`) (``image-parse-v3/``)
+``body_mask``                     binary silhouette of the undressed avatar (cloth-agnostic)
+``pose_keypoints``                18 x [x, y, confidence] in pixels, OpenPose COCO-18 order (:data:`POSE_KEYPOINTS`)
+``avatar``                        the undressed avatar (in a light tank top, shorts and shoes) on its background
+``warped_cloth``                  the garment as worn, without arm occlusion, on white: supervision for warping
+``warped_cloth_mask``             binary mask of ``warped_cloth``
+``avatar_id``, ``garment_id``     avatar identity and the Fashion-MNIST source index of the garment
+``garment_label``                 Fashion-MNIST class (``ClassLabel``)
+body parameters                   one float column per :class:`BodyShape` field (``height``, ``shoulder_width``, ...)
+``unpaired_*``                    optional: another garment of the same category (``unpaired_cloth``,
+                                  ``unpaired_cloth_mask``, ``unpaired_garment_id``, ``unpaired_garment_label``) and
+                                  ``unpaired_image``, this avatar wearing it: the unpaired ground truth
+================================  ====================================================================================
 
 Garments of one category group (:data:`GARMENT_GROUPS`: upper body, trousers, dress) share the agnostic region,
 so an unpaired garment of the same group is a well-posed try-on for the same ``agnostic``.
@@ -108,6 +109,17 @@ POSE_KEYPOINTS = (
     "right_ear",
     "left_ear",
 )
+# Columns shared with :func:`hf_vaegan.data.load_viton_hd`, so one training script reads either dataset.
+TRYON_COLUMNS = (
+    "image",
+    "cloth",
+    "cloth_mask",
+    "agnostic",
+    "agnostic_mask",
+    "image_parse",
+    "body_mask",
+    "pose_keypoints",
+)
 AGNOSTIC_FILL = (128, 128, 128)
 DEFAULT_RESOLUTION = (128, 96)
 # Test avatars get ids from here on, so an avatar id names one avatar across both splits.
@@ -133,7 +145,7 @@ _TANK_TOP = np.array([236, 234, 228], np.float32) / 255
 _SHORTS = np.array([52, 58, 74], np.float32) / 255
 _SHOES = np.array([38, 34, 32], np.float32) / 255
 _EYES = np.array([30, 24, 24], np.float32) / 255
-# Fashion-MNIST items fill a 28 x 28 frame; garment templates below are in these "frame units".
+# Fashion-MNIST items fill a 28 x 28 frame; cloth geometry is measured in these "frame units".
 _FRAME = 28.0
 _SPLITS = ("train", "test")
 _STREAM_AVATAR, _STREAM_GARMENT, _STREAM_PAIRING, _STREAM_SPLIT = 0, 1, 2, 3
@@ -149,7 +161,8 @@ def _rng(rng: np.random.Generator | int | Sequence[int] | None) -> np.random.Gen
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _check_resolution(resolution: int | Sequence[int]) -> tuple[int, int]:
+def check_resolution(resolution: int | Sequence[int]) -> tuple[int, int]:
+    """``(height, width)`` from an int (square) or a pair; ``ValueError`` unless height >= 32 and not too narrow."""
     if isinstance(resolution, (int, np.integer)):
         resolution = (resolution, resolution)
     if len(resolution) != 2 or not all(isinstance(size, (int, np.integer)) for size in resolution):
@@ -489,7 +502,7 @@ def make_background(
 ) -> np.ndarray:
     """A random studio-like backdrop: a tinted wall with a soft gradient, sometimes striped, over a floor."""
     rng = _rng(rng)
-    height, width = _check_resolution(resolution)
+    height, width = check_resolution(resolution)
     wall = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.03, 0.3), rng.uniform(0.72, 0.97)), np.float32)
     floor = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.05, 0.35), rng.uniform(0.35, 0.7)), np.float32)
     ys = np.arange(height, dtype=np.float32)[:, None, None] / height
@@ -532,7 +545,7 @@ def render_avatar(shape: BodyShape, resolution: Sequence[int] = DEFAULT_RESOLUTI
     """
     if not isinstance(shape, BodyShape):
         raise TypeError(f"shape must be a BodyShape, got {type(shape).__name__}")
-    resolution = _check_resolution(resolution)
+    resolution = check_resolution(resolution)
     background = _background_array(background, resolution)
     body = _Body(shape, resolution)
     unit, cx = body.unit, body.cx
@@ -630,22 +643,22 @@ class _Template:
     """
 
     parse_label: int
-    top: str
-    hem: str
+    top: tuple[str, float]
+    hem: tuple[str, float]
     sleeve_share: float = 0.2
 
 
 _TEMPLATES = {
-    0: _Template(_LABEL["upper_clothes"], "neck", "hip+0.02", sleeve_share=0.19),
-    1: _Template(_LABEL["pants"], "trouser_waist", "ankle+0.01", sleeve_share=0.0),
-    2: _Template(_LABEL["upper_clothes"], "neck", "hip+0.03"),
-    3: _Template(_LABEL["dress"], "neck+0.01", "knee+0.03", sleeve_share=0.0),
-    4: _Template(_LABEL["coat"], "neck", "hip+0.15"),
-    6: _Template(_LABEL["upper_clothes"], "neck", "hip+0.05"),
+    0: _Template(_LABEL["upper_clothes"], ("neck", 0.0), ("hip", 0.02), sleeve_share=0.19),
+    1: _Template(_LABEL["pants"], ("trouser_waist", 0.0), ("ankle", 0.01), sleeve_share=0.0),
+    2: _Template(_LABEL["upper_clothes"], ("neck", 0.0), ("hip", 0.03)),
+    3: _Template(_LABEL["dress"], ("neck", 0.01), ("knee", 0.03), sleeve_share=0.0),
+    4: _Template(_LABEL["coat"], ("neck", 0.0), ("hip", 0.15)),
+    6: _Template(_LABEL["upper_clothes"], ("neck", 0.0), ("hip", 0.05)),
 }
 # A sleeve starts within this many frame rows of the top and is at least this wide.
 _SLEEVE_START, _SLEEVE_MIN_WIDTH = 10.0, 1.5
-_UPPER_HEM = "hip+0.15"
+_UPPER_HEM = ("hip", 0.15)
 _MAX_FLARE = 1.7
 
 
@@ -716,7 +729,9 @@ class Garment:
             raise ValueError(f"Garment.image must be a (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
         if mask.shape != image.shape[:2]:
             raise ValueError(f"Garment.mask must have shape {image.shape[:2]}, got {mask.shape}")
-        _check_resolution(image.shape[:2])
+        check_resolution(image.shape[:2])
+        if not mask.any():
+            raise ValueError("Garment.mask is empty")
         object.__setattr__(self, "image", image)
         object.__setattr__(self, "mask", mask.astype(bool))
 
@@ -825,7 +840,7 @@ def make_garment(
     if not item.any():
         raise ValueError("fashion_mnist_image is empty (all zeros)")
     rng = _rng(rng)
-    resolution = _check_resolution(resolution)
+    resolution = check_resolution(resolution)
     x0, y0, size = _garment_frame(resolution)
     intensity = _upscale(item, size)
     peak = np.percentile(intensity[intensity > 0], 95)
@@ -879,9 +894,9 @@ def _sample(texture: np.ndarray, frame_u: np.ndarray, frame_v: np.ndarray) -> tu
     return value[:, :3] / np.maximum(alpha, 1e-6)[:, None], alpha
 
 
-def _level(body: _Body, spec: str) -> float:
-    """Body height named by a template spec such as ``"hip+0.02"`` (offset in figure heights)."""
-    name, _, offset = spec.partition("+")
+def _level(body: _Body, spec: tuple[str, float]) -> float:
+    """Height of a body landmark plus an offset in figure heights, e.g. ``("hip", 0.02)``."""
+    name, offset = spec
     base = {
         "neck": body.y_neck_base - 0.01 * body.unit,
         "trouser_waist": body.y_waist + 0.35 * (body.y_hip - body.y_waist),
@@ -889,7 +904,7 @@ def _level(body: _Body, spec: str) -> float:
         "knee": body.y_knee,
         "ankle": body.y_ankle,
     }[name]
-    return base + float(offset or 0) * body.unit
+    return base + offset * body.unit
 
 
 def _fill_part(window: _Window, region, frame_u, frame_v, depth, garment: Garment, valid=None) -> _Part:
@@ -915,7 +930,7 @@ class _TorsoDomain:
     half: np.ndarray  # (h, 1) half width per row
 
 
-def _torso_domain(body: _Body, hem_spec: str, flare: float) -> _TorsoDomain:
+def _torso_domain(body: _Body, hem_spec: tuple[str, float], flare: float) -> _TorsoDomain:
     y_end = _level(body, hem_spec)
     half = body.torso_half_width(body.row_ys, extend_below=True) * 1.06 + 1.0
     half = half + np.clip(body.row_ys - body.y_hip, 0, None) / (y_end - body.y_hip) * body.hip_half * (flare - 1)
@@ -928,7 +943,7 @@ def _torso_domain(body: _Body, hem_spec: str, flare: float) -> _TorsoDomain:
     return _TorsoDomain(window, distance, half)
 
 
-def _torso_part(body: _Body, garment: Garment, hem_spec: str, flare: float) -> _Part:
+def _torso_part(body: _Body, garment: Garment, hem_spec: tuple[str, float], flare: float) -> _Part:
     """The garment's body part (tops, dresses) mapped row by row onto the torso: each cloth row spans the region."""
     template, profile = _TEMPLATES[garment.label], garment._profile
     domain = _torso_domain(body, hem_spec, flare)
@@ -963,7 +978,7 @@ class _TrouserDomain:
 
 
 def _trouser_domain(body: _Body) -> _TrouserDomain:
-    y_top, y_hem = _level(body, "trouser_waist"), _level(body, "ankle+0.01")
+    y_top, y_hem = _level(body, _TEMPLATES[1].top), _level(body, _TEMPLATES[1].hem)
     reach = max(np.abs(leg.joints[:, 0] - body.cx).max() + 1.25 * leg.radii.max() + 1 for leg in body.legs)
     reach = max(reach, 1.05 * body.torso_halves.max() + 1)
     window = _window(body.resolution, body.cx - reach, body.cx + reach, y_top, y_hem)
@@ -983,7 +998,7 @@ def _trouser_part(body: _Body, garment: Garment) -> _Part:
     profile = garment._profile
     domain = _trouser_domain(body)
     ys, xs = domain.window.ys, domain.window.xs
-    y_top, y_hem = _level(body, "trouser_waist"), _level(body, "ankle+0.01")
+    y_top, y_hem = _level(body, _TEMPLATES[1].top), _level(body, _TEMPLATES[1].hem)
     frame_v = np.interp(ys, [y_top, body.y_crotch, y_hem], [0.0, profile.crotch, _FRAME])
     row = _profile_row(frame_v, profile)
     valid = (ys >= y_top) & (ys <= y_hem) & profile.has[row]
@@ -1163,7 +1178,7 @@ class Wardrobe:
         self, images: np.ndarray, labels: np.ndarray, resolution: Sequence[int] = DEFAULT_RESOLUTION, seed: int = 0
     ):
         self.images, self.labels = _check_fashion_mnist(images, labels)
-        self.resolution = _check_resolution(resolution)
+        self.resolution = check_resolution(resolution)
         self.seed = int(seed)
         # Consecutive examples usually share an avatar; keep the last one rendered.
         self._last_avatar: tuple[int, Avatar] | None = None
