@@ -71,11 +71,19 @@ class VAEGAN(VaeGanModelMixin):
         # With feature reconstruction, the decoder outputs a mean image and needs no pixel scale: a Bernoulli decoder
         # is exactly that (its mean is tanh(logits / 2)) with no extra parameter.
         pixel_likelihood = "bernoulli" if likelihood == "features" else likelihood
-        self.vae = VAE(resolution, in_channels, latent_dim, base_channels, pixel_likelihood, beta, norm_type)
+        self.vae = VAE(
+            resolution=resolution,
+            in_channels=in_channels,
+            latent_dim=latent_dim,
+            base_channels=base_channels,
+            likelihood=pixel_likelihood,
+            beta=beta,
+            norm_type=norm_type,
+        )
         self.discriminator = Discriminator(
-            resolution,
-            in_channels,
-            discriminator_base_channels,
+            resolution=resolution,
+            in_channels=in_channels,
+            base_channels=discriminator_base_channels,
             spectral_norm=discriminator_spectral_norm,
             norm_type=discriminator_norm_type,
         )
@@ -134,4 +142,3 @@ with torch.no_grad():
     latents = vaegan.encode(samples).latent_dist.mode()  # (8, {c.latent_dim})
     reconstruction = vaegan.decode(latents).sample
     realness = vaegan.discriminate(samples).logits  # (8,): > 0 means "looks real"'''
-

@@ -1,0 +1,282 @@
+"""Train a VAE-GAN (Larsen et al., 2016): a VAE whose decoder also learns against a discriminator.
+
+Runs anywhere Accelerate does, from a laptop CPU to many GPUs on several machines:
+
+    accelerate launch examples/train_vaegan.py --dataset_name fashion_mnist/train.npz \
+        --validation_dataset_name fashion_mnist/test.npz --output_dir vaegan-fashion-mnist --mixed_precision bf16
+
+`--dataset_name` (and `--validation_dataset_name`) take a Hub dataset id, a folder of images, a `.npz` file with
+`images`, or a folder written by `save_to_disk`. Each step follows Algorithm 1 of the paper: the discriminator learns
+to tell real images from reconstructions and prior samples (non-saturating or hinge loss, lazy R1); the encoder
+minimises beta * KL + the reconstruction term; the decoder `--feature_loss_weight` (gamma) * the reconstruction term +
+the adversarial loss on reconstructions and prior samples. The reconstruction term is measured on the discriminator's
+last hidden layer (`--likelihood features`, the learned similarity of the paper) or with a pixel likelihood
+(`bernoulli`, `gaussian`, `laplace`). The encoder and decoder keep an EMA for the grids and the saved model.
+`--resume_from_checkpoint latest` continues an interrupted run exactly. The output folder holds one model, encoder,
+decoder and discriminator: `VAEGAN.from_pretrained(output_dir)`, or with diffusers alone
+`AutoModel.from_pretrained(output_dir, trust_remote_code=True)`; it also holds a model card with the held-out
+figures, the sample grids (`samples/`), the TensorBoard logs (`logs/`) and the checkpoints.
+"""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from accelerate.logging import get_logger
+from diffusers.training_utils import EMAModel
+
+from hf_vaegan.models.vaegan import VAEGAN, VAEGAN_LIKELIHOODS
+from hf_vaegan.training import (
+    TrainingDivergedError,
+    TrainingLoop,
+    add_dataset_args,
+    add_training_args,
+    apply_channels_last,
+    assert_finite_parameters,
+    create_accelerator,
+    create_ema,
+    create_lr_scheduler,
+    create_optimizer,
+    create_training_rng,
+    load_image_dataset_from_args,
+    make_dataloader,
+    push_output_dir,
+    start_trackers,
+    validate_training_args,
+)
+from hf_vaegan.training.vae import (
+    VAEGAN_LOSSES,
+    VAEGANObjective,
+    VAEGANTrainer,
+    add_vae_args,
+    create_vae_sample_inputs,
+    evaluate_held_out,
+    log_reconstructions,
+    split_held_out,
+    validate_vae_args,
+    write_vae_card,
+)
+
+logger = get_logger(__name__)
+
+# The resume test sets this to make the run SIGKILL itself after that step, like a crash.
+KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_dataset_args(parser, default_resolution=28)
+    add_training_args(parser, default_output_dir="vaegan-model", default_num_epochs=20)
+    parser.set_defaults(train_batch_size=64, adam_beta1=0.5, adam_beta2=0.999)
+    add_vae_args(
+        parser,
+        likelihoods=VAEGAN_LIKELIHOODS,
+        default_likelihood="features",
+        default_latent_dim=32,
+        default_learning_rate=3e-4,
+    )
+
+    gan = parser.add_argument_group("GAN training")
+    gan.add_argument(
+        "--feature_loss_weight",
+        type=float,
+        default=1e-2,
+        help="gamma: the decoder's weight of the reconstruction term against the adversarial loss (the encoder's "
+        "is 1). The feature term is a sum over the discriminator's features, hence the small default.",
+    )
+    gan.add_argument(
+        "--loss",
+        type=str,
+        choices=VAEGAN_LOSSES,
+        default="non-saturating",
+        help="Adversarial loss: non-saturating logistic (default) or hinge.",
+    )
+    gan.add_argument(
+        "--r1_gamma",
+        type=float,
+        default=0.1,
+        help="Weight of the R1 penalty gamma/2 * ||grad D(real)||^2 on the discriminator; 0 disables it.",
+    )
+    gan.add_argument(
+        "--r1_interval",
+        type=int,
+        default=16,
+        help="Lazy regularisation: apply R1 every this many steps, scaled by the interval (StyleGAN2).",
+    )
+    gan.add_argument(
+        "--discriminator_base_channels",
+        type=int,
+        default=None,
+        help="Width of the discriminator's first layer. Default: --base_channels.",
+    )
+    gan.add_argument(
+        "--spectral_norm",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018).",
+    )
+    gan.add_argument(
+        "--discriminator_learning_rate", type=float, default=3e-4, help="Learning rate of the discriminator."
+    )
+
+    args = parser.parse_args(argv)
+    try:
+        validate_training_args(args)
+        validate_vae_args(args)
+        _validate_gan_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def _validate_gan_args(args: argparse.Namespace) -> None:
+    if not args.feature_loss_weight >= 0:
+        raise ValueError(f"--feature_loss_weight must be >= 0, got {args.feature_loss_weight}")
+    if args.r1_gamma < 0:
+        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
+    if args.r1_interval < 1:
+        raise ValueError(f"--r1_interval must be a positive integer, got {args.r1_interval}")
+    if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
+        raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
+    if not args.discriminator_learning_rate > 0:
+        raise ValueError(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}")
+
+
+def averaged_vaegan(vaegan: VAEGAN, ema: EMAModel | None) -> VAEGAN:
+    """A copy of ``vaegan`` in eval mode whose encoder and decoder hold the EMA weights.
+
+    Built anew rather than deep-copied: the prepared submodules carry Accelerate's mixed-precision forward.
+    """
+    config = {name: value for name, value in vaegan.config.items() if name != "_use_default_values"}
+    averaged = VAEGAN.from_config(config).to(vaegan.device)
+    averaged.load_state_dict(vaegan.state_dict())
+    if ema is not None:
+        ema.copy_to(averaged.vae.parameters())
+    return averaged.eval()
+
+
+def main(args: argparse.Namespace) -> None:
+    accelerator = create_accelerator(args)
+    with accelerator.main_process_first():
+        try:
+            info, held_out = split_held_out(args, load_image_dataset_from_args(args))
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+    dataloader = make_dataloader(
+        info.with_image_transform(args.resolution, random_flip=args.random_flip, center_crop=args.center_crop),
+        args.train_batch_size,
+        seed=args.seed,
+        num_workers=args.dataloader_num_workers,
+    )
+
+    vaegan = VAEGAN(
+        resolution=args.resolution,
+        in_channels=info.num_channels,
+        latent_dim=args.latent_dim,
+        base_channels=args.base_channels,
+        likelihood=args.likelihood,
+        beta=args.beta,
+        norm_type=args.norm_type,
+        discriminator_base_channels=args.discriminator_base_channels or args.base_channels,
+        discriminator_spectral_norm=args.spectral_norm,
+    )
+    if args.channels_last:
+        apply_channels_last(vaegan)
+    vae_optimizer = create_optimizer(vaegan.vae.parameters(), args.learning_rate, args)
+    discriminator_optimizer = create_optimizer(
+        vaegan.discriminator.parameters(), args.discriminator_learning_rate, args
+    )
+    objective = VAEGANObjective(vaegan.vae, pixel_likelihood=args.likelihood != "features")
+    objective, discriminator, vae_optimizer, discriminator_optimizer, dataloader = accelerator.prepare(
+        objective, vaegan.discriminator, vae_optimizer, discriminator_optimizer, dataloader
+    )
+    loop = TrainingLoop(accelerator, dataloader, args, models={"vae": objective, "discriminator": discriminator})
+    vae_lr_scheduler, discriminator_lr_scheduler = accelerator.prepare(
+        create_lr_scheduler(vae_optimizer, args, loop.max_train_steps, accelerator.num_processes),
+        create_lr_scheduler(discriminator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
+    )
+    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
+    ema = create_ema(accelerator, objective, args.ema_decay)
+    rng = create_training_rng(accelerator, args.seed)
+    sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, args.latent_dim, args.seed)
+    trainer = VAEGANTrainer(
+        accelerator,
+        objective,
+        discriminator,
+        vae_optimizer,
+        discriminator_optimizer,
+        vae_lr_scheduler,
+        discriminator_lr_scheduler,
+        loss=args.loss,
+        feature_loss_weight=args.feature_loss_weight,
+        beta=args.beta,
+        kl_warmup_steps=args.kl_warmup_steps,
+        r1_gamma=args.r1_gamma,
+        r1_interval=args.r1_interval,
+        max_grad_norm=args.max_grad_norm,
+        ema=ema,
+        rng=rng,
+        channels_last=args.channels_last,
+    )
+
+    start_trackers(accelerator, "train_vaegan", args)
+    logger.info(
+        f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
+        f"encoder and decoder {sum(p.numel() for p in vaegan.vae.parameters()):,} parameters, "
+        f"discriminator {sum(p.numel() for p in vaegan.discriminator.parameters()):,}"
+    )
+    loop.resume()
+    kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
+    logs: dict[str, float] = {}
+    for batch in loop:
+        step_logs = trainer.train_step(batch, loop.next_step)
+        if not loop.step_done(step_logs):
+            continue
+        logs = step_logs
+        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
+            averaged = averaged_vaegan(vaegan, ema)
+            log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
+        if loop.global_step == kill_after_step:
+            os.kill(os.getpid(), signal.SIGKILL)
+    seconds = loop.end()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final_model = averaged_vaegan(vaegan, ema)
+        assert_finite_parameters(vaegan=final_model)
+        final_model.save_pretrained(args.output_dir)
+        metrics = evaluate_held_out(final_model, held_out, args.seed, args.num_importance_samples)
+        logger.info(f"Held-out figures: {metrics}")
+        write_vae_card(
+            args,
+            final_model,
+            sample_inputs,
+            info,
+            len(held_out),
+            metrics,
+            loop,
+            seconds,
+            logs,
+            script="examples/train_vaegan.py",
+            training={
+                "KL warm-up steps": args.kl_warmup_steps,
+                "feature loss weight (gamma)": args.feature_loss_weight,
+                "adversarial loss": args.loss,
+                "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}",
+                "discriminator learning rate": args.discriminator_learning_rate,
+                "spectral norm": args.spectral_norm,
+            },
+        )
+        logger.info(f"Saved the VAEGAN (encoder and decoder with EMA weights) to {Path(args.output_dir)}")
+        if args.push_to_hub:
+            logger.info(f"Pushed to {push_output_dir(args)}")
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except TrainingDivergedError as error:
+        sys.exit(f"error: {error}")
