@@ -249,3 +249,17 @@ def test_vae_elbo_is_a_probability_bound_for_bernoulli():
     vae = VAE(latent_dim=4, **TINY)
     assert (vae.loss(images(4, 1, 28), reduction="none").loss > 0).all()
     assert math.isfinite(vae.loss(images(4, 1, 28)).loss.item())
+
+
+@pytest.mark.parametrize(("model_class", "kwargs"), MODELS)
+def test_outputs_survive_accelerate_mixed_precision(model_class, kwargs):
+    # accelerate rebuilds output dataclasses from one dict when it casts them back to fp32
+    from accelerate import Accelerator
+
+    model = Accelerator(cpu=True, mixed_precision="bf16").prepare(model_class(**kwargs, **TINY))
+    output = run(model)
+    assert output.dtype == torch.float32 and torch.isfinite(output).all()
+    if isinstance(model, VAE):
+        assert model(images(2, 1, 28)).latent_dist is not None
+    if isinstance(model, Discriminator):
+        assert model(images(2, 1, 28), torch.tensor([0, 1])).features.shape[0] == 2

@@ -32,7 +32,7 @@ class AutoEncoderOutput(BaseOutput):
     """
 
     sample: torch.Tensor
-    latents: torch.Tensor
+    latents: torch.Tensor | None = None
 
 
 class AutoEncoder(VaeGanModelMixin):

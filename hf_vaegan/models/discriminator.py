@@ -21,7 +21,7 @@ class DiscriminatorOutput(BaseOutput):
     """
 
     logits: torch.Tensor
-    features: torch.Tensor
+    features: torch.Tensor | None = None
 
 
 class Discriminator(VaeGanModelMixin):

@@ -46,7 +46,7 @@ class VAEOutput(BaseOutput):
     """
 
     sample: torch.Tensor
-    latent_dist: DiagonalGaussian
+    latent_dist: DiagonalGaussian | None = None
 
 
 @dataclass
@@ -61,8 +61,8 @@ class VAELossOutput(BaseOutput):
     """
 
     loss: torch.Tensor
-    reconstruction_loss: torch.Tensor
-    kl_loss: torch.Tensor
+    reconstruction_loss: torch.Tensor | None = None
+    kl_loss: torch.Tensor | None = None
 
 
 class VAE(VaeGanModelMixin):
