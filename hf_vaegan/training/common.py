@@ -225,7 +225,7 @@ def add_training_args(
         "--checkpointing_steps",
         type=_positive_int,
         default=default_checkpointing_steps,
-        help="Save the full training state (accelerator.save_state) every this many steps as "
+        help="Save the full training state (accelerator.save_state) every this many steps and at the end, as "
         "OUTPUT_DIR/checkpoint-<step>, for --resume_from_checkpoint.",
     )
     group.add_argument(
@@ -732,7 +732,7 @@ class TrainingLoop:
 
         ``logs`` (floats, already averaged over processes, e.g. from :func:`check_finite`) are averaged over the
         accumulated batches that reported them and logged to the trackers at each optimizer step. A checkpoint is
-        saved every ``--checkpointing_steps`` steps.
+        saved every ``--checkpointing_steps`` steps and after the last step (so a finished run can be extended).
         """
         for name, value in (logs or {}).items():
             total, count = self._sums.get(name, (0.0, 0))

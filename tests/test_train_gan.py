@@ -1,0 +1,235 @@
+"""`examples/train_gan.py` end to end, in subprocesses, on tiny models and the 1k Fashion-MNIST fixture."""
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from hf_vaegan import Discriminator, Generator
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "examples" / "train_gan.py"
+FIXTURE = REPO / "tests" / "fixtures" / "fashion_mnist_1k.npz"
+TINY = ["--base_channels", "8", "--latent_dim", "8", "--train_batch_size", "8", "--num_sample_images", "10"]
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def train(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    command = [*(launcher or [sys.executable]), str(SCRIPT), *TINY, "--seed", "0", *args]
+    return subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+    )
+
+
+def check(result: subprocess.CompletedProcess) -> str:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    return output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load_weights(output_dir: Path) -> dict[str, torch.Tensor]:
+    weights = {f"generator.{k}": v for k, v in load_file(output_dir / WEIGHTS).items()}
+    weights |= {f"discriminator.{k}": v for k, v in load_file(output_dir / "discriminator" / WEIGHTS).items()}
+    return weights
+
+
+@pytest.mark.slow
+def test_two_processes_train_checkpoint_and_save(tmp_path):
+    # `accelerate launch --cpu --num_processes 2` starts a single process unless mpirun is installed; the torchrun
+    # launcher with ACCELERATE_USE_CPU gives two CPU processes talking over gloo.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher += ["--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port())]
+    output_dir = tmp_path / "gan"
+    output = check(
+        train(
+            "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "4",
+            "--checkpointing_steps", "2", "--sample_steps", "2", "--r1_interval", "2",
+            env={"ACCELERATE_USE_CPU": "1"}, launcher=launcher,
+        )
+    )  # fmt: skip
+    assert "DistributedType.MULTI_CPU" in output
+    assert "Training: 4 steps of 16 images (2 processes x 8 per batch x 1 accumulated)" in output
+    # Each process wrote its own RNG state into the checkpoints.
+    for step in (2, 4):
+        saved = {path.name for path in (output_dir / f"checkpoint-{step}").iterdir()}
+        assert {"random_states_0.pkl", "random_states_1.pkl"} <= saved
+    assert sorted(p.name for p in (output_dir / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
+    assert Image.open(output_dir / "samples.png").size == (28, 10 * 28)  # one row per class
+    assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
+
+    generator = Generator.from_pretrained(output_dir)
+    discriminator = Discriminator.from_pretrained(output_dir, subfolder="discriminator")
+    assert generator.config.num_classes == 10 and discriminator.config.num_classes == 10
+    images = generator.sample(3, class_labels=torch.tensor([0, 5, 9]))
+    assert images.shape == (3, 1, 28, 28) and images.abs().max() <= 1
+    card = (output_dir / "README.md").read_text()
+    assert "![Samples](samples.png)" in card and "| loss | non-saturating |" in card.replace("\n\n", "\n")
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path):
+    flags = [
+        "--dataset_name", str(FIXTURE), "--max_train_samples", "40", "--max_train_steps", "8",
+        "--gradient_accumulation_steps", "2", "--checkpointing_steps", "4", "--sample_steps", "4",
+        "--r1_interval", "2", "--diffaugment", "translation,cutout,color", "--ema_decay", "0.9",
+        "--report_to", "none", "--mixed_precision", "no",
+    ]  # fmt: skip
+    check(train(*flags, "--output_dir", str(tmp_path / "uninterrupted")))
+
+    interrupted = tmp_path / "interrupted"
+    killed = train(*flags, "--output_dir", str(interrupted), env={"HF_VAEGAN_TEST_KILL_AFTER_STEP": "5"})
+    assert killed.returncode == -9, killed.stderr
+    assert [p.name for p in interrupted.glob("checkpoint-*")] == ["checkpoint-4"]
+    assert not (interrupted / WEIGHTS).exists()
+    output = check(train(*flags, "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"))
+    assert "Resumed from" in output and "checkpoint-4 (step 4, epoch 1)" in output
+
+    expected, resumed = load_weights(tmp_path / "uninterrupted"), load_weights(interrupted)
+    assert expected.keys() == resumed.keys()
+    different = [name for name in expected if not torch.equal(expected[name], resumed[name])]
+    assert not different
+
+
+def write_image_folder(root: Path) -> None:
+    """Two classes of images of mixed sizes and modes, which the script must convert rather than refuse."""
+    rng = np.random.default_rng(0)
+    modes = ["RGB", "L", "RGBA", "P", "I;16"]
+    for label in ("shirt", "shoe"):
+        (root / label).mkdir(parents=True)
+        for index in range(10):
+            size = (20 + 7 * index, 30 + 3 * index)
+            pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+            image = Image.fromarray(pixels).convert(modes[index % len(modes)])
+            image.save(root / label / f"{index}.png")
+
+
+@pytest.mark.parametrize("kind", ["npz", "folder", "save_to_disk"])
+def test_each_dataset_kind_trains(tmp_path, kind):
+    if kind == "npz":
+        dataset_name = FIXTURE
+    elif kind == "folder":
+        dataset_name = tmp_path / "images"
+        write_image_folder(dataset_name)
+    else:
+        with np.load(FIXTURE) as arrays:
+            images, labels = arrays["images"][:32], arrays["labels"][:32]
+        features = datasets.Features({"picture": datasets.Image(), "kind": datasets.ClassLabel(num_classes=10)})
+        dataset = datasets.Dataset.from_dict({"picture": list(images), "kind": labels.tolist()}, features=features)
+        dataset_name = tmp_path / "saved"
+        datasets.DatasetDict({"train": dataset}).save_to_disk(str(dataset_name))
+    output_dir = tmp_path / "gan"
+    check(
+        train(
+            "--dataset_name", str(dataset_name), "--output_dir", str(output_dir), "--max_train_steps", "2",
+            "--report_to", "none",
+        )
+    )  # fmt: skip
+    generator = Generator.from_pretrained(output_dir)
+    assert generator.config.num_classes == {"npz": 10, "folder": 2, "save_to_disk": 10}[kind]
+    # The channels follow the first image: RGB in the folder, whose grayscale and RGBA images are converted.
+    assert generator.config.out_channels == (3 if kind == "folder" else 1)
+    assert (output_dir / "checkpoint-2").is_dir()
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
+    output_dir = tmp_path / "gan"
+    output = check(
+        train(
+            "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "3",
+            "--mixed_precision", "bf16", "--r1_interval", "1", "--loss", "hinge", "--channels_last",
+            "--report_to", "none",
+        )
+    )  # fmt: skip
+    assert "Mixed precision type: bf16" in output
+    weights = load_weights(output_dir)
+    assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_wgan_gp_unconditional_trains(tmp_path):
+    output_dir = tmp_path / "gan"
+    check(
+        train(
+            "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "2",
+            "--loss", "wgan-gp", "--num_classes", "0", "--spectral_norm", "--report_to", "none",
+        )
+    )  # fmt: skip
+    assert Generator.from_pretrained(output_dir).config.num_classes == 0
+    assert Discriminator.from_pretrained(output_dir, subfolder="discriminator").config.spectral_norm
+
+
+def test_divergence_stops_the_run_and_saves_no_weights(tmp_path):
+    output_dir = tmp_path / "gan"
+    result = train(
+        "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "20",
+        "--checkpointing_steps", "1", "--generator_learning_rate", "1e30", "--report_to", "none",
+    )  # fmt: skip
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    # Step 1 blows the generator's weights up; the discriminator's loss on its images is NaN at step 2.
+    assert message.startswith("error: training diverged at step 2: d_loss = nan"), message
+    diverged_step = 2
+    # Checkpoints before the divergence hold finite weights, and nothing was written at or after it.
+    assert not (output_dir / WEIGHTS).exists()
+    for checkpoint in output_dir.glob("checkpoint-*"):
+        assert int(checkpoint.name.split("-")[1]) < diverged_step
+        for name in ("model.safetensors", "model_1.safetensors"):
+            assert all(torch.isfinite(t).all() for t in load_file(checkpoint / name).values())
+
+
+@pytest.fixture(scope="module")
+def train_gan_module():
+    spec = importlib.util.spec_from_file_location("train_gan", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--loss", "lsgan"], "argument --loss: invalid choice: 'lsgan'"),
+        (["--resolution", "48"], "--resolution must be one of (28, 32, 64, 128, 256)"),
+        (["--num_classes", "1"], "must be 'auto', 0 (unconditional) or >= 2"),
+        (["--diffaugment", "translation,blur"], "unknown DiffAugment operation(s) ['blur']"),
+        (["--r1_gamma", "-1"], "--r1_gamma must be >= 0"),
+        (["--mixed_precision", "fp8"], "argument --mixed_precision: invalid choice"),
+        (["--resume_from_checkpoint", "nowhere/checkpoint-3"], "no such folder"),
+        (["--max_train_steps", "0"], "must be a positive integer"),
+    ],
+)
+def test_bad_flags_fail_before_anything_runs(train_gan_module, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_gan_module.parse_args(["--dataset_name", str(FIXTURE), *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset_name", "missing/images.npz"], "error: the local path 'missing/images.npz' does not exist"),
+        (["--dataset_name", str(FIXTURE), "--label_column", "category"], "label column 'category' does not exist"),
+        (["--dataset_name", str(FIXTURE), "--num_classes", "5"], "--num_classes 5 is fewer than the dataset's 10"),
+    ],
+)
+def test_bad_data_fails_with_a_clear_message(tmp_path, argv, message):
+    result = train(*argv, "--output_dir", str(tmp_path / "gan"), "--report_to", "none")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,299 @@
+"""The shared training layer (`hf_vaegan.training.common`) and the GAN craft (`hf_vaegan.training.gan`), in-process."""
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from PIL import Image
+
+from hf_vaegan.training import (
+    DiffAugment,
+    TrainingDivergedError,
+    TrainingLoop,
+    add_training_args,
+    assert_finite_parameters,
+    check_finite,
+    create_training_rng,
+    discriminator_loss,
+    generator_loss,
+    input_gradient_penalty,
+    list_checkpoints,
+    log_sample_grid,
+    make_sample_grid,
+    resolve_checkpoint,
+    save_checkpoint,
+    training_command,
+    validate_training_args,
+)
+from hf_vaegan.training.common import ProcessGenerator, remove_partial_checkpoints
+
+
+@pytest.fixture
+def make_accelerator():
+    """Accelerators are process-wide singletons: reset their state after each test."""
+    yield lambda **kwargs: Accelerator(cpu=True, **kwargs)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def parse_training_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_training_args(parser, default_output_dir="unused")
+    return parser.parse_args(list(argv))
+
+
+# Divergence guard
+
+
+def test_check_finite_returns_floats_and_names_the_step_of_a_nan(make_accelerator):
+    accelerator = make_accelerator()
+    values = check_finite(accelerator, 3, loss=torch.tensor(1.5), grad_norm=torch.tensor(2.0))
+    assert values == {"loss": 1.5, "grad_norm": 2.0}
+    with pytest.raises(TrainingDivergedError, match=r"step 7: d_loss = nan") as error:
+        check_finite(accelerator, 7, d_loss=torch.tensor(float("nan")), g_loss=torch.tensor(0.1))
+    assert "g_loss" not in str(error.value)
+    with pytest.raises(TrainingDivergedError, match="g_loss = inf"):
+        check_finite(accelerator, 1, g_loss=torch.tensor(float("inf")))
+
+
+def test_assert_finite_parameters_names_the_tensor():
+    model = torch.nn.Linear(2, 2)
+    assert_finite_parameters(model=model)
+    with torch.no_grad():
+        model.bias[1] = float("nan")
+    with pytest.raises(TrainingDivergedError, match=r"model\.bias"):
+        assert_finite_parameters(model=model)
+
+
+# Checkpoints
+
+
+class ExplodingState:
+    """A checkpointed object whose saving fails once armed, like a crash in the middle of `save_state`."""
+
+    armed = False
+
+    def state_dict(self):
+        if self.armed:
+            raise OSError("disk full")
+        return {"value": torch.zeros(1)}
+
+    def load_state_dict(self, state_dict):
+        pass
+
+
+def test_checkpoints_are_atomic_and_pruned_to_the_limit(make_accelerator, tmp_path):
+    accelerator = make_accelerator(project_dir=str(tmp_path))
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model, optimizer = accelerator.prepare(model, optimizer)
+    exploding = ExplodingState()
+    accelerator.register_for_checkpointing(exploding)
+    for step in (1, 2, 3):
+        save_checkpoint(accelerator, tmp_path, step, total_limit=2, models={"model": model})
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
+
+    exploding.armed = True
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(accelerator, tmp_path, 4, total_limit=2)
+    assert (tmp_path / ".partial-checkpoint-4").is_dir()
+    assert resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
+    remove_partial_checkpoints(tmp_path)
+    assert not (tmp_path / ".partial-checkpoint-4").exists()
+
+    exploding.armed = False
+    with torch.no_grad():
+        accelerator.unwrap_model(model).weight[0, 0] = float("inf")
+    with pytest.raises(TrainingDivergedError, match=r"model\.weight"):
+        save_checkpoint(accelerator, tmp_path, 5, models={"model": model})
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
+
+
+def test_resolve_checkpoint(tmp_path):
+    assert resolve_checkpoint(tmp_path, None) is None
+    assert resolve_checkpoint(tmp_path, "latest") is None
+    for name in ("checkpoint-9", "checkpoint-10", "checkpoint-x", ".partial-checkpoint-11"):
+        (tmp_path / name).mkdir()
+    assert resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-10"
+    assert resolve_checkpoint(tmp_path, str(tmp_path / "checkpoint-9")) == tmp_path / "checkpoint-9"
+    with pytest.raises(ValueError, match="checkpoint-<step>"):
+        resolve_checkpoint(tmp_path, str(tmp_path / "checkpoint-x"))
+
+
+def test_validate_training_args_names_the_flag(tmp_path):
+    validate_training_args(parse_training_args("--resume_from_checkpoint", "latest"))
+    cases = [
+        (["--ema_decay", "1.0"], "--ema_decay"),
+        (["--adam_beta2", "1.5"], "--adam_beta2"),
+        (["--resume_from_checkpoint", str(tmp_path / "missing")], "no such folder"),
+        (["--resume_from_checkpoint", str(tmp_path)], "not a checkpoint folder"),
+        (["--report_to", "tensorbored"], "unknown tracker"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(ValueError, match=message):
+            validate_training_args(parse_training_args(*argv))
+
+
+# The loop
+
+
+def run_loop(accelerator, dataloader, args, model, optimizer) -> list[list[float]]:
+    """Train a linear model with the loop; returns the batches seen (as lists of values)."""
+    loop = TrainingLoop(accelerator, dataloader, args, models={"model": model})
+    loop.resume()
+    seen = []
+    for batch in loop:
+        seen.append(batch["x"].flatten().tolist())
+        with accelerator.accumulate(model):
+            loss = model(batch["x"]).pow(2).mean()
+            accelerator.backward(loss)
+            logs = check_finite(accelerator, loop.next_step, loss=loss)
+            optimizer.step()
+            optimizer.zero_grad()
+        loop.step_done(logs)
+    loop.end()
+    assert loop.global_step == loop.max_train_steps
+    return seen
+
+
+def test_training_loop_resumes_on_the_same_batches(make_accelerator, tmp_path):
+    accelerator = make_accelerator(gradient_accumulation_steps=2, dataloader_config=_seedable())
+    dataset = [{"x": torch.tensor([float(index)])} for index in range(10)]
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=2, shuffle=True)
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
+    args = parse_training_args(
+        "--output_dir", str(tmp_path), "--num_epochs", "2", "--gradient_accumulation_steps", "2",
+        "--checkpointing_steps", "4", "--report_to", "none",
+    )  # fmt: skip
+    # 5 batches per epoch, accumulated by 2: 3 optimizer steps per epoch (the last one on a single batch).
+    full_run = run_loop(accelerator, dataloader, args, model, optimizer)
+    assert len(full_run) == 10
+    assert sorted(value for batch in full_run[:5] for value in batch) == list(range(10))
+    assert full_run[:5] != full_run[5:]  # each epoch is shuffled anew
+    # Every --checkpointing_steps steps, and at the end so that a finished run can be extended.
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-4", "checkpoint-6"]
+
+    args.resume_from_checkpoint = str(tmp_path / "checkpoint-4")
+    resumed = run_loop(accelerator, dataloader, args, model, optimizer)
+    # Step 4 is the first step of epoch 2: the resumed run skips that step's two batches.
+    assert resumed == full_run[7:]
+
+
+def _seedable():
+    from accelerate.utils import DataLoaderConfiguration
+
+    return DataLoaderConfiguration(use_seedable_sampler=True)
+
+
+def test_process_generator_state_round_trip(make_accelerator):
+    accelerator = make_accelerator()
+    generator = create_training_rng(accelerator, seed=5)
+    checkpointed = accelerator._custom_objects[-1]
+    state = checkpointed.state_dict()
+    expected = torch.randn(4, generator=generator)
+    checkpointed.load_state_dict(state)
+    assert torch.equal(torch.randn(4, generator=generator), expected)
+    assert not torch.equal(torch.randn(4, generator=ProcessGenerator(accelerator, seed=6).generator), expected)
+    with pytest.raises(ValueError, match="same number of processes"):
+        checkpointed.load_state_dict({"states": state["states"].repeat(2, 1)})
+
+
+# Images and cards
+
+
+def test_sample_grid_layout_and_png(make_accelerator, tmp_path):
+    images = torch.linspace(-1, 1, 20 * 28 * 28).reshape(20, 1, 28, 28)
+    grid = make_sample_grid(images)
+    assert grid.size == (5 * 28, 4 * 28)
+    assert grid.getpixel((0, 0))[0] == 0 and grid.getpixel((5 * 28 - 1, 4 * 28 - 1))[0] == 255
+    assert make_sample_grid(images, rows=10).size == (2 * 28, 10 * 28)
+    assert make_sample_grid(images[:12]).size == (4 * 28, 3 * 28)  # the squarest layout that fills the grid
+    with pytest.raises(ValueError, match="do not fill"):
+        make_sample_grid(images, rows=3)
+    rgb = make_sample_grid(torch.zeros(4, 3, 32, 32))
+    assert rgb.getpixel((0, 0)) == (128, 128, 128)
+    path = log_sample_grid(make_accelerator(), grid, 12, tmp_path)
+    assert path == tmp_path / "samples" / "step-0000012.png"
+    assert Image.open(path).size == grid.size
+
+
+def test_training_command_redacts_the_token():
+    argv = ["--hub_token", "hf_secret", "--hub_token=hf_x", "--seed", "1"]
+    command = training_command("examples/train_gan.py", argv)
+    assert "hf_secret" not in command and "hf_x" not in command
+    assert command == ("accelerate launch examples/train_gan.py --hub_token '***' '--hub_token=***' --seed 1")
+
+
+# GAN losses and penalties
+
+
+def test_gan_losses_on_known_logits():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-1.0, 0.0])
+    softplus = torch.nn.functional.softplus
+    expected = softplus(-real).mean() + softplus(fake).mean()
+    assert torch.allclose(discriminator_loss(real, fake, "non-saturating"), expected)
+    assert torch.allclose(discriminator_loss(real, fake, "hinge"), torch.tensor((0 + 0.5) / 2 + (0 + 1) / 2))
+    wgan = discriminator_loss(real, fake, "wgan-gp")
+    assert torch.allclose(wgan, fake.mean() - real.mean() + 1e-3 * real.pow(2).mean())
+    assert torch.allclose(generator_loss(fake, "non-saturating"), softplus(-fake).mean())
+    assert torch.allclose(generator_loss(fake, "hinge"), torch.tensor(0.5))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        discriminator_loss(real, fake, "lsgan")
+
+
+def test_input_gradient_penalties_of_a_linear_critic():
+    weight = torch.tensor([3.0, 4.0], requires_grad=True)  # ||grad|| = 5 everywhere
+    inputs = torch.randn(6, 2, requires_grad=True)
+    outputs = inputs @ weight
+    r1 = input_gradient_penalty(outputs, inputs)
+    assert torch.allclose(r1, torch.tensor(25.0))
+    gradient_penalty = input_gradient_penalty(outputs, inputs, target_norm=1.0)
+    assert torch.allclose(gradient_penalty, torch.tensor(16.0))
+    (weight_grad,) = torch.autograd.grad(r1, weight)  # differentiable: d(||w||^2)/dw = 2w
+    assert torch.allclose(weight_grad, 2 * weight.detach())
+
+
+# DiffAugment
+
+
+def test_diffaugment_policy_parsing():
+    assert DiffAugment("translation, cutout,color").operations == ("translation", "cutout", "color")
+    assert not DiffAugment("none") and not DiffAugment("") and not DiffAugment(None)
+    with pytest.raises(ValueError, match=r"unknown DiffAugment operation\(s\) \['blur'\]"):
+        DiffAugment("translation,blur")
+
+
+def test_diffaugment_operations_are_random_per_image_and_differentiable():
+    images = torch.rand(16, 3, 32, 32, requires_grad=True)
+    for policy in ("translation", "cutout", "color"):
+        augment = DiffAugment(policy)
+        first = augment(images, torch.Generator().manual_seed(0))
+        again = augment(images, torch.Generator().manual_seed(0))
+        other = augment(images, torch.Generator().manual_seed(1))
+        assert first.shape == images.shape and torch.equal(first, again) and not torch.equal(first, other)
+        (gradient,) = torch.autograd.grad(first.sum(), images)
+        assert gradient.abs().sum() > 0
+
+    cut = DiffAugment("cutout")(torch.ones(8, 1, 28, 28), torch.Generator().manual_seed(0))
+    zero_fraction = (cut == 0).float().mean(dim=(1, 2, 3))
+    assert ((zero_fraction > 0) & (zero_fraction <= 0.25 + 1e-6)).all()
+
+    dot = torch.zeros(64, 1, 32, 32)
+    dot[:, :, 16, 16] = 1.0
+    moved = DiffAugment("translation")(dot, torch.Generator().manual_seed(0))
+    positions = moved.flatten(1).argmax(dim=1)
+    rows, cols = positions // 32 - 16, positions % 32 - 16
+    assert moved.flatten(1).sum(dim=1).eq(1).all()  # the content moves, nothing is lost or duplicated
+    assert rows.abs().max() <= 4 and cols.abs().max() <= 4 and len(set(positions.tolist())) > 10
+
+
+def test_checkpoint_step_of_paths():
+    from hf_vaegan.training.common import checkpoint_step
+
+    assert checkpoint_step(Path("out/checkpoint-120")) == 120
+    assert checkpoint_step("checkpoint-") is None and checkpoint_step(".partial-checkpoint-3") is None
