@@ -1,11 +1,14 @@
 """hf-vaegan: variational autoencoders and GANs as first-class Hugging Face models."""
 
+from .auto import load_pretrained
 from .models import (
     VAE,
+    VAEGAN,
     AutoEncoder,
     AutoEncoderOutput,
     Discriminator,
     DiscriminatorOutput,
+    FashionClassifier,
     Generator,
     GeneratorOutput,
     VAELossOutput,
@@ -17,14 +20,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "VAEGAN",
     "AutoEncoder",
     "AutoEncoderOutput",
     "Discriminator",
     "DiscriminatorOutput",
-    "Generator",
+    "FashionClassifier",
     "GANPipeline",
+    "Generator",
     "GeneratorOutput",
     "VAELossOutput",
     "VAEOutput",
     "VAEPipeline",
+    "load_pretrained",
 ]

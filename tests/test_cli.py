@@ -1,5 +1,6 @@
 """The `hf-vaegan` console script."""
 
+import json
 import re
 
 import numpy as np
@@ -97,3 +98,26 @@ def test_console_script_is_installed(run_python, tmp_path, conditional_gan):
         str(tmp_path / "g.png"),
     )
     assert "wrote 4 images" in result.stdout
+
+
+def test_evaluate_prints_one_json_line(conditional_gan, capsys):
+    fixture = "tests/fixtures/fashion_mnist_1k.npz"
+    assert main(["evaluate", conditional_gan, "--data", fixture, "--num-samples", "200"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip())
+    assert {"fid", "kid_mean", "kid_std", "precision", "recall", "class_accuracy"} <= set(metrics)
+    assert metrics["num_samples"] == 200 and 0 <= metrics["class_accuracy"] <= 1 and metrics["fid"] > 0
+
+
+def test_evaluate_reports_likelihoods_for_vaes(tmp_path, capsys):
+    VAE(latent_dim=4, **TINY).save_pretrained(tmp_path)
+    fixture = "tests/fixtures/fashion_mnist_1k.npz"
+    args = ["--num-samples", "100", "--likelihood-images", "50", "--importance-samples", "4"]
+    assert main(["evaluate", str(tmp_path), "--data", fixture, *args]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip())
+    assert metrics["likelihood_images"] == 50 and metrics["nll"] <= metrics["negative_elbo"] + 1e-6
+
+
+def test_evaluate_without_inception_says_what_to_install(conditional_gan, capsys):
+    fixture = "tests/fixtures/fashion_mnist_1k.npz"
+    assert main(["evaluate", conditional_gan, "--data", fixture, "--extractor", "inception"]) == 2
+    assert "torch-fidelity" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from .generative import (
     precision_recall,
 )
 from .likelihood import evaluate_vae, importance_weighted_nll, negative_elbo, reconstruction_error
+from .model_evaluation import evaluate_model
 
 __all__ = [
     "FashionClassifierFeatures",
@@ -39,6 +40,7 @@ __all__ = [
     "classification_accuracy",
     "default_cache_dir",
     "evaluate_generative",
+    "evaluate_model",
     "evaluate_vae",
     "feature_statistics",
     "frechet_distance",

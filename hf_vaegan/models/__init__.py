@@ -2,22 +2,27 @@ from importlib.resources import files
 
 from .autoencoder import AutoEncoder, AutoEncoderEncoderOutput, AutoEncoderOutput
 from .discriminator import Discriminator, DiscriminatorOutput
+from .fashion_classifier import FashionClassifier, FashionClassifierOutput
 from .generator import Generator, GeneratorOutput
 from .modeling_utils import VaeGanModelMixin
 from .vae import VAE, VAEEncoderOutput, VAELossOutput, VAEOutput
+from .vaegan import VAEGAN
 
 # Cards pushed from an installed hf-vaegan use the packaged template; remote-code users get huggingface_hub's default.
 VaeGanModelMixin.model_card_template = str(files("hf_vaegan.model_cards").joinpath("template.md"))
 
 __all__ = [
+    "VAE",
+    "VAEGAN",
     "AutoEncoder",
     "AutoEncoderEncoderOutput",
     "AutoEncoderOutput",
     "Discriminator",
     "DiscriminatorOutput",
+    "FashionClassifier",
+    "FashionClassifierOutput",
     "Generator",
     "GeneratorOutput",
-    "VAE",
     "VAEEncoderOutput",
     "VAELossOutput",
     "VAEOutput",

@@ -6,10 +6,9 @@ from diffusers.image_processor import PipelineImageInput
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..metrics import anomaly_scores
 from ..models import VAE
 from .pipeline_utils import SingleModelPipeline, slerp
-
-ANOMALY_METHODS = ("elbo", "reconstruction")
 
 
 class VAEPipeline(SingleModelPipeline):
@@ -73,7 +72,6 @@ class VAEPipeline(SingleModelPipeline):
         path = slerp(codes[0].float(), codes[1].float(), torch.linspace(0, 1, num_steps, device=self.device))
         return self(latents=path, output_type=output_type)
 
-    @torch.no_grad()
     def anomaly_scores(
         self,
         images: PipelineImageInput,
@@ -86,11 +84,5 @@ class VAEPipeline(SingleModelPipeline):
         `"elbo"`: the negative ELBO in nats, averaged over `num_samples` posterior samples; `"reconstruction"`: the
         mean squared error of the reconstruction through the posterior mean, in [-1, 1] pixel units.
         """
-        if method not in ANOMALY_METHODS:
-            raise ValueError(f"`method` must be one of {ANOMALY_METHODS}, got {method!r}.")
-        batch = self.preprocess(images)
-        if method == "reconstruction":
-            reconstruction = self.vae(batch).sample
-            return (reconstruction - batch).pow(2).flatten(1).mean(1).float().cpu().numpy()
-        losses = [self.vae.loss(batch, generator=generator, reduction="none").loss for _ in range(num_samples)]
-        return torch.stack(losses).mean(0).float().cpu().numpy()
+        scores = anomaly_scores(self.vae, self.preprocess(images), method, num_samples, generator)
+        return scores.float().numpy()

@@ -394,6 +394,13 @@ class ImageDatasetInfo:
             columns=[self.image_column] + ([self.label_column] if self.label_column else []),
         )
 
+    def to_tensors(self, resolution: Resolution, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every image ``(N, C, H, W)`` in [-1, 1] and its label ``(N,)`` (``None`` without labels), in order."""
+        batches = list(make_dataloader(self.with_image_transform(resolution), batch_size, shuffle=False))
+        images = torch.cat([batch["pixel_values"] for batch in batches])
+        labels = torch.cat([batch["labels"] for batch in batches]) if self.label_column else None
+        return images, labels
+
 
 def load_image_dataset(
     dataset_name: str,

@@ -1,0 +1,92 @@
+"""One evaluation protocol for every hf-vaegan image model, shared by `hf-vaegan evaluate` and the training scripts."""
+
+import torch
+
+from ..models import Generator
+from .features import FashionClassifierFeatures, FeatureExtractor
+from .generative import evaluate_generative
+from .likelihood import evaluate_vae
+
+FASHION_MNIST_CLASSES = 10
+
+
+def _sampler(model, seed: int, classifier: FashionClassifierFeatures | None, tally: dict):
+    """Draws batches from one seeded generator; a conditional generator cycles through its classes (label i % K)."""
+    rng = torch.Generator(device=model.device).manual_seed(seed)
+    num_classes = model.config.get("num_classes", 0) if isinstance(model, Generator) else 0
+
+    def sample(n: int) -> torch.Tensor:
+        if not num_classes:
+            return model.sample(n, generator=rng).float()
+        labels = (torch.arange(tally["drawn"], tally["drawn"] + n) % num_classes).to(model.device)
+        images = model.sample(n, class_labels=labels, generator=rng).float()
+        tally["drawn"] += n
+        if classifier is not None:
+            logits = classifier.model(classifier.prepare(images.to(classifier.device))).logits
+            tally["correct"] += (logits.argmax(-1).cpu() == labels.cpu()).sum().item()
+        return images
+
+    return sample
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: torch.nn.Module,
+    real_images: torch.Tensor,
+    num_samples: int = 10_000,
+    extractor: FeatureExtractor | None = None,
+    *,
+    dataset: str | None = None,
+    split: str | None = None,
+    seed: int = 0,
+    likelihood_images: int = 1_000,
+    num_importance_samples: int = 100,
+    batch_size: int = 500,
+) -> dict[str, float]:
+    """Sample-quality metrics of a generator, VAE or VAE-GAN, plus likelihoods for the VAEs.
+
+    Args:
+        model: a `Generator` (conditional ones draw classes in turn, label i % num_classes), `VAE` or `VAEGAN`.
+        real_images: the reference split `(N, C, H, W)` in [-1, 1] (e.g. the 10,000 Fashion-MNIST test images).
+        num_samples: generated images compared with `real_images`; report it beside the figures (FID depends on it).
+        extractor: feature space of FID/KID/precision/recall; the packaged Fashion-MNIST classifier by default.
+        dataset, split: name `real_images` so that their features are cached.
+        seed: seed of the generated images and of the KID subsets.
+        likelihood_images: VAEs only: the first this-many real images get the negative ELBO and the IWAE bound.
+        num_importance_samples: VAEs only: K of the IWAE bound.
+
+    Returns:
+        `fid`, `kid_mean`, `kid_std`, `precision`, `recall`, `num_samples`; `class_accuracy` for 10-class
+        conditional generators (the packaged Fashion-MNIST classifier's agreement with the requested labels);
+        for VAEs also what `evaluate_vae` reports.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        extractor = extractor or FashionClassifierFeatures()
+        conditional = isinstance(model, Generator) and model.config.num_classes == FASHION_MNIST_CLASSES
+        classifier = extractor if isinstance(extractor, FashionClassifierFeatures) else None
+        if conditional and classifier is None:
+            classifier = FashionClassifierFeatures()
+        tally = {"drawn": 0, "correct": 0}
+        metrics = evaluate_generative(
+            _sampler(model, seed, classifier if conditional else None, tally),
+            real_images,
+            extractor,
+            num_samples,
+            dataset=dataset,
+            split=split,
+            batch_size=batch_size,
+            seed=seed,
+        )
+        metrics["num_samples"] = num_samples
+        if conditional:
+            metrics["class_accuracy"] = tally["correct"] / tally["drawn"]
+        if hasattr(model, "reconstruction_nll"):
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+            images = real_images[:likelihood_images]
+            metrics.update(evaluate_vae(model, images, num_importance_samples, generator, batch_size=batch_size))
+            metrics["likelihood_images"] = len(images)
+        return metrics
+    finally:
+        model.train(was_training)
