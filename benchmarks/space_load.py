@@ -1,0 +1,151 @@
+"""Load test of the virtual-wardrobe Space: concurrent `gradio_client` clients, every request must succeed.
+
+Each client opens its own session, then all start together and send their requests one after the other, cycling
+through the Space's endpoints (GAN grid, VAE samples, interpolation, upload analysis, avatar, try-on reference) from
+a different starting point each. Reports p50/p95/max latency per endpoint and overall, and exits with status 1 if
+any request failed.
+
+    python benchmarks/space_load.py                         # starts the Space with the bundled models
+    python benchmarks/space_load.py --gan path/or/hub-id --vae path/or/hub-id --clients 32 --requests 5
+    python benchmarks/space_load.py --url http://127.0.0.1:7860/   # a Space that is already running
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SPACE_DIR = Path(__file__).parents[1] / "spaces"
+sys.path.insert(0, str(SPACE_DIR))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from gradio_client import Client, handle_file  # noqa: E402
+from wardrobe_space.local_server import serve_space  # noqa: E402
+from wardrobe_space.models import HeldoutGarments  # noqa: E402
+
+from hf_vaegan.data.wardrobe import BodyShape  # noqa: E402
+
+
+def requests_to_send(garment: str, other_garment: str) -> list[tuple[str, tuple]]:
+    """(endpoint, arguments) of each kind of request, as the UI sends them with its default settings."""
+    body = tuple(BodyShape().to_dict().values())
+    return [
+        ("/generate_garments", ("Dress", 16, 0, 0.7)),
+        ("/sample_styles", (16, 0, 1.0)),
+        ("/interpolate_styles", (handle_file(garment), handle_file(other_garment), 8)),
+        ("/analyse_garment", (handle_file(garment),)),
+        ("/render_body", body),
+        ("/reference_tryon", ("Body shapes tab", 0, *body, handle_file(garment), "Dress", 0)),
+    ]
+
+
+def percentile(latencies: list[float], q: float) -> float:
+    return float(np.percentile(latencies, q)) if latencies else float("nan")
+
+
+def run(url: str, clients: int, requests_per_client: int, garment: str, other_garment: str) -> dict:
+    """Runs the load; returns latencies per endpoint (seconds), errors, and wall time."""
+    kinds = requests_to_send(garment, other_garment)
+    downloads = tempfile.mkdtemp(prefix="space-load-")
+    sessions = [Client(url, verbose=False, download_files=downloads, analytics_enabled=False) for _ in range(clients)]
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def client_loop(index: int) -> None:
+        start.wait()
+        for request in range(requests_per_client):
+            endpoint, arguments = kinds[(index + request) % len(kinds)]
+            began = time.perf_counter()
+            try:
+                sessions[index].predict(*arguments, api_name=endpoint)
+            except Exception as error:  # every failure counts, whatever its kind
+                with lock:
+                    errors.append(f"{endpoint}: {type(error).__name__}: {error}")
+                continue
+            with lock:
+                latencies[endpoint].append(time.perf_counter() - began)
+
+    threads = [threading.Thread(target=client_loop, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return {"latencies": dict(latencies), "errors": errors, "wall_time": time.perf_counter() - began}
+
+
+def report(results: dict, clients: int, requests_per_client: int) -> dict:
+    everything = [latency for values in results["latencies"].values() for latency in values]
+    rows = {
+        endpoint: {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95), "max": max(values)}
+        for endpoint, values in sorted(results["latencies"].items())
+    }
+    rows["all"] = {
+        "n": len(everything),
+        "p50": percentile(everything, 50),
+        "p95": percentile(everything, 95),
+        "max": max(everything, default=float("nan")),
+    }
+    print(
+        f"{clients} clients x {requests_per_client} requests, {results['wall_time']:.1f} s wall time, "
+        f"{len(everything) / results['wall_time']:.2f} requests/s, {len(results['errors'])} errors"
+    )
+    print(f"{'endpoint':<22}{'n':>5}{'p50 (s)':>10}{'p95 (s)':>10}{'max (s)':>10}")
+    for endpoint, row in rows.items():
+        print(f"{endpoint:<22}{row['n']:>5}{row['p50']:>10.2f}{row['p95']:>10.2f}{row['max']:>10.2f}")
+    for error in results["errors"][:10]:
+        print("error:", error)
+    return {
+        "clients": clients,
+        "requests_per_client": requests_per_client,
+        "wall_time_s": results["wall_time"],
+        "errors": results["errors"],
+        "latency_s": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32, help="Concurrent clients (default: 32).")
+    parser.add_argument("--requests", type=int, default=5, help="Requests per client (default: 5).")
+    parser.add_argument("--url", help="URL of a running Space; default: start one on a free local port.")
+    parser.add_argument("--gan", help="Hub id or folder of the GAN for the started Space (HF_VAEGAN_GAN).")
+    parser.add_argument("--vae", help="Hub id or folder of the VAE for the started Space (HF_VAEGAN_VAE).")
+    parser.add_argument("--output_json", help="Also write the figures to this JSON file.")
+    args = parser.parse_args()
+    if args.clients < 1 or args.requests < 1:
+        parser.error("--clients and --requests must be >= 1")
+
+    heldout = HeldoutGarments.load()
+    folder = Path(tempfile.mkdtemp(prefix="space-load-uploads-"))
+    garments = []
+    for label in (3, 0):  # a dress and a T-shirt
+        garments.append(str(folder / f"garment-{label}.png"))
+        Image.fromarray(heldout.images[np.flatnonzero(heldout.labels == label)[0]]).save(garments[-1])
+
+    env = {name: value for name, value in (("HF_VAEGAN_GAN", args.gan), ("HF_VAEGAN_VAE", args.vae)) if value}
+    with nullcontext(None) if args.url else serve_space(env) as space:
+        url = args.url or space.url
+        results = run(url, args.clients, args.requests, *garments)
+    figures = report(results, args.clients, args.requests)
+    if args.output_json:
+        Path(args.output_json).write_text(json.dumps(figures, indent=1))
+    sys.exit(1 if results["errors"] else 0)
+
+
+if __name__ == "__main__":
+    main()

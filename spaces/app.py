@@ -1,0 +1,539 @@
+"""The virtual wardrobe: a Gradio Space over the hf-vaegan models.
+
+`python spaces/app.py` serves it on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860) and prints the
+local URL. Each model comes from its environment variable (a Hub id or a folder, see `wardrobe_space/models.py`),
+else from the folder bundled in the `hf_vaegan` package; a missing model disables only its own feature.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+from wardrobe_space.images import MAX_FILE_SIZE, OutputFiles, bad_input, enlarge, grid, open_upload, to_model_input
+from wardrobe_space.models import (
+    ANOMALY_QUANTILE,
+    ANOMALY_SAMPLES,
+    MODEL_SPECS,
+    HeldoutGarments,
+    LoadedModel,
+    anomaly_scores,
+    load_models,
+)
+
+from hf_vaegan.data.wardrobe import (
+    BODY_SHAPE_RANGES,
+    DEFAULT_RESOLUTION,
+    FASHION_MNIST_CLASSES,
+    GARMENT_LABELS,
+    Avatar,
+    BodyShape,
+    Garment,
+    dress,
+    make_background,
+    make_garment,
+    render_avatar,
+)
+
+MAX_GARMENTS = 64
+MAX_SEED = 2**31 - 1
+MAX_INTERPOLATION_STEPS = 16
+MAX_TRUNCATION = 2.0
+MAX_TEMPERATURE = 2.0
+GRID_COLUMNS = 8
+# Fashion-MNIST images are 28 pixels wide and avatars 96: shown this many times larger, with square pixels.
+GARMENT_ZOOM = 4
+AVATAR_ZOOM = 3
+# Two CPU cores on a basic Space: two requests compute at a time, the rest wait in Gradio's queue.
+CONCURRENCY_LIMIT = 2
+QUEUE_SIZE = 256
+WEARABLE_CLASSES = [FASHION_MNIST_CLASSES[label] for label in GARMENT_LABELS]
+AVATAR_SOURCES = ("Body shapes tab", "Random (seed)")
+UNCONDITIONAL = "any (unconditional GAN)"
+
+UPLOAD_NOTE = (
+    "Uploads of any format and mode (RGBA, 16-bit, greyscale, palette...) up to "
+    f"{MAX_FILE_SIZE} and 16.7 megapixels are converted to the models' input: a 28 x 28 light garment on black, like "
+    "Fashion-MNIST. An upload with a light border (a dark garment on white) is inverted first, and non-square images "
+    "are padded, not cropped. *Model input* shows the result."
+)
+
+
+def _shown(value: Any) -> str:
+    return html.escape(repr(value)[:40])
+
+
+def whole_number(value: Any, name: str, low: int, high: int) -> int:
+    """`value` as an int in [low, high], or a `gr.Error` naming the field."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise bad_input(f"{name} must be a number, got {_shown(value)}.") from None
+    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
+        raise bad_input(f"{name} must be a whole number in [{low}, {high}], got {_shown(value)}.")
+    return int(number)
+
+
+def number_in(value: Any, name: str, low: float, high: float) -> float:
+    """`value` as a float in [low, high], or a `gr.Error` naming the field."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise bad_input(f"{name} must be a number, got {_shown(value)}.") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise bad_input(f"{name} must be in [{low}, {high}], got {_shown(value)}.")
+    return number
+
+
+def choice_index(value: Any, name: str, choices: Sequence[str]) -> int:
+    if value not in choices:
+        raise bad_input(f"{name} must be one of {', '.join(choices)}; got {_shown(value)}.")
+    return list(choices).index(value)
+
+
+def upload_image(label: str, elem_id: str) -> gr.Image:
+    """An image input handed to its handler as an unopened file (see `WardrobeSpace`)."""
+    return gr.Image(label=label, type="filepath", image_mode=None, height=240, elem_id=elem_id)
+
+
+def seeded(seed: Any) -> torch.Generator:
+    return torch.Generator().manual_seed(whole_number(seed, "Seed", 0, MAX_SEED))
+
+
+def named_parameters(function: Callable, names: Sequence[str]) -> Callable:
+    """`function(*args)` with a signature naming its arguments, which Gradio shows as the endpoint's parameters."""
+
+    def call(*args: Any) -> Any:
+        return function(*args)
+
+    call.__name__ = function.__name__
+    call.__doc__ = function.__doc__
+    call.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
+    )
+    return call
+
+
+BODY_PARAMETERS = tuple(BODY_SHAPE_RANGES)
+TRYON_PARAMETERS = ("avatar_source", "avatar_seed", *BODY_PARAMETERS, "garment", "garment_class", "colour_seed")
+
+
+class WardrobeSpace:
+    """The event handlers of the Space, over the loaded models; `build()` lays out the UI.
+
+    Every event is registered with `preprocess=False`: handlers get the raw values (numbers, strings, upload file
+    data) and check them themselves, so that a bad value or file, from the UI or an API client, gets a message naming
+    the field, and a huge or corrupt upload is refused before Gradio would decode it.
+    """
+
+    def __init__(self, models: dict[str, LoadedModel], heldout: HeldoutGarments):
+        self.models = models
+        self.heldout = heldout
+        self.png = OutputFiles()
+
+    # New garments (the class-conditional GAN)
+
+    @property
+    def gan_classes(self) -> list[str]:
+        gan = self.models["gan"]
+        num_classes = gan.value.gan.config.num_classes if gan.available else len(FASHION_MNIST_CLASSES)
+        if num_classes == 0:
+            return [UNCONDITIONAL]
+        if num_classes == len(FASHION_MNIST_CLASSES):
+            return list(FASHION_MNIST_CLASSES)
+        return [f"class {label}" for label in range(num_classes)]
+
+    def generate_garments(self, class_name: str, count: float, seed: float, truncation: float) -> str:
+        """A grid of `count` new garments of one class; truncation 0 samples the full prior."""
+        pipeline = self.models["gan"].require()
+        label = choice_index(class_name, "Class", self.gan_classes)
+        count = whole_number(count, "Count", 1, MAX_GARMENTS)
+        truncation = number_in(truncation, "Truncation", 0.0, MAX_TRUNCATION)
+        images = pipeline(
+            batch_size=count,
+            class_labels=None if class_name == UNCONDITIONAL else label,
+            truncation=truncation or None,
+            generator=seeded(seed),
+        ).images
+        return self.png(enlarge(grid(images, GRID_COLUMNS), GARMENT_ZOOM))
+
+    # Style explorer (the VAE)
+
+    def _vae_input(self, upload: Any, name: str) -> tuple[Image.Image, bool]:
+        config = self.models["vae"].require().pipeline.vae.config
+        return to_model_input(open_upload(upload, name), config.resolution, config.in_channels)
+
+    def sample_styles(self, count: float, seed: float, temperature: float) -> str:
+        """A grid of draws from the VAE's prior N(0, temperature^2 I)."""
+        pipeline = self.models["vae"].require().pipeline
+        count = whole_number(count, "Count", 1, MAX_GARMENTS)
+        temperature = number_in(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
+        images = pipeline(batch_size=count, temperature=temperature, generator=seeded(seed)).images
+        return self.png(enlarge(grid(images, GRID_COLUMNS), GARMENT_ZOOM))
+
+    def interpolate_styles(self, first: Any, second: Any, steps: float) -> str:
+        """The decoded great circle between the latent codes of two garments, as a strip."""
+        pipeline = self.models["vae"].require().pipeline
+        steps = whole_number(steps, "Steps", 2, MAX_INTERPOLATION_STEPS)
+        start, _ = self._vae_input(first, "first garment")
+        end, _ = self._vae_input(second, "second garment")
+        strip = grid(pipeline.interpolate(start, end, num_steps=steps).images, steps)
+        return self.png(enlarge(strip, GARMENT_ZOOM))
+
+    def analyse_garment(self, upload: Any) -> tuple[str, str, str, dict[str, Any]]:
+        """The model input, its reconstruction, and the anomaly verdict against the calibrated threshold."""
+        style = self.models["vae"].require()
+        model_input, inverted = self._vae_input(upload, "garment")
+        reconstruction = style.pipeline.reconstruct(model_input).images[0]
+        score = float(anomaly_scores(style.pipeline, [model_input])[0])
+        threshold = style.threshold
+        anomalous = score > threshold.threshold
+        percentile = threshold.percentile(score)
+        verdict = (
+            f"### {'Unusual: an anomaly' if anomalous else 'A typical garment'}\n"
+            f"Score **{score:.1f}** nats against a threshold of **{threshold.threshold:.1f}**: higher than "
+            f"{percentile:.1f}% of {threshold.num_images} real held-out garments."
+            + (" The upload was inverted (light border)." if inverted else "")
+        )
+        details = {
+            "verdict": "anomaly" if anomalous else "typical",
+            "score_nats": round(score, 3),
+            "threshold_nats": round(threshold.threshold, 3),
+            "percentile_among_real_garments": round(percentile, 2),
+            "inverted_upload": inverted,
+        }
+        shown = (self.png(enlarge(image, 2 * GARMENT_ZOOM)) for image in (model_input, reconstruction))
+        return *shown, verdict, details
+
+    # Body shapes
+
+    @staticmethod
+    def body_shape(*values: Any) -> BodyShape:
+        parameters = dict(zip(BODY_SHAPE_RANGES, values, strict=True))
+        for name, value in parameters.items():
+            number_in(value, name.replace("_", " ").capitalize(), *BODY_SHAPE_RANGES[name])
+        return BodyShape(**{name: float(value) for name, value in parameters.items()})
+
+    def render_body(self, *values: Any) -> str:
+        """The avatar of the body parameters, in `BODY_SHAPE_RANGES` order."""
+        avatar = render_avatar(self.body_shape(*values), DEFAULT_RESOLUTION)
+        return self.png(enlarge(Image.fromarray(avatar.image), AVATAR_ZOOM))
+
+    def random_body(self, seed: float) -> list[Any]:
+        """Body parameters drawn uniformly from their ranges, then the avatar."""
+        shape = BodyShape.sample(whole_number(seed, "Seed", 0, MAX_SEED))
+        values = [round(value, 4) for value in shape.to_dict().values()]
+        return [*values, self.render_body(*values)]
+
+    # Try-on
+
+    def gan_garment(self, class_name: str, seed: float) -> str:
+        """One new garment of a wearable class from the GAN, as a 28 x 28 image for the try-on's garment input."""
+        pipeline = self.models["gan"].require()
+        label = GARMENT_LABELS[choice_index(class_name, "Garment class", WEARABLE_CLASSES)]
+        if pipeline.gan.config.num_classes != len(FASHION_MNIST_CLASSES):
+            raise bad_input("The loaded GAN does not have the 10 Fashion-MNIST classes, so it cannot draw this class.")
+        return self.png(pipeline(class_labels=label, generator=seeded(seed)).images[0])
+
+    def _avatar(self, source: str, seed: float, body_values: Sequence[Any]) -> Avatar:
+        if choice_index(source, "Avatar", AVATAR_SOURCES) == 0:
+            return render_avatar(self.body_shape(*body_values), DEFAULT_RESOLUTION)
+        rng = np.random.default_rng(whole_number(seed, "Avatar seed", 0, MAX_SEED))
+        return render_avatar(BodyShape.sample(rng), DEFAULT_RESOLUTION, make_background(rng, DEFAULT_RESOLUTION))
+
+    def _garment(self, upload: Any, class_name: str, colour_seed: float) -> Garment:
+        label = GARMENT_LABELS[choice_index(class_name, "Garment class", WEARABLE_CLASSES)]
+        item, _ = to_model_input(open_upload(upload, "garment"), 28, 1)
+        if not np.asarray(item).any():
+            raise bad_input("The garment image is empty (no garment on its background).")
+        seed = whole_number(colour_seed, "Colour seed", 0, MAX_SEED)
+        return make_garment(np.asarray(item), label, seed, DEFAULT_RESOLUTION)
+
+    def _tryon_inputs(self, source, avatar_seed, *rest) -> tuple[Avatar, Garment]:
+        *body_values, upload, class_name, colour_seed = rest
+        return self._avatar(source, avatar_seed, body_values), self._garment(upload, class_name, colour_seed)
+
+    def reference_tryon(self, *inputs: Any) -> tuple[str, str, str]:
+        """The garment colourised, and the synthetic data's renderer dressing the avatar: the try-on ground truth."""
+        avatar, garment = self._tryon_inputs(*inputs)
+        dressed = dress(avatar, garment)
+        images = (garment.image, dressed.image, dressed.warped_cloth)
+        return tuple(self.png(enlarge(Image.fromarray(image), AVATAR_ZOOM)) for image in images)
+
+    def model_tryon(self, *inputs: Any) -> tuple[str, str]:
+        """The try-on model's result and its warped garment."""
+        tryon = self.models["tryon"].require()
+        result, warped = tryon(*self._tryon_inputs(*inputs))
+        return self.png(enlarge(result, AVATAR_ZOOM)), self.png(enlarge(warped, AVATAR_ZOOM))
+
+    # Layout
+
+    def build(self) -> gr.Blocks:
+        examples = self.heldout.example_indices()
+        example_images = [Image.fromarray(self.heldout.images[i]) for i in examples]
+        # Gradio's copies of results and uploads are deleted after a day, so that a long-running Space keeps its disk.
+        with gr.Blocks(title="Virtual wardrobe", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
+            gr.Markdown(
+                "# Virtual wardrobe\nInvent garments with a class-conditional GAN, explore their styles with a VAE, "
+                "shape an avatar and dress it. Models: [hf-vaegan](https://github.com/hf-vaegan/hf-vaegan)."
+            )
+            with gr.Tab("New garments", id="garments"):
+                self._garments_tab()
+            with gr.Tab("Style explorer", id="styles"):
+                self._styles_tab(example_images)
+            with gr.Tab("Body shapes", id="bodies"):
+                body_sliders = self._bodies_tab()
+            with gr.Tab("Try-on", id="tryon"):
+                self._tryon_tab(body_sliders, examples)
+            with gr.Tab("About", id="about"):
+                self._about_tab()
+        return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+
+    def _unavailable_note(self, *keys: str) -> None:
+        for key in keys:
+            model = self.models[key]
+            if not model.available:
+                gr.Markdown(f"**{model.spec.title} is not available**: {model.problem}", elem_classes="warning")
+
+    def _garments_tab(self) -> None:
+        gr.Markdown(
+            "Garments that never existed, drawn by the class-conditional GAN. The **truncation** trick redraws noise "
+            "components beyond the threshold: lower values give more typical, less varied garments (0 = off)."
+        )
+        self._unavailable_note("gan")
+        with gr.Row():
+            with gr.Column(scale=1):
+                class_name = gr.Dropdown(self.gan_classes, value=self.gan_classes[0], label="Class")
+                count = gr.Slider(1, MAX_GARMENTS, value=16, step=1, label="Count")
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+                truncation = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
+                button = gr.Button("Generate", variant="primary", elem_id="generate-garments")
+            output = gr.Image(
+                label="New garments",
+                format="png",
+                buttons=["download", "fullscreen"],
+                elem_id="garments-grid",
+                scale=2,
+            )
+        inputs = [class_name, count, seed, truncation]
+        button.click(self.generate_garments, inputs, output, api_name="generate_garments", preprocess=False)
+
+    def _styles_tab(self, example_images: list[Image.Image]) -> None:
+        self._unavailable_note("vae")
+        gr.Markdown(UPLOAD_NOTE)
+        with gr.Accordion("Sample styles from the prior", open=True):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    count = gr.Slider(1, MAX_GARMENTS, value=16, step=1, label="Count")
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+                    temperature = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature")
+                    sample_button = gr.Button("Sample", variant="primary", elem_id="sample-styles")
+                samples = gr.Image(label="Samples", format="png", elem_id="styles-grid", scale=2)
+        sample_button.click(
+            self.sample_styles, [count, seed, temperature], samples, api_name="sample_styles", preprocess=False
+        )
+
+        with gr.Accordion("Interpolate between two garments", open=True):
+            with gr.Row():
+                first = upload_image("First garment", "first-garment")
+                second = upload_image("Second garment", "second-garment")
+                with gr.Column():
+                    steps = gr.Slider(2, MAX_INTERPOLATION_STEPS, value=8, step=1, label="Steps")
+                    interpolate_button = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
+            pairs = [(0, 18), (2, 8), (10, 14), (6, 12)]
+            gr.Examples([[example_images[a], example_images[b]] for a, b in pairs], [first, second], label="Pairs")
+            strip = gr.Image(label="Path through the latent space", format="png", elem_id="interpolation-strip")
+        interpolate_button.click(
+            self.interpolate_styles, [first, second, steps], strip, api_name="interpolate_styles", preprocess=False
+        )
+
+        with gr.Accordion("Reconstruct a garment and score how unusual it is", open=True):
+            gr.Markdown(
+                f"The score is the negative ELBO in nats (averaged over {ANOMALY_SAMPLES} posterior draws, fixed "
+                f"seed): how poorly the VAE explains the image. The threshold is the {ANOMALY_QUANTILE:.0%} quantile "
+                "of the scores of real Fashion-MNIST test garments the model never saw, computed once when the Space "
+                "starts: about 1 real garment in 100 is flagged."
+            )
+            with gr.Row():
+                upload = upload_image("Garment", "analyse-upload")
+                model_input = gr.Image(label="Model input", format="png", elem_id="analyse-input")
+                reconstruction = gr.Image(label="Reconstruction", format="png", elem_id="analyse-reconstruction")
+            analyse_button = gr.Button("Reconstruct and score", variant="primary", elem_id="analyse")
+            verdict = gr.Markdown(label="Verdict", elem_id="analyse-verdict")
+            details = gr.JSON(label="Score", elem_id="analyse-details")
+            gr.Examples([[image] for image in example_images], [upload], label="Real held-out garments")
+        analyse_button.click(
+            self.analyse_garment,
+            upload,
+            [model_input, reconstruction, verdict, details],
+            api_name="analyse_garment",
+            preprocess=False,
+        )
+
+    def _bodies_tab(self) -> list[gr.Slider]:
+        gr.Markdown(
+            "The avatar's body, parameter by parameter (lengths are fractions of the image height; right and left are "
+            "the person's). Release a slider to redraw."
+        )
+        self._unavailable_note("body_vae")
+        defaults = BodyShape().to_dict()
+        with gr.Row():
+            with gr.Column(scale=2):
+                sliders = [
+                    gr.Slider(low, high, value=defaults[name], step=(high - low) / 100, label=name.replace("_", " "))
+                    for name, (low, high) in BODY_SHAPE_RANGES.items()
+                ]
+                with gr.Row():
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+                    random_button = gr.Button("Random body", elem_id="random-body")
+                render_button = gr.Button("Render", variant="primary", elem_id="render-body")
+            avatar = gr.Image(label="Avatar", format="png", elem_id="body-avatar", scale=1)
+        render_body = named_parameters(self.render_body, BODY_PARAMETERS)
+        render_button.click(render_body, sliders, avatar, api_name="render_body", preprocess=False)
+        for slider in sliders:
+            slider.release(render_body, sliders, avatar, api_name=False, preprocess=False)
+        random_button.click(self.random_body, seed, [*sliders, avatar], api_name="random_body", preprocess=False)
+        return sliders
+
+    def _tryon_tab(self, body_sliders: list[gr.Slider], examples: list[int]) -> None:
+        gr.Markdown(
+            "Dress an avatar in a garment from the examples, an upload (a garment photo or drawing, light on dark or "
+            "dark on light) or the GAN. The garment is colourised and patterned as in the try-on training data."
+        )
+        self._unavailable_note("tryon")
+        with gr.Row():
+            with gr.Column():
+                source = gr.Radio(AVATAR_SOURCES, value=AVATAR_SOURCES[0], label="Avatar")
+                avatar_seed = gr.Number(0, label="Avatar seed (random avatars)", precision=0, minimum=0)
+            with gr.Column():
+                garment = upload_image("Garment", "tryon-garment")
+                class_name = gr.Dropdown(WEARABLE_CLASSES, value=WEARABLE_CLASSES[0], label="Garment class")
+                with gr.Row():
+                    garment_seed = gr.Number(0, label="Seed (GAN garment and colours)", precision=0, minimum=0)
+                    gan_button = gr.Button("New garment from the GAN", elem_id="tryon-gan-garment")
+        wearable = [(i, self.heldout.labels[i]) for i in examples if self.heldout.labels[i] in GARMENT_LABELS]
+        gr.Examples(
+            [[Image.fromarray(self.heldout.images[i]), FASHION_MNIST_CLASSES[label]] for i, label in wearable],
+            [garment, class_name],
+            label="Held-out garments",
+            examples_per_page=6,
+        )
+        with gr.Row():
+            tryon_button = gr.Button("Try on (model)", variant="primary", elem_id="tryon-model")
+            reference_button = gr.Button("Reference render", elem_id="tryon-reference")
+        with gr.Row():
+            result = gr.Image(label="Try-on result", format="png", elem_id="tryon-result")
+            warped = gr.Image(label="Warped garment", format="png", elem_id="tryon-warped")
+        gr.Markdown(
+            "**Reference**: the renderer that made the try-on training data dresses the same avatar: the ground truth "
+            "a try-on model learns to reproduce, not a learned model."
+        )
+        with gr.Row():
+            cloth = gr.Image(label="Garment, colourised", format="png", elem_id="tryon-cloth")
+            reference = gr.Image(label="Reference result", format="png", elem_id="tryon-reference-result")
+            reference_warped = gr.Image(label="Reference warped garment", format="png", elem_id="tryon-reference-warp")
+        inputs = [source, avatar_seed, *body_sliders, garment, class_name, garment_seed]
+        gan_button.click(
+            self.gan_garment, [class_name, garment_seed], garment, api_name="gan_garment", preprocess=False
+        )
+        tryon_button.click(
+            named_parameters(self.model_tryon, TRYON_PARAMETERS),
+            inputs,
+            [result, warped],
+            api_name="tryon",
+            preprocess=False,
+        )
+        reference_button.click(
+            named_parameters(self.reference_tryon, TRYON_PARAMETERS),
+            inputs,
+            [cloth, reference, reference_warped],
+            api_name="reference_tryon",
+            preprocess=False,
+        )
+
+    def _about_tab(self) -> None:
+        gr.Markdown(
+            "## The models\nEach model loads with `from_pretrained` from the Hub id or folder in its environment "
+            "variable, else from the folder bundled in the `hf_vaegan` package. Their cards list the data, the "
+            "figures, the limits and the command that trained them."
+        )
+        for spec in MODEL_SPECS:
+            model = self.models[spec.key]
+            with gr.Accordion(spec.title, open=model.available):
+                gr.Markdown(model_status(model))
+                card = model.card()
+                if card:
+                    gr.Markdown(_without_local_images(card))
+                figures = model.figures()
+                if figures:
+                    gr.Gallery(
+                        [str(path) for path in figures], label="Figures", columns=3, height=320, object_fit="contain"
+                    )
+        gr.Markdown(ABOUT_SPACE)
+
+
+def model_status(model: LoadedModel) -> str:
+    spec = model.spec
+    if not model.available:
+        return f"**Not available**: {model.problem}\n\nSet `{spec.env_var}` to a Hub id or folder to use another one."
+    return (
+        f"Loaded from `{spec.source}` (override with `{spec.env_var}`).\n\n"
+        f"```json\n{json.dumps(_config(model), indent=1)}\n```"
+    )
+
+
+def _config(model: LoadedModel) -> dict[str, Any]:
+    config = json.loads(model.folder.joinpath("config.json").read_text())
+    return {key: value for key, value in config.items() if not key.startswith("_") and key != "auto_map"}
+
+
+def _without_local_images(card: str) -> str:
+    """Card text with its relative image links replaced by a pointer to the figures shown below it."""
+    return re.sub(r"!\[([^\]]*)\]\((?!https?://)[^)]*\)", r"*(figure: \1, shown below)*", card)
+
+
+ABOUT_SPACE = f"""
+## The data
+Garments come from [Fashion-MNIST](https://github.com/zalandoresearch/fashion-mnist) (Zalando Research, MIT license):
+28 x 28 greyscale images of 10 classes, a light garment on black. The examples and the anomaly calibration set are
+1,000 test-split images the models never trained on. Avatars and dressed avatars come from the synthetic wardrobe
+renderer of `hf_vaegan.data.wardrobe`.
+
+## Limits
+- 28 x 28 greyscale garments: no colour or texture in the GAN and the VAE; the try-on colourises garments itself.
+- The anomaly score measures how unlike Fashion-MNIST an image is, photographs included: a real photo of a shirt is
+  usually "unusual" for a model of centred, 28-pixel catalogue images.
+- Uploads: at most {MAX_FILE_SIZE} and 16.7 megapixels, at least 8 pixels per side.
+
+## Running this Space
+```bash
+python spaces/app.py           # serves http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT to change)
+HF_VAEGAN_GAN=user/my-gan HF_VAEGAN_VAE=./my-vae python spaces/app.py
+```
+"""
+
+
+def build_demo(models: dict[str, LoadedModel] | None = None) -> gr.Blocks:
+    """The Space's Blocks with its queue; loads the models unless given."""
+    return WardrobeSpace(models or load_models(), HeldoutGarments.load()).build()
+
+
+def main() -> None:
+    # Each of the CONCURRENCY_LIMIT concurrent requests gets its share of the cores instead of all of them fighting
+    # over every core: small models on shared CPUs slow down badly when oversubscribed.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT))
+    build_demo().launch(max_file_size=MAX_FILE_SIZE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Which models the Space uses, where each comes from, and what to say when one is missing.
+
+Each model comes from the environment variable of its `ModelSpec` (a Hub id or a local folder), else from the
+folder bundled inside the installed `hf_vaegan` package, so the same code runs offline, in the tests (tiny models in
+a temporary folder) and on the Hub. A model that cannot be loaded leaves its tab explaining why; the app still starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import torch
+from huggingface_hub import ModelCard, snapshot_download
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from PIL import Image
+
+import hf_vaegan
+from hf_vaegan import GANPipeline, VAEPipeline
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(hf_vaegan.__file__).parent / "pretrained"
+HELDOUT_GARMENTS = Path(__file__).parents[1] / "data" / "heldout_garments.npz"
+EXAMPLES_PER_CLASS = 2
+
+# The anomaly threshold: this quantile of the scores of held-out real garments, each the negative ELBO averaged over
+# ANOMALY_SAMPLES posterior draws with a fixed seed, so an image always gets the same score.
+ANOMALY_QUANTILE = 0.99
+ANOMALY_SAMPLES = 4
+ANOMALY_SEED = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of the Space.
+
+    Attributes:
+        key: short name used in code (`"gan"`).
+        title: what the UI calls it.
+        env_var: environment variable holding a Hub id or folder that overrides the bundled model.
+        bundled_name: folder name under `hf_vaegan/pretrained/`.
+        load: folder -> the object the tab uses; `None` while the Space does not use this model yet.
+        pending: why `load` is `None`.
+    """
+
+    key: str
+    title: str
+    env_var: str
+    bundled_name: str
+    load: Callable[[Path], Any] | None
+    pending: str = ""
+
+    @property
+    def source(self) -> str:
+        return os.environ.get(self.env_var, "").strip() or str(BUNDLED_DIR / self.bundled_name)
+
+
+@dataclass
+class LoadedModel:
+    """The outcome of loading a `ModelSpec`: the ready object, or why there is none."""
+
+    spec: ModelSpec
+    folder: Path | None = None
+    value: Any = None
+    problem: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.value is not None
+
+    def require(self) -> Any:
+        """The loaded object, or a `gr.Error` telling the user why this feature is unavailable."""
+        if self.value is None:
+            raise gr.Error(f"{self.spec.title} is not available: {self.problem}", title="Model not available")
+        return self.value
+
+    def card(self) -> str | None:
+        """The model card's text (without its YAML metadata), if the folder has one."""
+        readme = self.folder / "README.md" if self.folder else None
+        return ModelCard.load(readme).text if readme and readme.is_file() else None
+
+    def figures(self) -> list[Path]:
+        """The PNG figures shipped beside the weights (sample grids, curves)."""
+        return sorted(self.folder.glob("*.png")) if self.folder else []
+
+
+def resolve_folder(spec: ModelSpec) -> Path:
+    """The local folder of `spec.source`: the folder itself, or a snapshot of the Hub repository it names."""
+    source = spec.source
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    overridden = bool(os.environ.get(spec.env_var, "").strip())
+    if not overridden:
+        raise FileNotFoundError(
+            f"{spec.env_var} is not set and the bundled folder hf_vaegan/pretrained/{spec.bundled_name} does not "
+            "exist (its weights have not been trained and bundled yet)."
+        )
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        raise FileNotFoundError(f"{spec.env_var}={source!r} is neither a folder nor a Hub model id.") from None
+    return Path(snapshot_download(source))
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Loads one model; any failure becomes `problem`, shown in the UI, so that one bad model never stops the app."""
+    if spec.load is None:
+        return LoadedModel(spec, problem=spec.pending)
+    try:
+        folder = resolve_folder(spec)
+        return LoadedModel(spec, folder, spec.load(folder))
+    except Exception as error:  # every reason must reach the UI, none may stop the app
+        logger.warning("%s unavailable: %s", spec.title, error)
+        return LoadedModel(spec, problem=f"{type(error).__name__}: {error}")
+
+
+@dataclass(frozen=True)
+class HeldoutGarments:
+    """Fashion-MNIST test images the models never trained on (`data/heldout_garments.npz`).
+
+    The first `EXAMPLES_PER_CLASS` of each class are the Space's example garments, the rest calibrate the anomaly
+    threshold.
+    """
+
+    images: np.ndarray  # (N, 28, 28) uint8, light garment on black
+    labels: np.ndarray  # (N,)
+
+    @classmethod
+    def load(cls, path: Path = HELDOUT_GARMENTS) -> HeldoutGarments:
+        with np.load(path) as data:
+            return cls(data["images"], data["labels"].astype(np.int64))
+
+    def example_indices(self, classes: tuple[int, ...] | None = None) -> list[int]:
+        classes = tuple(np.unique(self.labels)) if classes is None else classes
+        return [int(i) for c in classes for i in np.flatnonzero(self.labels == c)[:EXAMPLES_PER_CLASS]]
+
+    def calibration_images(self) -> list[Image.Image]:
+        examples = set(self.example_indices())
+        return [Image.fromarray(image) for i, image in enumerate(self.images) if i not in examples]
+
+
+@dataclass(frozen=True)
+class AnomalyThreshold:
+    """The verdict line: `quantile` of the anomaly scores of `num_images` held-out real garments."""
+
+    threshold: float
+    quantile: float
+    reference_scores: np.ndarray  # sorted
+
+    @property
+    def num_images(self) -> int:
+        return len(self.reference_scores)
+
+    def percentile(self, score: float) -> float:
+        """Percentage of real garments scoring below `score`."""
+        return 100.0 * np.searchsorted(self.reference_scores, score) / self.num_images
+
+
+def anomaly_scores(pipeline: VAEPipeline, images: list[Image.Image]) -> np.ndarray:
+    """Negative ELBO in nats per image, reproducible (fixed seed, `ANOMALY_SAMPLES` draws)."""
+    generator = torch.Generator(pipeline.device).manual_seed(ANOMALY_SEED)
+    return pipeline.anomaly_scores(images, method="elbo", num_samples=ANOMALY_SAMPLES, generator=generator)
+
+
+def calibrate_threshold(pipeline: VAEPipeline, images: list[Image.Image]) -> AnomalyThreshold:
+    scores = np.sort(anomaly_scores(pipeline, images))
+    return AnomalyThreshold(float(np.quantile(scores, ANOMALY_QUANTILE)), ANOMALY_QUANTILE, scores)
+
+
+@dataclass(frozen=True)
+class StyleModel:
+    """The VAE pipeline and its calibrated anomaly threshold."""
+
+    pipeline: VAEPipeline
+    threshold: AnomalyThreshold
+
+
+def load_style_model(folder: Path) -> StyleModel:
+    pipeline = VAEPipeline.from_pretrained(folder)
+    return StyleModel(pipeline, calibrate_threshold(pipeline, HeldoutGarments.load().calibration_images()))
+
+
+MODEL_SPECS = (
+    ModelSpec("gan", "The garment GAN", "HF_VAEGAN_GAN", "fashion-cgan", GANPipeline.from_pretrained),
+    ModelSpec("vae", "The style VAE", "HF_VAEGAN_VAE", "fashion-vae", load_style_model),
+    ModelSpec(
+        "body_vae",
+        "The body-shape VAE",
+        "HF_VAEGAN_BODY_VAE",
+        "wardrobe-body-vae",
+        None,
+        "not wired into the Space yet; the Body shapes tab renders avatars from the body parameters directly.",
+    ),
+    ModelSpec(
+        "tryon",
+        "The try-on model",
+        "HF_VAEGAN_TRYON",
+        "wardrobe-tryon",
+        None,
+        "its weights and TryOnPipeline have not landed in hf_vaegan yet. The reference render shows the synthetic "
+        "ground truth such a model learns to reproduce.",
+    ),
+)
+
+
+def load_models() -> dict[str, LoadedModel]:
+    return {spec.key: load_model(spec) for spec in MODEL_SPECS}

@@ -1,0 +1,155 @@
+"""The Space in a real browser: Debian's chromium, headless, driven by Playwright, through every tab.
+
+Screenshots of each tab land in `test-artifacts/space/`. Chromium must be at /usr/bin/chromium (`make browser`
+installs it); Playwright's own browser downloads are never used. The page may only talk to the Space on 127.0.0.1:
+any other request is blocked and fails the test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_space import FIXTURE, make_tiny_models
+from wardrobe_space.local_server import serve_space
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts" / "space"
+TIMEOUT_MS = 60_000
+
+IMAGE_SHOWN = """selector => {
+    const image = document.querySelector(selector);
+    return image !== null && image.complete && image.naturalWidth > 0;
+}"""
+
+
+@pytest.fixture(scope="module")
+def garment_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("browser-uploads")
+    with np.load(FIXTURE) as data:
+        images, labels = data["images"], data["labels"]
+    files = {}
+    for name, label in (("shirt", 0), ("dress", 3)):
+        files[name] = folder / f"{name}.png"
+        Image.fromarray(images[np.flatnonzero(labels == label)[0]]).save(files[name])
+    files["corrupt"] = folder / "corrupt.png"
+    files["corrupt"].write_bytes(b"definitely not a PNG" * 50)
+    return files
+
+
+@pytest.fixture(scope="module")
+def space_url(tmp_path_factory: pytest.TempPathFactory):
+    with serve_space(make_tiny_models(tmp_path_factory.mktemp("browser-models"))) as running:
+        yield running.url
+
+
+@pytest.fixture(scope="module")
+def browser_page(space_url: str, tmp_path_factory: pytest.TempPathFactory):
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`)")
+    from playwright.sync_api import sync_playwright
+
+    external_requests: list[str] = []
+
+    def local_only(route):
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            external_requests.append(url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        context.route("**/*", local_only)
+        page = context.new_page()
+        page.goto(space_url)
+        yield page
+        context.close()
+    assert not external_requests, f"the page tried to reach the network: {external_requests}"
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS
+
+
+def wait_for_image(page, element_id: str) -> None:
+    page.wait_for_function(IMAGE_SHOWN, arg=f"#{element_id} img")
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+@pytest.mark.slow
+def test_every_tab_in_a_real_browser(browser_page, artifacts, garment_files):
+    page = browser_page
+
+    page.locator("#generate-garments").click()
+    wait_for_image(page, "garments-grid")
+    page.screenshot(path=artifacts / "1-new-garments.png", full_page=True)
+
+    open_tab(page, "Style explorer")
+    page.locator("#sample-styles").click()
+    wait_for_image(page, "styles-grid")
+    page.locator("#first-garment input[type=file]").set_input_files(garment_files["shirt"])
+    page.locator("#second-garment input[type=file]").set_input_files(garment_files["dress"])
+    wait_for_image(page, "second-garment")
+    page.locator("#interpolate").click()
+    wait_for_image(page, "interpolation-strip")
+    page.locator("#analyse-upload input[type=file]").set_input_files(garment_files["dress"])
+    wait_for_image(page, "analyse-upload")
+    page.locator("#analyse").click()
+    wait_for_image(page, "analyse-reconstruction")
+    wait_for_image(page, "analyse-input")
+    page.get_by_text("against a threshold of").wait_for()
+    page.screenshot(path=artifacts / "2-style-explorer.png", full_page=True)
+
+    page.locator("#analyse-upload button[aria-label='Remove Image']").click()
+    page.locator("#analyse-upload input[type=file]").set_input_files(garment_files["corrupt"])
+    page.locator("#analyse").click()
+    page.get_by_text("The garment upload is not an image").wait_for()
+    page.screenshot(path=artifacts / "2b-style-explorer-corrupt-upload.png")
+
+    open_tab(page, "Body shapes")
+    page.locator("#random-body").click()
+    wait_for_image(page, "body-avatar")
+    page.screenshot(path=artifacts / "3-body-shapes.png", full_page=True)
+
+    open_tab(page, "Try-on")
+    page.locator("#tryon-gan-garment").click()
+    wait_for_image(page, "tryon-garment")
+    page.locator("#tryon-reference").click()
+    wait_for_image(page, "tryon-reference-result")
+    wait_for_image(page, "tryon-reference-warp")
+    page.locator("#tryon-model").click()
+    page.get_by_text(
+        "The try-on model is not available: its weights and TryOnPipeline have not landed"
+    ).first.wait_for()
+    page.screenshot(path=artifacts / "4-try-on.png", full_page=True)
+
+    open_tab(page, "About")
+    page.get_by_text("accelerate launch examples/train_vae.py --max_train_steps 0").wait_for()
+    page.screenshot(path=artifacts / "5-about.png", full_page=True)
