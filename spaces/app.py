@@ -24,6 +24,7 @@ from wardrobe_space.images import MAX_FILE_SIZE, OutputFiles, bad_input, enlarge
 from wardrobe_space.models import (
     ANOMALY_QUANTILE,
     ANOMALY_SAMPLES,
+    EXAMPLES_PER_CLASS,
     MODEL_SPECS,
     HeldoutGarments,
     LoadedModel,
@@ -350,8 +351,12 @@ class WardrobeSpace:
                 with gr.Column():
                     steps = gr.Slider(2, MAX_INTERPOLATION_STEPS, value=8, step=1, label="Steps")
                     interpolate_button = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
-            pairs = [(0, 18), (2, 8), (10, 14), (6, 12)]
-            gr.Examples([[example_images[a], example_images[b]] for a, b in pairs], [first, second], label="Pairs")
+            # T-shirt -> ankle boot, trouser -> coat, sandal -> sneaker, dress -> shirt
+            pairs = [(0, 9), (1, 4), (5, 7), (3, 6)]
+            first_of_class = example_images[::EXAMPLES_PER_CLASS]
+            gr.Examples(
+                [[first_of_class[a], first_of_class[b]] for a, b in pairs], [first, second], label="Pairs of classes"
+            )
             strip = gr.Image(label="Path through the latent space", format="png", elem_id="interpolation-strip")
         interpolate_button.click(
             self.interpolate_styles, [first, second, steps], strip, api_name="interpolate_styles", preprocess=False

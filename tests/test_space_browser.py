@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_space import FIXTURE, make_tiny_models
+from test_space import FIXTURE, bundled_models_env, make_tiny_models
 from wardrobe_space.local_server import serve_space
 
 CHROMIUM = "/usr/bin/chromium"
@@ -51,7 +51,9 @@ def garment_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def space_url(tmp_path_factory: pytest.TempPathFactory):
-    with serve_space(make_tiny_models(tmp_path_factory.mktemp("browser-models"))) as running:
+    """The Space with the bundled models when they are there (the screenshots then show them), else tiny ones."""
+    env = bundled_models_env() or make_tiny_models(tmp_path_factory.mktemp("browser-models"))
+    with serve_space(env) as running:
         yield running.url
 
 
@@ -127,12 +129,6 @@ def test_every_tab_in_a_real_browser(browser_page, artifacts, garment_files):
     page.get_by_text("against a threshold of").wait_for()
     page.screenshot(path=artifacts / "2-style-explorer.png", full_page=True)
 
-    page.locator("#analyse-upload button[aria-label='Remove Image']").click()
-    page.locator("#analyse-upload input[type=file]").set_input_files(garment_files["corrupt"])
-    page.locator("#analyse").click()
-    page.get_by_text("The garment upload is not an image").wait_for()
-    page.screenshot(path=artifacts / "2b-style-explorer-corrupt-upload.png")
-
     open_tab(page, "Body shapes")
     page.locator("#random-body").click()
     wait_for_image(page, "body-avatar")
@@ -144,12 +140,23 @@ def test_every_tab_in_a_real_browser(browser_page, artifacts, garment_files):
     page.locator("#tryon-reference").click()
     wait_for_image(page, "tryon-reference-result")
     wait_for_image(page, "tryon-reference-warp")
-    page.locator("#tryon-model").click()
-    page.get_by_text(
-        "The try-on model is not available: its weights and TryOnPipeline have not landed"
-    ).first.wait_for()
     page.screenshot(path=artifacts / "4-try-on.png", full_page=True)
 
     open_tab(page, "About")
-    page.get_by_text("accelerate launch examples/train_vae.py --max_train_steps 0").wait_for()
+    page.get_by_text("Loaded from").first.wait_for()
+    page.get_by_text("The try-on model", exact=True).click()  # its section is closed: the model is missing
+    page.get_by_text("Set HF_VAEGAN_TRYON to a Hub id or folder").wait_for()
     page.screenshot(path=artifacts / "5-about.png", full_page=True)
+
+    # The errors come last, so that their notices cover none of the screenshots above.
+    open_tab(page, "Try-on")
+    page.locator("#tryon-model").click()
+    page.get_by_text("The try-on model is not available: its weights and TryOnPipeline have not").first.wait_for()
+    page.screenshot(path=artifacts / "4b-try-on-model-missing.png")
+
+    open_tab(page, "Style explorer")
+    page.locator("#analyse-upload button[aria-label='Remove Image']").click()
+    page.locator("#analyse-upload input[type=file]").set_input_files(garment_files["corrupt"])
+    page.locator("#analyse").click()
+    page.get_by_text("The garment upload is not an image").wait_for()
+    page.screenshot(path=artifacts / "2b-style-explorer-corrupt-upload.png")

@@ -139,9 +139,9 @@ class HeldoutGarments:
         with np.load(path) as data:
             return cls(data["images"], data["labels"].astype(np.int64))
 
-    def example_indices(self, classes: tuple[int, ...] | None = None) -> list[int]:
-        classes = tuple(np.unique(self.labels)) if classes is None else classes
-        return [int(i) for c in classes for i in np.flatnonzero(self.labels == c)[:EXAMPLES_PER_CLASS]]
+    def example_indices(self) -> list[int]:
+        """The examples, class by class."""
+        return [int(i) for c in np.unique(self.labels) for i in np.flatnonzero(self.labels == c)[:EXAMPLES_PER_CLASS]]
 
     def calibration_images(self) -> list[Image.Image]:
         examples = set(self.example_indices())
