@@ -28,7 +28,10 @@ from PIL import Image
 
 SPACE_DIR = Path(__file__).parents[1] / "spaces"
 sys.path.insert(0, str(SPACE_DIR))
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The load clients talk to the Space only: no Gradio analytics, no Hub lookups (huggingface_hub reads these at
+# import). The Space started here gets the caller's offline setting back, to load models from the Hub if asked.
+SPACE_HUB_OFFLINE = os.environ.get("HF_HUB_OFFLINE", "0")
+os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
 
 from gradio_client import Client, handle_file  # noqa: E402
 from wardrobe_space.local_server import serve_space  # noqa: E402
@@ -138,6 +141,7 @@ def main() -> None:
         Image.fromarray(heldout.images[np.flatnonzero(heldout.labels == label)[0]]).save(garments[-1])
 
     env = {name: value for name, value in (("HF_VAEGAN_GAN", args.gan), ("HF_VAEGAN_VAE", args.vae)) if value}
+    env["HF_HUB_OFFLINE"] = SPACE_HUB_OFFLINE
     with nullcontext(None) if args.url else serve_space(env) as space:
         url = args.url or space.url
         results = run(url, args.clients, args.requests, *garments)
