@@ -34,7 +34,7 @@ SPACE_HUB_OFFLINE = os.environ.get("HF_HUB_OFFLINE", "0")
 os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
 
 from gradio_client import Client, handle_file  # noqa: E402
-from wardrobe_space.local_server import serve_space  # noqa: E402
+from wardrobe_space.local_server import client_scratch_dir, serve_space  # noqa: E402
 from wardrobe_space.models import HeldoutGarments  # noqa: E402
 
 from hf_vaegan.data.wardrobe import BodyShape  # noqa: E402
@@ -133,18 +133,15 @@ def main() -> None:
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be >= 1")
 
-    heldout = HeldoutGarments.load()
-    folder = Path(tempfile.mkdtemp(prefix="space-load-uploads-"))
-    garments = []
-    for label in (3, 0):  # a dress and a T-shirt
-        garments.append(str(folder / f"garment-{label}.png"))
-        Image.fromarray(heldout.images[np.flatnonzero(heldout.labels == label)[0]]).save(garments[-1])
-
     env = {name: value for name, value in (("HF_VAEGAN_GAN", args.gan), ("HF_VAEGAN_VAE", args.vae)) if value}
     env["HF_HUB_OFFLINE"] = SPACE_HUB_OFFLINE
-    with nullcontext(None) if args.url else serve_space(env) as space:
-        url = args.url or space.url
-        results = run(url, args.clients, args.requests, *garments)
+    with client_scratch_dir() as scratch, nullcontext(None) if args.url else serve_space(env) as space:
+        heldout = HeldoutGarments.load()
+        garments = []
+        for label in (3, 0):  # a dress and a T-shirt
+            garments.append(str(scratch / f"garment-{label}.png"))
+            Image.fromarray(heldout.images[np.flatnonzero(heldout.labels == label)[0]]).save(garments[-1])
+        results = run(args.url or space.url, args.clients, args.requests, *garments)
     figures = report(results, args.clients, args.requests)
     if args.output_json:
         Path(args.output_json).write_text(json.dumps(figures, indent=1))

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,17 @@ import gradio as gr
 import numpy as np
 import torch
 from PIL import Image
-from wardrobe_space.images import MAX_FILE_SIZE, OutputFiles, bad_input, enlarge, grid, open_upload, to_model_input
+from wardrobe_space.images import (
+    MAX_FILE_SIZE,
+    MAX_UPLOAD_PIXELS,
+    MIN_UPLOAD_SIDE,
+    OutputFiles,
+    bad_input,
+    enlarge,
+    grid,
+    open_upload,
+    to_model_input,
+)
 from wardrobe_space.models import (
     ANOMALY_QUANTILE,
     ANOMALY_SAMPLES,
@@ -52,6 +63,8 @@ MAX_INTERPOLATION_STEPS = 16
 MAX_TRUNCATION = 2.0
 MAX_TEMPERATURE = 2.0
 GRID_COLUMNS = 8
+# The wardrobe renderer colourises garments from Fashion-MNIST-like 28 x 28 greyscale items.
+FASHION_MNIST_SIZE = 28
 # Fashion-MNIST images are 28 pixels wide and avatars 96: shown this many times larger, with square pixels.
 GARMENT_ZOOM = 4
 AVATAR_ZOOM = 3
@@ -62,11 +75,14 @@ WEARABLE_CLASSES = [FASHION_MNIST_CLASSES[label] for label in GARMENT_LABELS]
 AVATAR_SOURCES = ("Body shapes tab", "Random (seed)")
 UNCONDITIONAL = "any (unconditional GAN)"
 
+UPLOAD_LIMITS = (
+    f"at most {MAX_FILE_SIZE} and {MAX_UPLOAD_PIXELS / 1e6:.1f} megapixels, at least {MIN_UPLOAD_SIDE} pixels per side"
+)
 UPLOAD_NOTE = (
-    "Uploads of any format and mode (RGBA, 16-bit, greyscale, palette...) up to "
-    f"{MAX_FILE_SIZE} and 16.7 megapixels are converted to the models' input: a 28 x 28 light garment on black, like "
-    "Fashion-MNIST. An upload with a light border (a dark garment on white) is inverted first, and non-square images "
-    "are padded, not cropped. *Model input* shows the result."
+    f"Uploads of any format and mode (RGBA, 16-bit, greyscale, palette...), {UPLOAD_LIMITS}, are converted to the "
+    "models' input: a 28 x 28 light garment on black, like Fashion-MNIST. An upload with a light border (a dark "
+    "garment on white) is inverted first, and non-square images are padded, not cropped. *Model input* shows the "
+    "result."
 )
 
 
@@ -254,13 +270,13 @@ class WardrobeSpace:
 
     def _garment(self, upload: Any, class_name: str, colour_seed: float) -> Garment:
         label = GARMENT_LABELS[choice_index(class_name, "Garment class", WEARABLE_CLASSES)]
-        item, _ = to_model_input(open_upload(upload, "garment"), 28, 1)
+        item, _ = to_model_input(open_upload(upload, "garment"), FASHION_MNIST_SIZE, 1)
         if not np.asarray(item).any():
             raise bad_input("The garment image is empty (no garment on its background).")
         seed = whole_number(colour_seed, "Colour seed", 0, MAX_SEED)
         return make_garment(np.asarray(item), label, seed, DEFAULT_RESOLUTION)
 
-    def _tryon_inputs(self, source, avatar_seed, *rest) -> tuple[Avatar, Garment]:
+    def _tryon_inputs(self, source: Any, avatar_seed: Any, *rest: Any) -> tuple[Avatar, Garment]:
         *body_values, upload, class_name, colour_seed = rest
         return self._avatar(source, avatar_seed, body_values), self._garment(upload, class_name, colour_seed)
 
@@ -304,7 +320,7 @@ class WardrobeSpace:
         for key in keys:
             model = self.models[key]
             if not model.available:
-                gr.Markdown(f"**{model.spec.title} is not available**: {model.problem}", elem_classes="warning")
+                gr.Markdown(f"**{model.spec.title} is not available**: {model.problem}")
 
     def _garments_tab(self) -> None:
         gr.Markdown(
@@ -518,7 +534,7 @@ renderer of `hf_vaegan.data.wardrobe`.
 - 28 x 28 greyscale garments: no colour or texture in the GAN and the VAE; the try-on colourises garments itself.
 - The anomaly score measures how unlike Fashion-MNIST an image is, photographs included: a real photo of a shirt is
   usually "unusual" for a model of centred, 28-pixel catalogue images.
-- Uploads: at most {MAX_FILE_SIZE} and 16.7 megapixels, at least 8 pixels per side.
+- Uploads: {UPLOAD_LIMITS}.
 
 ## Running this Space
 ```bash
@@ -537,6 +553,8 @@ def main() -> None:
     # Each of the CONCURRENCY_LIMIT concurrent requests gets its share of the cores instead of all of them fighting
     # over every core: small models on shared CPUs slow down badly when oversubscribed.
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT))
+    # Stopped with SIGTERM (as containers are), close the server as on Ctrl+C and remove the temporary files.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     build_demo().launch(max_file_size=MAX_FILE_SIZE)
 
 

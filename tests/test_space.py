@@ -30,7 +30,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from wardrobe_space import models as space_models  # noqa: E402
 from wardrobe_space.images import MAX_UPLOAD_PIXELS, OutputFiles, open_upload, to_model_input  # noqa: E402
-from wardrobe_space.local_server import serve_space  # noqa: E402
+from wardrobe_space.local_server import client_scratch_dir, serve_space  # noqa: E402
 
 GARMENT_TILE = 28 * 4  # the Space shows 28-pixel garments 4 times larger
 AVATAR_SIZE = (96 * 3, 128 * 3)  # (width, height) of a shown avatar
@@ -68,9 +68,10 @@ def space(tiny_models: dict[str, str]):
 
 
 @pytest.fixture(scope="module")
-def client(space, tmp_path_factory: pytest.TempPathFactory) -> Client:
+def client(space, tmp_path_factory: pytest.TempPathFactory):
     downloads = tmp_path_factory.mktemp("space-downloads")
-    return Client(space.url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+    with client_scratch_dir():
+        yield Client(space.url, verbose=False, download_files=str(downloads), analytics_enabled=False)
 
 
 @pytest.fixture(scope="module")

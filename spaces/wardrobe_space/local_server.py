@@ -48,15 +48,16 @@ def serve_space(env: Mapping[str, str] | None = None, timeout: float = 180.0) ->
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    environment = {
-        **os.environ,
-        **(env or {}),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "PYTHONUNBUFFERED": "1",
-    }
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory(prefix="space-cache-") as cache:
+        environment = {
+            **os.environ,
+            **(env or {}),
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(port),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "GRADIO_TEMP_DIR": cache,  # uploads and results go away with the server
+            "PYTHONUNBUFFERED": "1",
+        }
         process = subprocess.Popen(
             [sys.executable, str(APP)], cwd=APP.parent, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
@@ -83,3 +84,16 @@ def _serves(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+@contextmanager
+def client_scratch_dir() -> Iterator[Path]:
+    """Points `tempfile` at a folder deleted on exit: gradio_client leaves an empty folder in the temp directory for
+    every file it downloads."""
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="gradio-client-") as scratch:
+        tempfile.tempdir = scratch
+        try:
+            yield Path(scratch)
+        finally:
+            tempfile.tempdir = previous
