@@ -73,15 +73,32 @@ def assert_complete_run(output_dir: Path, model_class, steps: int) -> None:
     assert all(torch.isfinite(value).all() for value in load_file(output_dir / WEIGHTS).values())
 
 
+def logged_scalars(logs: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files under ``logs``: name -> [(step, value), ...]."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    multiplexer = EventMultiplexer().AddRunsFromDirectory(str(logs))
+    multiplexer.Reload()
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for run, tags in multiplexer.Runs().items():
+        for tag in tags["scalars"]:
+            scalars.setdefault(tag, []).extend((event.step, event.value) for event in multiplexer.Scalars(run, tag))
+    return scalars
+
+
 # Quick runs: each script and model type once, each data source once.
 
 
 def test_train_vae_from_npz(run_python, sources, tmp_path):
     output_dir = tmp_path / "vae"
     flags = ["--max_train_steps", "4", "--checkpointing_steps", "2", "--sample_steps", "2", "--kl_warmup_steps", "3"]
-    train(run_python, "vae", output_dir, "--dataset_name", sources["npz"], *flags)
+    train(run_python, "vae", output_dir, "--dataset_name", sources["npz"], *flags, "--report_to", "tensorboard")
     assert_complete_run(output_dir, VAE, 4)
     assert (output_dir / "checkpoint-2").is_dir()
+    logged = logged_scalars(output_dir / "logs")
+    assert {"loss", "negative_elbo", "reconstruction_nll", "kl", "kl_weight", "grad_norm"} <= logged.keys()
+    assert [value for _, value in logged["kl_weight"]] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])
+    assert [step for step, _ in logged["validation_negative_elbo"]] == [2, 4]
     card = (output_dir / "README.md").read_text()
     assert "negative ELBO (nats per image)" in card and "NLL, IWAE bound" in card
 

@@ -79,7 +79,12 @@ def add_vae_args(
         choices=likelihoods,
         default=default_likelihood,
         help="The reconstruction term -log p(x|z): 'bernoulli' on intensities in [0, 1], or 'gaussian' / 'laplace' "
-        "with a learned per-channel scale" + (", or 'features' (see below)." if "features" in likelihoods else "."),
+        "with a learned per-channel scale"
+        + (
+            ", or 'features': a unit Gaussian on the discriminator's last hidden layer (Larsen et al. 2016)."
+            if "features" in likelihoods
+            else "."
+        ),
     )
     group.add_argument(
         "--beta", type=float, default=1.0, help="Weight of the KL term (beta-VAE, Higgins et al. 2017); 1 is the ELBO."
