@@ -75,6 +75,8 @@ WEARABLE_CLASSES = [FASHION_MNIST_CLASSES[label] for label in GARMENT_LABELS]
 AVATAR_SOURCES = ("Body shapes tab", "Random (seed)")
 UNCONDITIONAL = "any (unconditional GAN)"
 
+# Uploads as small as Fashion-MNIST's 28 pixels fill their preview, with square pixels.
+CSS = ".garment-upload img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated;}"
 UPLOAD_LIMITS = (
     f"at most {MAX_FILE_SIZE} and {MAX_UPLOAD_PIXELS / 1e6:.1f} megapixels, at least {MIN_UPLOAD_SIDE} pixels per side"
 )
@@ -120,7 +122,9 @@ def choice_index(value: Any, name: str, choices: Sequence[str]) -> int:
 
 def upload_image(label: str, elem_id: str) -> gr.Image:
     """An image input handed to its handler as an unopened file (see `WardrobeSpace`)."""
-    return gr.Image(label=label, type="filepath", image_mode=None, height=240, elem_id=elem_id)
+    return gr.Image(
+        label=label, type="filepath", image_mode=None, height=240, elem_id=elem_id, elem_classes="garment-upload"
+    )
 
 
 def seeded(seed: Any) -> torch.Generator:
@@ -555,7 +559,7 @@ def main() -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT))
     # Stopped with SIGTERM (as containers are), close the server as on Ctrl+C and remove the temporary files.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    build_demo().launch(max_file_size=MAX_FILE_SIZE)
+    build_demo().launch(max_file_size=MAX_FILE_SIZE, css=CSS)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ class AnomalyThreshold:
 
     def percentile(self, score: float) -> float:
         """Percentage of real garments scoring below `score`."""
-        return 100.0 * np.searchsorted(self.reference_scores, score) / self.num_images
+        return float(100.0 * np.searchsorted(self.reference_scores, score) / self.num_images)
 
 
 def anomaly_scores(pipeline: VAEPipeline, images: list[Image.Image]) -> np.ndarray:
