@@ -247,6 +247,10 @@ def main(args: argparse.Namespace) -> None:
         create_replay_buffer(accelerator, args.replay_buffer_size, (channels_a, *image_size), rng),
         create_replay_buffer(accelerator, args.replay_buffer_size, (channels_b, *image_size), rng),
     )
+    # G_AB(b) = b only makes sense when both domains have the same channels.
+    identity_weight = args.identity_weight if channels_a == channels_b else 0.0
+    if args.identity_weight and not identity_weight:
+        logger.warning(f"No identity loss: the domains have {channels_a} and {channels_b} channels")
     trainer = CycleGANTrainer(
         accelerator,
         generator_a_to_b,
@@ -259,7 +263,7 @@ def main(args: argparse.Namespace) -> None:
         discriminator_lr_scheduler,
         loss=args.loss,
         cycle_weight=args.cycle_weight,
-        identity_weight=args.identity_weight if channels_a == channels_b else 0.0,
+        identity_weight=identity_weight,
         replay_buffers=replay_buffers,
         augment=DiffAugment(args.diffaugment),
         max_grad_norm=args.max_grad_norm,
@@ -274,8 +278,6 @@ def main(args: argparse.Namespace) -> None:
         f"({channels_b}); each generator {sum(p.numel() for p in generator_a_to_b.parameters()):,} parameters, "
         f"each discriminator {sum(p.numel() for p in discriminator_a.parameters()):,}"
     )
-    if args.identity_weight and channels_a != channels_b:
-        logger.warning(f"No identity loss: the domains have {channels_a} and {channels_b} channels")
     loop.resume()
     kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
     logs: dict[str, float] = {}
@@ -308,7 +310,7 @@ def main(args: argparse.Namespace) -> None:
         final_discriminator_a.save_pretrained(output_dir / "discriminator_a")
         final_discriminator_b.save_pretrained(output_dir / "discriminator_b")
         sample_grid(final_a_to_b, final_b_to_a, sample_inputs.a, sample_inputs.b).save(output_dir / "samples.png")
-        write_card(args, final_a_to_b, domain_a, domain_b, loop, seconds, logs)
+        write_card(args, final_a_to_b, domain_a, domain_b, identity_weight, loop, seconds, logs)
         logger.info(
             f"Saved the A -> B generator (EMA weights) to {output_dir}, the B -> A generator and the discriminators "
             "to its subfolders"
@@ -337,13 +339,15 @@ def describe_domain(name: str, dataset_name: str, info, classes: list[str] | Non
     return f"{name}: `{info.image_column}` of `{dataset_name}`{selected} ({len(info.dataset):,} images)"
 
 
-def write_card(args, generator, domain_a, domain_b, loop: TrainingLoop, seconds: float, logs: dict) -> None:
+def write_card(
+    args, generator, domain_a, domain_b, identity_weight: float, loop: TrainingLoop, seconds: float, logs: dict
+) -> None:
     training = {
         "steps": loop.global_step,
         "batch size (all processes)": loop.batch_size,
         "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
-        "loss": f"{args.loss} + {args.cycle_weight} x cycle L1 + {args.cycle_weight * args.identity_weight} x "
-        "identity L1",
+        "loss": f"{args.loss} + {args.cycle_weight} x cycle L1"
+        + (f" + {args.cycle_weight * identity_weight} x identity L1" if identity_weight else ""),
         "replay buffer": args.replay_buffer_size,
         "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
         "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",

@@ -203,6 +203,8 @@ def test_pipeline_converts_channels_for_rgb_models():
     gray = pipe(torch.zeros(1, 1, 28, 28), output_type="pt").images
     torch.testing.assert_close(gray, pipe(torch.zeros(1, 3, 28, 28), output_type="pt").images)
     assert pipe(torch.zeros(1, 1, 28, 28)).images[0].mode == "RGB"
+    with pytest.raises(ValueError, match="at least 4x4 pixels"):
+        pipe(PIL.Image.new("RGB", (3, 10)))
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,8 @@ def test_two_image_columns_with_different_channels(tmp_path):
     b_to_a = UNetGenerator.from_pretrained(output_dir / "generator_b_to_a")
     assert (a_to_b.config.in_channels, a_to_b.config.out_channels) == (1, 3)
     assert (b_to_a.config.in_channels, b_to_a.config.out_channels) == (3, 1)
+    card = (output_dir / "README.md").read_text().replace("\n\n", "\n")
+    assert "| loss | non-saturating + 10.0 x cycle L1 |" in card
 
 
 @pytest.mark.slow

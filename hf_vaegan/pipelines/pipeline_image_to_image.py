@@ -132,23 +132,29 @@ class ImageToImagePipeline(SingleModelPipeline):
             isinstance(image, torch.Tensor) and image.numel() == 0 for image in images
         ):
             raise ValueError("An image array or tensor is empty.")
-        kinds = {type(image) for image in images}
         height, width = self._target_size(height, width)
-        if all(isinstance(image, PIL.Image.Image) for image in images):
-            channels = self.generator.config.in_channels
-            images = [to_canonical_mode(image, channels) for image in images]
-            batch = self.image_processor.preprocess(images, height=height, width=width)
+        is_pil = all(isinstance(image, PIL.Image.Image) for image in images)
+        if is_pil:
+            images = [to_canonical_mode(image, self.generator.config.in_channels) for image in images]
         elif all(isinstance(image, (np.ndarray, torch.Tensor)) for image in images):
-            unit = self._to_unit_range(images)
-            height, width = self.image_processor.get_default_height_width(unit, height, width)
-            if unit.shape[2:] != (height, width):
-                unit = F.interpolate(unit, size=(height, width), mode="bicubic", antialias=True).clamp(0, 1)
-            batch = unit * 2 - 1
+            images = self._to_unit_range(images)
         else:
-            names = sorted(kind.__name__ for kind in kinds)
+            names = sorted({type(image).__name__ for image in images})
             raise TypeError(
                 f"images must be PIL images, numpy arrays or torch tensors (not mixed with PIL), got {names}"
             )
+        height, width = self.image_processor.get_default_height_width(images[0] if is_pil else images, height, width)
+        if not (height and width):
+            factor = self.generator.downsampling_factor
+            raise ValueError(
+                f"images must be at least {factor}x{factor} pixels for this generator (or pass height and width)."
+            )
+        if is_pil:
+            batch = self.image_processor.preprocess(images, height=height, width=width)
+        else:
+            if images.shape[2:] != (height, width):
+                images = F.interpolate(images, size=(height, width), mode="bicubic", antialias=True).clamp(0, 1)
+            batch = images * 2 - 1
         return batch.to(device=self.device, dtype=self.generator.dtype)
 
     @torch.no_grad()
