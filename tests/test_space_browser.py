@@ -101,6 +101,12 @@ def wait_for_image(page, element_id: str) -> None:
     page.wait_for_function(IMAGE_SHOWN, arg=f"#{element_id} img")
 
 
+def wait_for_error_notice(page, text: str) -> None:
+    """Waits for the error notice (toast) showing `text`, and for its fade-in to end."""
+    page.locator("[data-testid='toast-body']").filter(has_text=text).first.wait_for()
+    page.wait_for_timeout(1000)
+
+
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
@@ -151,12 +157,12 @@ def test_every_tab_in_a_real_browser(browser_page, artifacts, garment_files):
     # The errors come last, so that their notices cover none of the screenshots above.
     open_tab(page, "Try-on")
     page.locator("#tryon-model").click()
-    page.get_by_text("The try-on model is not available: its weights and TryOnPipeline have not").first.wait_for()
+    wait_for_error_notice(page, "The try-on model is not available: its weights and TryOnPipeline have not")
     page.screenshot(path=artifacts / "4b-try-on-model-missing.png")
 
     open_tab(page, "Style explorer")
     page.locator("#analyse-upload button[aria-label='Remove Image']").click()
     page.locator("#analyse-upload input[type=file]").set_input_files(garment_files["corrupt"])
     page.locator("#analyse").click()
-    page.get_by_text("The garment upload is not an image").wait_for()
+    wait_for_error_notice(page, "The garment upload is not an image")
     page.screenshot(path=artifacts / "2b-style-explorer-corrupt-upload.png")
