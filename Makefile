@@ -1,4 +1,4 @@
-# Two entry points for a fresh machine: `make space` (the demo) and `make test` (the suite).
+# Two entry points for a fresh machine: `make space` (the virtual-wardrobe Space) and `make test` (the suite).
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup space demo test test-fast lint browser
+.PHONY: setup space test test-fast lint browser
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,9 @@ setup: $(VENV)/.installed
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-demo: setup
-	$(BIN)/python examples/quickstart.py --output_dir outputs/quickstart
+# GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address (default 127.0.0.1:7860).
+space: setup
+	$(BIN)/python spaces/app.py
 
 test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

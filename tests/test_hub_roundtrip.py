@@ -37,7 +37,7 @@ def test_model_card_metadata_and_snippet(unique_repo_id, fresh_hf_cache, run_pyt
     card = ModelCard.load(unique_repo_id)
     assert card.data.library_name == "diffusers" and card.data.license == "mit"
     assert {"hf-vaegan", "gan"} <= set(card.data.tags)
-    assert "FID (domain features) | 12.3" in card.text
+    assert "| FID (domain features) | 12.3 |\n" in card.text and "|\n\n|" not in card.text
     snippet = re.search(r"```python\n(.*?)```", card.text, re.DOTALL).group(1)
     assert unique_repo_id in snippet
     # the card's first snippet must run for someone who has only diffusers
