@@ -1,0 +1,13 @@
+"""Sections added to a model card after training (evaluations, fitted heads), replaced rather than repeated."""
+
+import re
+from pathlib import Path
+
+
+def replace_card_section(readme: str | Path, title: str, section: str) -> None:
+    """Write ``section`` (Markdown starting with the ``## title`` line) at the end of ``readme``, removing any earlier
+    section of that title, so that running a script again updates its figures instead of appending them twice."""
+    readme = Path(readme)
+    text = readme.read_text() if readme.is_file() else ""
+    text = re.sub(rf"\n{re.escape(title)}\n.*?(?=\n## |\Z)", "", text, flags=re.S).rstrip("\n")
+    readme.write_text(f"{text}\n\n{section.strip()}\n")

@@ -1,0 +1,189 @@
+"""Bodies from a body-shape VAE: body parameters (sliders) -> avatars, prior samples, interpolation, read-out."""
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from huggingface_hub import create_repo, upload_folder
+
+from ..models import VAE
+from ..models.body_shape import BodyShapeHead
+from .pipeline_utils import SingleModelPipeline, slerp
+
+HEAD_SUBFOLDER = "body_shape_head"
+
+
+@dataclass
+class BodyShapePipelineOutput(BaseOutput):
+    """
+    Args:
+        images (`list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`): the avatars, as `output_type` asks.
+        body_shapes (`list[dict[str, float]]`): the body parameters the head reads from each avatar's latent, clamped
+            to their ranges (pass one to `hf_vaegan.data.BodyShape(**...)` to render it exactly).
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    body_shapes: list[dict[str, float]] | None = None
+
+
+class BodyShapePipeline(SingleModelPipeline):
+    r"""A VAE trained on avatars plus a `BodyShapeHead` linking its latents to the interpretable body parameters.
+
+    A folder holds the VAE at its root and the head in `body_shape_head/` (written by
+    `examples/fit_body_shape_head.py`).
+
+    ```python
+    from hf_vaegan import BodyShapePipeline
+
+    pipe = BodyShapePipeline.from_pretrained("path/or/hub-id")
+    avatar = pipe(body_shapes={"height": 0.9, "hip_width": 0.24}).images[0]   # sliders -> an avatar
+    samples = pipe(batch_size=8, generator=torch.Generator().manual_seed(0))   # new bodies and their parameters
+    strip = pipe.interpolate({"waist_width": 0.12}, {"waist_width": 0.21}, num_steps=6).images
+    ```
+    """
+
+    model_name = "vae"
+    model_class = VAE
+    model_cpu_offload_seq = "vae"
+
+    def __init__(self, vae: VAE, shape_head: BodyShapeHead):
+        super().__init__()
+        if shape_head.config.latent_dim != vae.config.latent_dim:
+            raise ValueError(
+                f"the head reads {shape_head.config.latent_dim}-d latents but the VAE's are {vae.config.latent_dim}-d."
+            )
+        self.register_modules(vae=vae, shape_head=shape_head)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Loads the VAE and the head from a folder or Hub id (`from_pretrained` arguments as for the models)."""
+        vae = VAE.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        folder = Path(pretrained_model_name_or_path)
+        if folder.is_dir():
+            # diffusers loads a local folder's root weights even when given a `subfolder`: name the folder itself.
+            head = BodyShapeHead.from_pretrained(folder / HEAD_SUBFOLDER, **kwargs)
+        else:
+            head = BodyShapeHead.from_pretrained(pretrained_model_name_or_path, subfolder=HEAD_SUBFOLDER, **kwargs)
+        return cls(vae, head)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
+        self.vae.save_pretrained(save_directory, **kwargs)
+        self.shape_head.save_pretrained(Path(save_directory) / HEAD_SUBFOLDER, **kwargs)
+
+    def push_to_hub(self, repo_id: str, private: bool | None = None, token: str | None = None, **kwargs) -> str:
+        """Uploads the VAE, the head and a card of the VAE; returns the commit URL."""
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            self.vae.create_model_card(repo_id, **kwargs).save(Path(folder) / "README.md")
+            return upload_folder(repo_id=repo_id, folder_path=folder, token=token).commit_url
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return list(self.shape_head.config.parameter_names)
+
+    def _ranges(self) -> torch.Tensor:
+        return torch.tensor([list(pair) for pair in self.shape_head.config.parameter_ranges], dtype=torch.float32)
+
+    def parameters_tensor(self, body_shapes: Any) -> torch.Tensor:
+        """Body shapes -> `(B, num_parameters)` in natural units.
+
+        Takes a `BodyShape`-like object (any object with the parameters as attributes), a mapping of some
+        parameters (the others take the middle of their range), a list of those, or a tensor `(B, num_parameters)`.
+        Values outside a parameter's range raise `ValueError`.
+        """
+        ranges = self._ranges()
+        if isinstance(body_shapes, torch.Tensor):
+            values = body_shapes.float().cpu()
+            if values.ndim != 2 or values.shape[1] != len(ranges):
+                raise ValueError(f"`body_shapes` must be (batch, {len(ranges)}), got {tuple(values.shape)}.")
+        else:
+            shapes = (
+                body_shapes
+                if isinstance(body_shapes, Sequence) and not isinstance(body_shapes, str)
+                else [body_shapes]
+            )
+            if not shapes:
+                raise ValueError("`body_shapes` is empty.")
+            rows = []
+            for shape in shapes:
+                given = (
+                    dict(shape) if isinstance(shape, Mapping) else {n: getattr(shape, n) for n in self.parameter_names}
+                )
+                unknown = sorted(set(given) - set(self.parameter_names))
+                if unknown:
+                    raise ValueError(f"unknown body parameters {unknown}; the parameters are {self.parameter_names}.")
+                rows.append([float(given.get(name, ranges[i].mean())) for i, name in enumerate(self.parameter_names)])
+            values = torch.tensor(rows, dtype=torch.float32)
+        outside = (values < ranges[:, 0] - 1e-6) | (values > ranges[:, 1] + 1e-6)
+        if outside.any():
+            column = int(outside.any(dim=0).nonzero()[0])
+            low, high = self.shape_head.config.parameter_ranges[column]
+            raise ValueError(f"body parameter {self.parameter_names[column]!r} must be in [{low}, {high}].")
+        return values
+
+    def _read(self, latents: torch.Tensor) -> list[dict[str, float]]:
+        ranges = self._ranges()
+        values = self.shape_head(latents).parameters.float().cpu().clamp(ranges[:, 0], ranges[:, 1])
+        return [dict(zip(self.parameter_names, row.tolist(), strict=True)) for row in values]
+
+    def _decode(self, latents: torch.Tensor, output_type: str) -> BodyShapePipelineOutput:
+        latents = latents.to(self.device, self.vae.dtype)
+        images = self.postprocess(self.vae.decode(latents).sample, output_type)
+        return BodyShapePipelineOutput(images=images, body_shapes=self._read(latents))
+
+    def latents(self, bodies: Any) -> torch.Tensor:
+        """Latents `(B, latent_dim)` of body shapes (see `parameters_tensor`) or of avatar images (PIL, numpy,
+        tensors: their posterior means)."""
+        first = bodies[0] if isinstance(bodies, list) and bodies else bodies
+        if isinstance(first, (PIL.Image.Image, np.ndarray)) or (isinstance(first, torch.Tensor) and first.ndim >= 3):
+            return self.vae.encode(self.preprocess(bodies)).latent_dist.mode()
+        parameters = self.parameters_tensor(bodies).to(self.device, self.shape_head.dtype)
+        return self.shape_head.latents_for(parameters)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        body_shapes: Any = None,
+        batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> BodyShapePipelineOutput | tuple:
+        """Avatars of `body_shapes` (the sliders: see `parameters_tensor`), or, without them, `batch_size` new bodies
+        drawn from the prior N(0, temperature^2 I); each with the body parameters read from its latent."""
+        if body_shapes is not None:
+            latents = self.latents(body_shapes)
+        else:
+            shape = (batch_size, self.vae.config.latent_dim)
+            latents = temperature * randn_tensor(shape, generator=generator, device=self.device, dtype=self.vae.dtype)
+        output = self._decode(latents, output_type)
+        return output if return_dict else (output.images, output.body_shapes)
+
+    @torch.no_grad()
+    def interpolate(
+        self, start: Any, end: Any, num_steps: int = 8, output_type: str = "pil"
+    ) -> BodyShapePipelineOutput:
+        """`num_steps` avatars on the great circle between the latents of two bodies (body shapes or avatar images),
+        ends included."""
+        if num_steps < 2:
+            raise ValueError(f"`num_steps` must be >= 2, got {num_steps}.")
+        codes = [self.latents(body) for body in (start, end)]
+        if any(len(code) != 1 for code in codes):
+            raise ValueError("`start` and `end` must be one body each.")
+        weights = torch.linspace(0, 1, num_steps, device=self.device)
+        return self._decode(slerp(codes[0][0].float(), codes[1][0].float(), weights), output_type)
+
+    @torch.no_grad()
+    def read_body_shapes(self, images: Any) -> list[dict[str, float]]:
+        """The body parameters the head reads from avatar images (PIL, numpy or tensors)."""
+        return self._read(self.latents(images))

@@ -1,0 +1,303 @@
+"""TryOnModel (shapes, composition, save/load, remote code) and TryOnPipeline (input contract and validation)."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_vaegan.data import GARMENT_LABELS, Wardrobe
+from hf_vaegan.models.tryon import TryOnModel, TryOnOutput, keypoint_heatmaps
+from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
+
+FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
+SIZE = (32, 24)
+TINY = {"sample_size": SIZE, "base_channels": 4, "num_downsamplings": 2, "num_residual_blocks": 1}
+
+
+def inputs(batch_size: int = 2, size: tuple[int, int] = SIZE, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    height, width = size
+
+    def image() -> torch.Tensor:
+        return torch.rand(batch_size, 3, height, width, generator=generator) * 2 - 1
+
+    def mask() -> torch.Tensor:
+        return (torch.rand(batch_size, 1, height, width, generator=generator) > 0.5).float()
+
+    keypoints = torch.rand(batch_size, 18, 3, generator=generator) * torch.tensor([width, height, 1.0])
+    return {
+        "agnostic": image(),
+        "agnostic_mask": mask(),
+        "body_mask": mask(),
+        "keypoints": keypoints,
+        "cloth": image(),
+        "cloth_mask": mask(),
+    }
+
+
+def trained_like(model: TryOnModel) -> TryOnModel:
+    """The model with random (non-zero) weights everywhere, so a zero-initialised flow does not hide anything."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    return model.eval()
+
+
+# Model
+
+
+@pytest.mark.parametrize("use_warping", [True, False])
+def test_shapes_and_composition(use_warping):
+    model = trained_like(TryOnModel(use_warping=use_warping, **TINY))
+    x = inputs()
+    with torch.no_grad():
+        out = model(**x)
+    assert out.sample.shape == out.warped_cloth.shape == out.rendered.shape == (2, 3, *SIZE)
+    assert out.warped_cloth_mask.shape == out.composition_mask.shape == (2, 1, *SIZE)
+    assert out.sample.abs().max() <= 1
+    outside = x["agnostic_mask"].expand_as(out.sample) == 0
+    assert torch.equal(out.sample[outside], x["agnostic"][outside])
+    # The composition can only take the garment where the (warped) garment is.
+    assert (out.composition_mask <= out.warped_cloth_mask + 1e-6).all()
+    if use_warping:
+        assert out.flow.shape == (2, 2, *SIZE) and out.flow.abs().max() > 0
+        assert not torch.allclose(out.warped_cloth, x["cloth"])
+    else:
+        assert out.flow is None and torch.equal(out.warped_cloth, x["cloth"])
+    assert len(model(**x, return_dict=False)) == 6
+
+
+def test_untrained_flow_leaves_the_garment_in_place():
+    model = TryOnModel(**TINY).eval()
+    x = inputs()
+    with torch.no_grad():
+        out = model(**x)
+    assert torch.allclose(out.warped_cloth, x["cloth"], atol=1e-5)
+    assert torch.allclose(out.warped_cloth_mask, x["cloth_mask"], atol=1e-5)
+
+
+def test_output_fields_after_the_first_are_optional():
+    assert TryOnOutput(sample=torch.zeros(1)).flow is None
+
+
+def test_keypoint_heatmaps_peak_at_the_keypoints_and_skip_missing_ones():
+    keypoints = torch.tensor([[[5.0, 9.0, 0.8], [3.0, 3.0, 0.0]]])
+    heatmaps = keypoint_heatmaps(keypoints, 16, 12, sigma=1.5)
+    assert heatmaps.shape == (1, 2, 16, 12)
+    assert divmod(heatmaps[0, 0].argmax().item(), 12) == (9, 5) and heatmaps[0, 0].max() == 1
+    assert heatmaps[0, 1].abs().max() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"sample_size": (30, 24)}, "sample_size"),
+        ({"sample_size": (32, 24), "warp_downsampling": 3}, "warp_downsampling"),
+        ({"keypoint_sigma": 0}, "keypoint_sigma"),
+        ({"use_warping": "yes"}, "use_warping"),
+        ({"norm_type": "layer"}, "norm_type"),
+    ],
+)
+def test_invalid_config_names_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        TryOnModel(**(TINY | kwargs))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("agnostic", torch.zeros(2, 1, *SIZE), r"`agnostic` must have shape \(batch, 3"),
+        ("cloth_mask", torch.zeros(2, 1, 16, 12), "`cloth_mask` must have the batch size and size of `agnostic`"),
+        ("keypoints", torch.zeros(2, 17, 3), r"`keypoints` must be a tensor of shape \(2, 18, 3\)"),
+        ("body_mask", torch.zeros(2, 1, *SIZE, dtype=torch.long), "floating point"),
+    ],
+)
+def test_bad_inputs_get_clear_errors(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        TryOnModel(**TINY)(**(inputs() | {name: value}))
+
+
+def test_save_load_and_remote_code_without_hf_vaegan(tmp_path, run_python):
+    model = trained_like(TryOnModel(**TINY))
+    model.save_pretrained(tmp_path / "tryon")
+    saved = {path.name for path in (tmp_path / "tryon").iterdir()}
+    assert {"tryon.py", "unet_generator.py", "image_to_image_utils.py", "blocks.py", "modeling_utils.py"} <= saved
+    config = json.loads((tmp_path / "tryon" / "config.json").read_text())
+    assert config["auto_map"] == {"AutoModel": "tryon.TryOnModel"}
+    loaded = TryOnModel.from_pretrained(tmp_path / "tryon").eval()
+    x = inputs()
+    with torch.no_grad():
+        expected = model(**x)
+        assert torch.equal(loaded(**x).sample, expected.sample)
+    torch.save({"x": x, "sample": expected.sample, "warped": expected.warped_cloth}, tmp_path / "io.pt")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["hf_vaegan"] = None  # the package must not be needed
+        import torch
+        from diffusers import AutoModel
+
+        model = AutoModel.from_pretrained({str(tmp_path / "tryon")!r}, trust_remote_code=True).eval()
+        io = torch.load({str(tmp_path / "io.pt")!r}, weights_only=True)
+        with torch.no_grad():
+            out = model(**io["x"])
+            assert torch.equal(out.sample, io["sample"]) and torch.equal(out.warped_cloth, io["warped"])
+            exec(model.usage_snippet("ignored").split("# With hf-vaegan")[0].replace(
+                'AutoModel.from_pretrained("ignored", trust_remote_code=True)', "model"))
+        assert out.sample.shape == (1, 3, 32, 24)
+        print("ok")
+        """
+    )
+    assert run_python("-c", script, cwd=tmp_path).stdout.strip().endswith("ok")
+
+
+# Pipeline
+
+
+@pytest.fixture(scope="module")
+def wardrobe() -> Wardrobe:
+    with np.load(FIXTURE) as data:
+        return Wardrobe(data["images"], data["labels"], resolution=SIZE, seed=0)
+
+
+@pytest.fixture(scope="module")
+def garment_ids(wardrobe) -> dict[int, int]:
+    """The first garment id of each wearable label."""
+    return {label: int(np.flatnonzero(wardrobe.labels == label)[0]) for label in GARMENT_LABELS}
+
+
+@pytest.fixture(scope="module")
+def pipe() -> TryOnPipeline:
+    torch.manual_seed(0)
+    return TryOnPipeline(trained_like(TryOnModel(**TINY)))
+
+
+def test_avatar_and_garment_give_pil_images(pipe, wardrobe, garment_ids):
+    avatar = wardrobe.avatar(0)
+    result = pipe(person=avatar, garment=[wardrobe.garment(garment_ids[0]), wardrobe.garment(garment_ids[1])])
+    assert len(result.images) == len(result.warped_garments) == 2
+    assert all(image.size == (24, 32) and image.mode == "RGB" for image in result.images + result.warped_garments)
+    # The person is kept outside the try-on region, which differs for a top and trousers.
+    tensors = pipe(person=avatar, garment=wardrobe.garment(garment_ids[0]), output_type="pt").images
+    assert tensors.shape == (1, 3, *SIZE) and tensors.abs().max() <= 1
+
+
+def test_a_dataset_row_gives_what_the_avatar_gives(pipe, wardrobe, garment_ids):
+    garment_id = garment_ids[3]
+    row = {
+        name: Image.fromarray(value) if isinstance(value, np.ndarray) else value
+        for name, value in wardrobe.example(1, garment_id).items()
+    }
+    from_row = pipe(person=row, garment=row, output_type="np")
+    from_avatar = pipe(person=wardrobe.avatar(1), garment=wardrobe.garment(garment_id), output_type="np")
+    np.testing.assert_allclose(from_row.images, from_avatar.images, atol=1e-6)
+    # An image garment with its mask and category is the same garment.
+    garment = wardrobe.garment(garment_id)
+    from_image = pipe(
+        person=wardrobe.avatar(1),
+        garment=Image.fromarray(garment.image),
+        garment_mask=garment.mask,
+        garment_category="dress",
+        output_type="np",
+    )
+    np.testing.assert_allclose(from_image.warped_garments, from_avatar.warped_garments, atol=1e-6)
+
+
+def test_an_image_garment_without_mask_uses_its_non_white_pixels(pipe, wardrobe, garment_ids):
+    garment = wardrobe.garment(garment_ids[2])
+    inputs = pipe.prepare_inputs(wardrobe.avatar(0), Image.fromarray(garment.image), garment_category="upper")
+    assert inputs["cloth_mask"].shape == (1, 1, *SIZE)
+    overlap = (inputs["cloth_mask"][0, 0].numpy() > 0) == garment.mask
+    assert overlap.mean() > 0.95
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda w, g: {"garment": None}, ValueError, "No garment was given"),
+        (lambda w, g: {"garment": []}, ValueError, "No person or no garment"),
+        (lambda w, g: {"person": None}, ValueError, "No person was given"),
+        (lambda w, g: {"person": "me.png"}, TypeError, "must be an Avatar or a mapping"),
+        (
+            lambda w, g: {"garment": Image.fromarray(g.image).convert("RGBA"), "garment_category": "upper"},
+            ValueError,
+            "must be an RGB image, got mode 'RGBA'",
+        ),
+        (
+            lambda w, g: {"garment": Image.fromarray(g.image).convert("L"), "garment_category": "upper"},
+            ValueError,
+            "must be an RGB image, got mode 'L'",
+        ),
+        (
+            lambda w, g: {"garment": Image.fromarray(g.image).resize((48, 64)), "garment_category": "upper"},
+            ValueError,
+            r"`garment\[0\]` is 64x48 \(height x width\), but this model takes 32x24 images",
+        ),
+        (lambda w, g: {"garment": Image.fromarray(g.image)}, ValueError, "`garment_category` is needed"),
+        (
+            lambda w, g: {"garment": Image.fromarray(g.image), "garment_category": "hat"},
+            ValueError,
+            "`garment_category` must be one of",
+        ),
+        (lambda w, g: {"garment_category": "lower"}, ValueError, "contradicts garment"),
+        (lambda w, g: {"garment": {"cloth": Image.fromarray(g.image)}}, ValueError, r"lacks \['cloth_mask'\]"),
+        (
+            lambda w, g: {"garment": Image.fromarray(g.image), "garment_mask": np.zeros(SIZE, bool),
+                          "garment_category": "upper"},
+            ValueError,
+            "is empty",
+        ),
+        (lambda w, g: {"person": [w.avatar(0)] * 2, "garment": [g] * 3}, ValueError, "2 persons and 3 garments"),
+        (lambda w, g: {"person": {"agnostic": Image.new("RGB", (24, 32))}}, ValueError, "lacks"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_raise_clear_errors(pipe, wardrobe, garment_ids, call, error, message):
+    garment = wardrobe.garment(garment_ids[0])
+    arguments = {"person": wardrobe.avatar(0), "garment": garment} | call(wardrobe, garment)
+    with pytest.raises(error, match=message):
+        pipe(**arguments)
+
+
+def test_wrong_person_sizes_are_refused(pipe, wardrobe, garment_ids):
+    garment = wardrobe.garment(garment_ids[0])
+    big = Wardrobe(wardrobe.images, wardrobe.labels, resolution=(64, 48))
+    with pytest.raises(ValueError, match=r"`person\[0\]` is 64x48 \(height x width\), but this model takes 32x24"):
+        pipe(person=big.avatar(0), garment=garment)
+    row = {
+        "agnostic": Image.new("RGB", (24, 32)),
+        "agnostic_mask": Image.new("L", (24, 32)),
+        "body_mask": Image.new("L", (48, 64)),
+        "pose_keypoints": np.zeros((18, 3)),
+    }
+    with pytest.raises(ValueError, match=r"person\[0\]\['body_mask'\]` is 64x48"):
+        pipe(person=row, garment=garment)
+    with pytest.raises(ValueError, match="18 x"):
+        pipe(person=row | {"body_mask": Image.new("L", (24, 32)), "pose_keypoints": [[0, 0]]}, garment=garment)
+
+
+def test_pipeline_save_and_load_round_trip(pipe, wardrobe, garment_ids, tmp_path):
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = TryOnPipeline.from_pretrained(tmp_path / "pipe")
+    avatar, garment = wardrobe.avatar(2), wardrobe.garment(garment_ids[4])
+    np.testing.assert_array_equal(
+        pipe(avatar, garment, output_type="np").images, loaded(avatar, garment, output_type="np").images
+    )
+
+
+def test_paste_garment_fills_the_region_box_and_keeps_the_rest():
+    x = inputs(batch_size=1)
+    region = torch.zeros(1, 1, *SIZE)
+    region[..., 8:24, 6:18] = 1
+    cloth_mask = torch.zeros(1, 1, *SIZE)
+    cloth_mask[..., 4:28, 4:20] = 1
+    cloth = torch.full((1, 3, *SIZE), 0.5)
+    pasted = paste_garment(x["agnostic"], region, cloth, cloth_mask)
+    assert torch.allclose(pasted[..., 8:24, 6:18], torch.tensor(0.5))
+    keep = torch.ones(SIZE, dtype=torch.bool)
+    keep[8:24, 6:18] = False
+    assert torch.equal(pasted[..., keep], x["agnostic"][..., keep])
