@@ -7,9 +7,9 @@ that dataset (`train.npz` and `test.npz` with `images` and `body_shapes`). Both 
 posterior means of the training avatars (closed form, seconds). On the test avatars the script measures how well
 the head reads each parameter from a latent (R^2) and how close the avatar decoded from the parameters alone (the
 sliders) comes to the rendered one, next to the VAE's own reconstruction. It writes the head to
-`model_dir/body_shape_head/`, a figure of every slider swept over its range (`body_shape_sliders.png`) and a
-"Body-shape head" section with the figures into the model card; `BodyShapePipeline.from_pretrained(model_dir)` then
-loads both.
+`model_dir/body_shape_head/`, a figure of every slider swept over its range (`body_shape_sliders.png`), one of new
+bodies (`body_shape_samples.png`) and a "Body-shape head" section with the figures into the model card;
+`BodyShapePipeline.from_pretrained(model_dir)` then loads both.
 """
 
 import argparse
@@ -77,13 +77,17 @@ def write_card_section(readme: Path, rows: list[tuple[str, float]], slider_mae: 
     section = f"""{SECTION_TITLE}
 
 `body_shape_head/` holds a `BodyShapeHead`: two linear maps, fitted by least squares on the posterior means of the
-training avatars, between the latent space and the avatar's body parameters. Load both with
-`BodyShapePipeline.from_pretrained`: sliders (body parameters) -> an avatar, new bodies with their parameters,
-interpolation between two bodies.
+training avatars (made by `examples/make_body_dataset.py`), between the latent space and the avatar's body
+parameters. Load both with `BodyShapePipeline.from_pretrained`: sliders (body parameters) -> an avatar, new bodies
+with their parameters, interpolation between two bodies.
 
 ![Sliders](body_shape_sliders.png)
 
 Each row sweeps one parameter over its range (in the order of the table), the others at the middle of theirs.
+
+![New bodies](body_shape_samples.png)
+
+New bodies: parameters drawn uniformly from their ranges, decoded through the head (`pipe(batch_size=16)`).
 
 How well the head reads each parameter from the latent of a held-out avatar (R^2, 1 is perfect):
 
@@ -128,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 
     head.save_pretrained(args.model_dir / HEAD_SUBFOLDER)
     make_sample_grid(slider_grid(pipe), rows=len(names)).save(args.model_dir / "body_shape_sliders.png")
+    bodies = pipe(batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    make_sample_grid(bodies, rows=2).save(args.model_dir / "body_shape_samples.png")
     write_card_section(args.model_dir / "README.md", rows, slider_mae, reconstruction_mae)
     print(f"saved the head to {args.model_dir / HEAD_SUBFOLDER} and updated {args.model_dir / 'README.md'}")
 

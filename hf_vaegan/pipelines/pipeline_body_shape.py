@@ -1,4 +1,4 @@
-"""Bodies from a body-shape VAE: body parameters (sliders) -> avatars, prior samples, interpolation, read-out."""
+"""Bodies from a body-shape VAE: body parameters (sliders) -> avatars, new bodies, interpolation, read-out."""
 
 import os
 import tempfile
@@ -11,7 +11,6 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import create_repo, upload_folder
 
 from ..models import VAE
@@ -45,7 +44,7 @@ class BodyShapePipeline(SingleModelPipeline):
 
     pipe = BodyShapePipeline.from_pretrained("path/or/hub-id")
     avatar = pipe(body_shapes={"height": 0.9, "hip_width": 0.24}).images[0]   # sliders -> an avatar
-    samples = pipe(batch_size=8, generator=torch.Generator().manual_seed(0))   # new bodies and their parameters
+    bodies = pipe(batch_size=8, generator=torch.Generator().manual_seed(0))    # new bodies and their parameters
     strip = pipe.interpolate({"waist_width": 0.12}, {"waist_width": 0.21}, num_steps=6).images
     ```
     """
@@ -155,18 +154,21 @@ class BodyShapePipeline(SingleModelPipeline):
         body_shapes: Any = None,
         batch_size: int = 1,
         generator: torch.Generator | None = None,
-        temperature: float = 1.0,
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> BodyShapePipelineOutput | tuple:
-        """Avatars of `body_shapes` (the sliders: see `parameters_tensor`), or, without them, `batch_size` new bodies
-        drawn from the prior N(0, temperature^2 I); each with the body parameters read from its latent."""
-        if body_shapes is not None:
-            latents = self.latents(body_shapes)
-        else:
-            shape = (batch_size, self.vae.config.latent_dim)
-            latents = temperature * randn_tensor(shape, generator=generator, device=self.device, dtype=self.vae.dtype)
-        output = self._decode(latents, output_type)
+        """Avatars of `body_shapes` (the sliders: see `parameters_tensor`), or, without them, `batch_size` new bodies;
+        each with the body parameters read from its latent.
+
+        New bodies draw every parameter uniformly from its range (as the training avatars were drawn) and decode the
+        head's latents for them: a pixel-likelihood VAE this sharp leaves its N(0, I) prior far from where the
+        avatars' latents lie, so raw prior samples (`VAEPipeline` on the same folder) are mostly not bodies.
+        """
+        if body_shapes is None:
+            ranges = self._ranges()
+            unit = torch.rand(batch_size, len(ranges), generator=generator)
+            body_shapes = ranges[:, 0] + unit * (ranges[:, 1] - ranges[:, 0])
+        output = self._decode(self.latents(body_shapes), output_type)
         return output if return_dict else (output.images, output.body_shapes)
 
     @torch.no_grad()
