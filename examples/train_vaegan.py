@@ -82,9 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     gan.add_argument(
         "--feature_loss_weight",
         type=float,
-        default=1e-2,
-        help="gamma: the decoder's weight of the reconstruction term against the adversarial loss (the encoder's "
-        "is 1). The feature term is a sum over the discriminator's features, hence the small default.",
+        default=1.0,
+        help="gamma: the decoder's weight of the reconstruction term (feature or pixel) against the adversarial "
+        "loss; the encoder's weight is 1. Lower it for sharper but less faithful reconstructions.",
     )
     gan.add_argument(
         "--loss",
