@@ -28,6 +28,7 @@ from hf_vaegan.training import (
     GAN_LOSSES,
     DiffAugment,
     GANTrainer,
+    ImageDatasetInfo,
     TrainingDivergedError,
     TrainingLoop,
     add_dataset_args,
@@ -289,7 +290,16 @@ def main(args: argparse.Namespace) -> None:
     accelerator.end_training()
 
 
-def write_card(args, generator, info, num_classes, loop: TrainingLoop, seconds: float, logs: dict) -> None:
+def write_card(
+    args: argparse.Namespace,
+    generator: Generator,
+    info: ImageDatasetInfo,
+    num_classes: int,
+    loop: TrainingLoop,
+    seconds: float,
+    logs: dict[str, float],
+) -> None:
+    """Render the model card of the trained generator into --output_dir."""
     classes = f", {num_classes} classes ({', '.join(info.class_names)})" if num_classes else ""
     rows = "one row per class, in label order" if num_classes else "fixed noise"
     training = {

@@ -11,6 +11,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard, list_repo_files
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -161,16 +162,23 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in weights.values())
 
 
-def test_wgan_gp_unconditional_trains(tmp_path):
+def test_wgan_gp_unconditional_trains_and_pushes_to_the_hub(tmp_path, unique_repo_id):
     output_dir = tmp_path / "gan"
     check(
         train(
             "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "2",
             "--loss", "wgan-gp", "--num_classes", "0", "--spectral_norm", "--report_to", "none",
+            "--push_to_hub", "--hub_model_id", unique_repo_id,
         )
     )  # fmt: skip
-    assert Generator.from_pretrained(output_dir).config.num_classes == 0
-    assert Discriminator.from_pretrained(output_dir, subfolder="discriminator").config.spectral_norm
+    # The pushed repository holds the model, the discriminator and the card, but no checkpoints, logs or samples/.
+    files = set(list_repo_files(unique_repo_id))
+    assert {"config.json", WEIGHTS, "README.md", "samples.png", "discriminator/config.json"} <= files
+    assert not [name for name in files if name.startswith(("checkpoint-", "logs/", "samples/"))]
+    assert Generator.from_pretrained(unique_repo_id).config.num_classes == 0
+    assert Discriminator.from_pretrained(unique_repo_id, subfolder="discriminator").config.spectral_norm
+    card = ModelCard.load(unique_repo_id)
+    assert "wgan-gp" in card.text and "R1 gamma" in card.text
 
 
 def test_divergence_stops_the_run_and_saves_no_weights(tmp_path):

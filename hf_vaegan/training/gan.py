@@ -302,9 +302,7 @@ class GANTrainer:
                 mix = torch.rand(real.shape[0], 1, 1, 1, generator=self.rng, device=real.device, dtype=real.dtype)
                 inputs.append(torch.lerp(real_input.detach(), fake_input, mix).requires_grad_(True))
             both_labels = None if labels is None else labels.repeat(len(inputs))
-            # Tuples, because accelerate's fp32 conversion of mixed-precision outputs rebuilds output dataclasses
-            # from a dict, which fails for DiscriminatorOutput (two required fields).
-            logits = self.discriminator(torch.cat(inputs), both_labels, return_dict=False)[0].float()
+            logits = self.discriminator(torch.cat(inputs), both_labels).logits.float()
             real_logits, fake_logits, *mixed_logits = logits.chunk(len(inputs))
             d_loss = discriminator_loss(real_logits, fake_logits, self.loss)
             penalties: dict[str, torch.Tensor] = {}
@@ -327,8 +325,7 @@ class GANTrainer:
             # Generator: fool the updated discriminator.
             self.bare_discriminator.requires_grad_(False)
             try:
-                g_logits = self.bare_discriminator(self.augment(fake, self.rng), labels, return_dict=False)[0]
-                g_logits = g_logits.float()
+                g_logits = self.bare_discriminator(self.augment(fake, self.rng), labels).logits.float()
                 g_loss = generator_loss(g_logits, self.loss)
                 accelerator.backward(g_loss)
             finally:
