@@ -263,3 +263,12 @@ def test_outputs_survive_accelerate_mixed_precision(model_class, kwargs):
         assert model(images(2, 1, 28)).latent_dist is not None
     if isinstance(model, Discriminator):
         assert model(images(2, 1, 28), torch.tensor([0, 1])).features.shape[0] == 2
+
+
+@pytest.mark.parametrize(("model_class", "kwargs"), MODELS)
+def test_from_config_keeps_every_value(model_class, kwargs):
+    # diffusers records positional arguments as defaults, so the models take keyword arguments only
+    model = model_class(**kwargs, **TINY)
+    assert dict(model_class.from_config(model.config).config) == dict(model.config)
+    with pytest.raises(TypeError):
+        model_class(28)

@@ -53,6 +53,7 @@ class AutoEncoder(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         resolution: int = 28,
         in_channels: int = 1,
         latent_dim: int = 32,

@@ -44,6 +44,7 @@ class Discriminator(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         resolution: int = 28,
         in_channels: int = 1,
         base_channels: int = 64,

@@ -55,6 +55,7 @@ class FashionClassifier(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         in_channels: int = 1,
         resolution: int = 28,
         num_classes: int = 10,

@@ -44,6 +44,7 @@ class Generator(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         resolution: int = 28,
         out_channels: int = 1,
         latent_dim: int = 64,

@@ -54,6 +54,7 @@ class VAEGAN(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         resolution: int = 28,
         in_channels: int = 1,
         latent_dim: int = 32,
