@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,8 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 SUBFOLDERS = ("", "generator_b_to_a", "discriminator_a", "discriminator_b")
 
 
-def train(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(SCRIPT), *TINY, "--seed", "0", "--report_to", "none", *args]
+def train(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    command = [*(launcher or [sys.executable]), str(SCRIPT), *TINY, "--seed", "0", "--report_to", "none", *args]
     return subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
     )
@@ -97,6 +98,26 @@ def test_two_image_columns_with_different_channels(tmp_path):
     assert (b_to_a.config.in_channels, b_to_a.config.out_channels) == (3, 1)
     card = (output_dir / "README.md").read_text().replace("\n\n", "\n")
     assert "| loss | non-saturating + 10.0 x cycle L1 |" in card
+
+
+@pytest.mark.slow
+def test_two_processes(tmp_path):
+    # Each prepared generator runs forward once per backward (the cycle's second pass uses the bare model): DDP-safe.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher += ["--num_cpu_threads_per_process", "1", "--main_process_port", str(port)]
+    output_dir = tmp_path / "ddp"
+    output = check(
+        train(
+            *SNEAKERS_TO_BOOTS, "--output_dir", str(output_dir), "--max_train_steps", "3", "--checkpointing_steps",
+            "2", "--replay_buffer_size", "4", env={"ACCELERATE_USE_CPU": "1"}, launcher=launcher,
+        )
+    )  # fmt: skip
+    assert "Training: 3 steps of 8 images (2 processes x 4 per batch x 1 accumulated)" in output
+    assert all(torch.isfinite(tensor).all() for tensor in load_weights(output_dir).values())
 
 
 @pytest.mark.slow
