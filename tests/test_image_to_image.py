@@ -46,7 +46,9 @@ def images(batch, channels, height, width=None, seed=0):
     [(1, 1, (28, 28), 2), (1, 3, (32, 32), 3), (7, 4, (32, 24), 3), (3, 3, (16, 8), 0)],
 )
 def test_unet_keeps_the_size_and_maps_channels(in_channels, out_channels, size, depth):
-    generator = UNetGenerator(in_channels, out_channels, num_downsamplings=depth, layers_per_block=2, **TINY)
+    generator = UNetGenerator(
+        in_channels=in_channels, out_channels=out_channels, num_downsamplings=depth, layers_per_block=2, **TINY
+    )
     output = generator(images(2, in_channels, *size)).sample
     assert output.shape == (2, out_channels, *size)
     assert output.abs().max() <= 1 and torch.isfinite(output).all()
@@ -54,7 +56,9 @@ def test_unet_keeps_the_size_and_maps_channels(in_channels, out_channels, size, 
 
 def test_unet_raw_outputs_for_extra_heads():
     torch.manual_seed(0)
-    generator = UNetGenerator(3, 4, num_downsamplings=2, output_activation="none", norm_type="none", **TINY)
+    generator = UNetGenerator(
+        in_channels=3, out_channels=4, num_downsamplings=2, output_activation="none", norm_type="none", **TINY
+    )
     with torch.no_grad():
         generator.to_output.bias.fill_(5.0)  # raw outputs are not squashed into [-1, 1]
     assert generator(images(1, 3, 16)).sample.min() > 1
@@ -77,8 +81,23 @@ def test_unet_invalid_config_names_the_field(kwargs, field):
         UNetGenerator(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("model_class", "kwargs"),
+    [
+        (UNetGenerator, {"in_channels": 3, "out_channels": 4, "num_downsamplings": 1, "sample_size": (32, 24)}),
+        (PatchDiscriminator, {"in_channels": 5, "num_layers": 2, "spectral_norm": True, "norm_type": "none"}),
+    ],
+)
+def test_from_config_keeps_every_value(model_class, kwargs):
+    # diffusers records positional arguments as defaults, so the models take keyword arguments only
+    model = model_class(**kwargs, **TINY)
+    assert dict(model_class.from_config(model.config).config) == dict(model.config)
+    with pytest.raises(TypeError):
+        model_class(3)
+
+
 def test_unet_bad_inputs_get_clear_errors():
-    generator = UNetGenerator(2, 1, num_downsamplings=2, **TINY)
+    generator = UNetGenerator(in_channels=2, num_downsamplings=2, **TINY)
     with pytest.raises(ValueError, match=r"shape \(batch, 2, height, width\), got \(1, 1, 28, 28\)"):
         generator(images(1, 1, 28))
     with pytest.raises(ValueError, match="multiples of 2\\*\\*num_downsamplings = 4, got 30x28"):
@@ -118,7 +137,7 @@ def test_patch_discriminator_refuses_too_small_images():
 
 
 def test_models_round_trip_and_load_as_remote_code(tmp_path, run_python):
-    generator = UNetGenerator(2, 3, num_downsamplings=2, sample_size=(32, 24), **TINY).eval()
+    generator = UNetGenerator(in_channels=2, out_channels=3, num_downsamplings=2, sample_size=(32, 24), **TINY).eval()
     discriminator = PatchDiscriminator(in_channels=5, num_layers=2, spectral_norm=True, **TINY).eval()
     generator.save_pretrained(tmp_path / "generator")
     discriminator.save_pretrained(tmp_path / "discriminator")
@@ -160,7 +179,7 @@ def test_models_round_trip_and_load_as_remote_code(tmp_path, run_python):
 @pytest.fixture
 def gray_pipe():
     torch.manual_seed(0)
-    return ImageToImagePipeline(UNetGenerator(1, 1, num_downsamplings=2, sample_size=28, **TINY).eval())
+    return ImageToImagePipeline(UNetGenerator(num_downsamplings=2, sample_size=28, **TINY).eval())
 
 
 def test_pipeline_accepts_pil_numpy_and_tensors_alone_or_batched(gray_pipe):
@@ -197,7 +216,7 @@ def test_pipeline_composites_transparent_drawings_on_white_and_resizes(gray_pipe
 
 
 def test_pipeline_converts_channels_for_rgb_models():
-    pipe = ImageToImagePipeline(UNetGenerator(3, 3, num_downsamplings=2, **TINY).eval())
+    pipe = ImageToImagePipeline(UNetGenerator(in_channels=3, out_channels=3, num_downsamplings=2, **TINY).eval())
     # No sample_size: the input size, rounded down to a multiple of 4.
     assert pipe(PIL.Image.new("L", (30, 45)), output_type="pt").images.shape == (1, 3, 44, 28)
     gray = pipe(torch.zeros(1, 1, 28, 28), output_type="pt").images
@@ -234,7 +253,7 @@ def test_pipeline_input_validation(gray_pipe, inputs, kwargs, error, message):
 
 def test_pipeline_refuses_non_image_generators_and_round_trips(tmp_path, gray_pipe):
     with pytest.raises(ValueError, match="maps 7 to 4 channels"):
-        ImageToImagePipeline(UNetGenerator(7, 4, **TINY))
+        ImageToImagePipeline(UNetGenerator(in_channels=7, out_channels=4, **TINY))
     gray_pipe.save_pretrained(tmp_path)
     loaded = ImageToImagePipeline.from_pretrained(tmp_path)
     x = torch.rand(2, 1, 28, 28) * 2 - 1

@@ -57,6 +57,7 @@ class PatchDiscriminator(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         in_channels: int = 2,
         base_channels: int = 64,
         num_layers: int = 3,

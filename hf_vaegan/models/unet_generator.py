@@ -78,6 +78,7 @@ class UNetGenerator(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         in_channels: int = 1,
         out_channels: int = 1,
         base_channels: int = 64,
