@@ -11,10 +11,13 @@ from .models import (
     FashionClassifier,
     Generator,
     GeneratorOutput,
+    PatchDiscriminator,
+    TryOnModel,
+    UNetGenerator,
     VAELossOutput,
     VAEOutput,
 )
-from .pipelines import GANPipeline, VAEPipeline
+from .pipelines import BodyShapePipeline, GANPipeline, ImageToImagePipeline, TryOnPipeline, VAEPipeline
 
 __version__ = "0.1.0"
 
@@ -23,12 +26,18 @@ __all__ = [
     "VAEGAN",
     "AutoEncoder",
     "AutoEncoderOutput",
+    "BodyShapePipeline",
     "Discriminator",
     "DiscriminatorOutput",
     "FashionClassifier",
     "GANPipeline",
     "Generator",
     "GeneratorOutput",
+    "ImageToImagePipeline",
+    "PatchDiscriminator",
+    "TryOnModel",
+    "TryOnPipeline",
+    "UNetGenerator",
     "VAELossOutput",
     "VAEOutput",
     "VAEPipeline",

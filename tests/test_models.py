@@ -273,3 +273,12 @@ def test_from_config_keeps_every_value(model_class, kwargs):
     assert dict(model_class.from_config(model.config).config) == dict(model.config)
     with pytest.raises(TypeError):
         model_class(28)
+
+
+def test_local_subfolder_loads_the_subfolder_model(tmp_path):
+    Generator(latent_dim=6, **TINY).save_pretrained(tmp_path)
+    discriminator = Discriminator(**TINY).eval()
+    discriminator.save_pretrained(tmp_path / "discriminator")
+    loaded = Discriminator.from_pretrained(tmp_path, subfolder="discriminator").eval()
+    x = images(2, 1, 28)
+    assert torch.equal(discriminator(x).logits, loaded(x).logits)

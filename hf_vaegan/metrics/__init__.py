@@ -26,6 +26,7 @@ from .generative import (
     kernel_distance,
     precision_recall,
 )
+from .image_quality import ssim
 from .likelihood import evaluate_vae, importance_weighted_nll, negative_elbo, reconstruction_error
 from .model_evaluation import evaluate_model
 
@@ -51,4 +52,5 @@ __all__ = [
     "negative_elbo",
     "precision_recall",
     "reconstruction_error",
+    "ssim",
 ]

@@ -1,10 +1,14 @@
 from importlib.resources import files
 
 from .autoencoder import AutoEncoder, AutoEncoderEncoderOutput, AutoEncoderOutput
+from .body_shape import BodyShapeHead, BodyShapeHeadOutput
 from .discriminator import Discriminator, DiscriminatorOutput
 from .fashion_classifier import FashionClassifier, FashionClassifierOutput
 from .generator import Generator, GeneratorOutput
 from .modeling_utils import VaeGanModelMixin
+from .patch_discriminator import PatchDiscriminator, PatchDiscriminatorOutput
+from .tryon import TryOnModel, TryOnOutput
+from .unet_generator import UNetGenerator, UNetGeneratorOutput
 from .vae import VAE, VAEEncoderOutput, VAELossOutput, VAEOutput
 from .vaegan import VAEGAN
 
@@ -17,12 +21,20 @@ __all__ = [
     "AutoEncoder",
     "AutoEncoderEncoderOutput",
     "AutoEncoderOutput",
+    "BodyShapeHead",
+    "BodyShapeHeadOutput",
     "Discriminator",
     "DiscriminatorOutput",
     "FashionClassifier",
     "FashionClassifierOutput",
     "Generator",
     "GeneratorOutput",
+    "PatchDiscriminator",
+    "PatchDiscriminatorOutput",
+    "TryOnModel",
+    "TryOnOutput",
+    "UNetGenerator",
+    "UNetGeneratorOutput",
     "VAEEncoderOutput",
     "VAELossOutput",
     "VAEOutput",
