@@ -88,9 +88,11 @@ def test_vae_pipeline_sample_reconstruct_interpolate(vae_pipe):
 def test_anomaly_scores(vae_pipe):
     garments = garment_images(3)
     elbo = vae_pipe.anomaly_scores(garments, generator=torch.Generator().manual_seed(0))
-    expected = vae_pipe.vae.loss(
-        vae_pipe.preprocess(garments), generator=torch.Generator().manual_seed(0), reduction="none"
-    ).loss.detach().numpy()
+    expected = (
+        vae_pipe.vae.loss(vae_pipe.preprocess(garments), generator=torch.Generator().manual_seed(0), reduction="none")
+        .loss.detach()
+        .numpy()
+    )
     assert elbo.shape == (3,) and np.allclose(elbo, expected)
     assert vae_pipe.anomaly_scores(garments, method="reconstruction").shape == (3,)
     with pytest.raises(ValueError, match="method"):
