@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     test_images, test_shapes, _ = load_split(args.dataset_dir / "test.npz")
     if train_images.shape[-1] != vae.config.resolution:
         raise SystemExit(f"error: the avatars are {train_images.shape[-1]}px, the VAE takes {vae.config.resolution}px")
-    head = BodyShapeHead(vae.config.latent_dim, names, [BODY_SHAPE_RANGES[name] for name in names])
+    head = BodyShapeHead(
+        latent_dim=vae.config.latent_dim,
+        parameter_names=names,
+        parameter_ranges=[BODY_SHAPE_RANGES[name] for name in names],
+    )
     head.fit(encode(vae, train_images, args.batch_size), train_shapes).eval()
     pipe = BodyShapePipeline(vae, head)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import hf_vaegan
 from hf_vaegan.data import BODY_SHAPE_RANGES, BodyShape
 from hf_vaegan.models import VAE
 from hf_vaegan.models.body_shape import BodyShapeHead
@@ -32,19 +33,19 @@ def linear_data(count: int = 200, latent_dim: int = 6) -> tuple[torch.Tensor, to
 def test_fit_recovers_an_affine_relation_both_ways():
     # With fewer latent dimensions than parameters the read-out cannot be exact; the latents of given parameters can.
     latents, parameters, _ = linear_data(latent_dim=6)
-    head = BodyShapeHead(6, NAMES, RANGES).fit(latents, parameters)
+    head = BodyShapeHead(latent_dim=6, parameter_names=NAMES, parameter_ranges=RANGES).fit(latents, parameters)
     assert torch.allclose(head.latents_for(parameters), latents, atol=1e-4)
     wide_latents, parameters, _ = linear_data(latent_dim=12)
-    wide = BodyShapeHead(12, NAMES, RANGES).fit(wide_latents, parameters)
+    wide = BodyShapeHead(latent_dim=12, parameter_names=NAMES, parameter_ranges=RANGES).fit(wide_latents, parameters)
     assert torch.allclose(wide(wide_latents).parameters, parameters, atol=1e-3)
 
 
 def test_head_config_and_input_checks():
     with pytest.raises(ValueError, match="one \\(low, high\\) pair per name"):
-        BodyShapeHead(4, NAMES, RANGES[:-1])
+        BodyShapeHead(latent_dim=4, parameter_names=NAMES, parameter_ranges=RANGES[:-1])
     with pytest.raises(ValueError, match="low < high"):
-        BodyShapeHead(4, ["height"], [[1.0, 0.5]])
-    head = BodyShapeHead(4, NAMES, RANGES)
+        BodyShapeHead(latent_dim=4, parameter_names=["height"], parameter_ranges=[[1.0, 0.5]])
+    head = BodyShapeHead(latent_dim=4, parameter_names=NAMES, parameter_ranges=RANGES)
     with pytest.raises(ValueError, match=r"`latents` must be a tensor of shape \(batch, 4\)"):
         head(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="more than 10"):
@@ -56,7 +57,8 @@ def pipe() -> BodyShapePipeline:
     torch.manual_seed(0)
     vae = VAE(resolution=32, in_channels=3, latent_dim=6, base_channels=4, likelihood="laplace").eval()
     latents, parameters, _ = linear_data(latent_dim=6)
-    return BodyShapePipeline(vae, BodyShapeHead(6, NAMES, RANGES).fit(latents, parameters).eval())
+    head = BodyShapeHead(latent_dim=6, parameter_names=NAMES, parameter_ranges=RANGES).fit(latents, parameters)
+    return BodyShapePipeline(vae, head.eval())
 
 
 def test_sliders_give_avatars_and_read_back_their_parameters(pipe):
@@ -130,3 +132,12 @@ def test_dataset_and_fit_scripts(tmp_path):
     assert card.count("## Body-shape head") == 1 and "## Training" in card and "body_shape_sliders.png" in card
     assert (model_dir / "body_shape_sliders.png").is_file()
     assert BodyShapePipeline.from_pretrained(model_dir)(body_shapes={"height": 0.9}).images[0].size == (32, 32)
+
+
+def test_the_bundled_body_vae_follows_its_sliders():
+    pipe = BodyShapePipeline.from_pretrained(Path(hf_vaegan.__file__).parent / "pretrained" / "wardrobe-body-vae")
+    short, tall = pipe(body_shapes=[{"height": 0.78}, {"height": 0.94}], output_type="np").images
+    assert short.shape == (64, 64, 3)
+    # The taller avatar's head starts higher: its first row darker than the background comes earlier.
+    first_row = [int(np.argmax(image.min(axis=(1, 2)) < 0.6)) for image in (short, tall)]
+    assert first_row[1] < first_row[0]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+import hf_vaegan
 from hf_vaegan.data import GARMENT_LABELS, Wardrobe
 from hf_vaegan.models.tryon import TryOnModel, TryOnOutput, keypoint_heatmaps
 from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
@@ -301,3 +302,15 @@ def test_paste_garment_fills_the_region_box_and_keeps_the_rest():
     keep = torch.ones(SIZE, dtype=torch.bool)
     keep[8:24, 6:18] = False
     assert torch.equal(pasted[..., keep], x["agnostic"][..., keep])
+
+
+def test_the_bundled_model_dresses_an_avatar_of_its_size():
+    pipe = TryOnPipeline.from_pretrained(Path(hf_vaegan.__file__).parent / "pretrained" / "wardrobe-tryon")
+    assert pipe.resolution == (128, 96) and pipe.tryon.config.use_warping
+    with np.load(FIXTURE) as data:
+        wardrobe = Wardrobe(data["images"], data["labels"], resolution=pipe.resolution, seed=0)
+    garment = wardrobe.garment(int(np.flatnonzero(wardrobe.labels == 0)[0]))
+    result = pipe(person=wardrobe.avatar(0), garment=garment, output_type="np")
+    assert result.images.shape == result.warped_garments.shape == (1, 128, 96, 3)
+    # The trained warp moves the garment off its flat position onto the body.
+    assert np.abs(result.warped_garments[0] - garment.image / 255).mean() > 0.05

@@ -46,6 +46,7 @@ class BodyShapeHead(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         latent_dim: int = 16,
         parameter_names: Sequence[str] = (),
         parameter_ranges: Sequence[Sequence[float]] = (),

@@ -109,6 +109,7 @@ class TryOnModel(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         sample_size: tuple[int, int] = (128, 96),
         base_channels: int = 8,
         num_downsamplings: int = 3,

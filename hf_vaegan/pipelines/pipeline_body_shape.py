@@ -65,12 +65,7 @@ class BodyShapePipeline(SingleModelPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
         """Loads the VAE and the head from a folder or Hub id (`from_pretrained` arguments as for the models)."""
         vae = VAE.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        folder = Path(pretrained_model_name_or_path)
-        if folder.is_dir():
-            # diffusers loads a local folder's root weights even when given a `subfolder`: name the folder itself.
-            head = BodyShapeHead.from_pretrained(folder / HEAD_SUBFOLDER, **kwargs)
-        else:
-            head = BodyShapeHead.from_pretrained(pretrained_model_name_or_path, subfolder=HEAD_SUBFOLDER, **kwargs)
+        head = BodyShapeHead.from_pretrained(pretrained_model_name_or_path, subfolder=HEAD_SUBFOLDER, **kwargs)
         return cls(vae, head)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):

@@ -601,9 +601,12 @@ def evaluate_tryon(
     }
 
 
-def evaluation_batches(info: TryOnDatasetInfo, resolution: tuple[int, int], batch_size: int = 50) -> list[dict]:
-    """The held-out split as a list of :class:`TryOnTransform` batches, in order."""
-    return list(make_dataloader(info.with_transform(resolution), batch_size, shuffle=False))
+def evaluation_batches(
+    info: TryOnDatasetInfo, resolution: tuple[int, int], batch_size: int = 50
+) -> torch.utils.data.DataLoader:
+    """The held-out split's :class:`TryOnTransform` batches, in order; iterable again (decoding the images again
+    rather than holding thousands of examples in memory)."""
+    return make_dataloader(info.with_transform(resolution), batch_size, shuffle=False)
 
 
 def model_predictor(model: nn.Module) -> TryOnPredictor:

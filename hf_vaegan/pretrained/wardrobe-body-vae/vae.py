@@ -88,6 +88,7 @@ class VAE(VaeGanModelMixin):
     @register_to_config
     def __init__(
         self,
+        *,
         resolution: int = 28,
         in_channels: int = 1,
         latent_dim: int = 16,

@@ -1,0 +1,279 @@
+"""Virtual try-on in the VTON tradition: warp the garment onto the body, then render the dressed person.
+
+This file imports only torch, diffusers and sibling model files, so that it can be pushed beside the weights and
+loaded as remote code.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import register_to_config
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from .blocks import NORM_TYPES, check_choice, check_positive_int
+from .image_to_image_utils import check_image_batch
+from .modeling_utils import VaeGanModelMixin
+from .unet_generator import UNetGenerator
+
+# What the person representation stacks: the agnostic image (3), its mask (1), the body mask (1), pose heatmaps.
+_PERSON_IMAGE_CHANNELS = 5
+# A garment and its mask, warped or not.
+_GARMENT_CHANNELS = 4
+
+
+@dataclass
+class TryOnOutput(BaseOutput):
+    """
+    Args:
+        sample (`torch.Tensor` of shape `(batch_size, 3, height, width)`): the person wearing the garment, in
+            [-1, 1]; equal to `agnostic` outside `agnostic_mask`.
+        warped_cloth (`torch.Tensor` of shape `(batch_size, 3, height, width)`): the garment warped onto the body,
+            in [-1, 1] (the input `cloth` itself when the model has no warping module).
+        warped_cloth_mask (`torch.Tensor` of shape `(batch_size, 1, height, width)`): its mask, in [0, 1].
+        composition_mask (`torch.Tensor` of shape `(batch_size, 1, height, width)`): where `sample` takes the warped
+            garment rather than the rendered person, in [0, 1].
+        rendered (`torch.Tensor` of shape `(batch_size, 3, height, width)`): the generator's rendering, in [-1, 1].
+        flow (`torch.Tensor` of shape `(batch_size, 2, height, width)`): the appearance flow: where each output pixel
+            samples the garment, as (x, y) offsets from its own position in `grid_sample` coordinates ([-1, 1]
+            across the image); `None` without a warping module.
+    """
+
+    sample: torch.Tensor
+    warped_cloth: torch.Tensor | None = None
+    warped_cloth_mask: torch.Tensor | None = None
+    composition_mask: torch.Tensor | None = None
+    rendered: torch.Tensor | None = None
+    flow: torch.Tensor | None = None
+
+
+def keypoint_heatmaps(keypoints: torch.Tensor, height: int, width: int, sigma: float) -> torch.Tensor:
+    """One Gaussian bump per keypoint: `(B, K, 3)` [x, y, confidence] in pixels -> `(B, K, height, width)` in [0, 1].
+
+    Keypoints with confidence 0 (undetected) give an empty map.
+    """
+    ys = torch.arange(height, device=keypoints.device, dtype=keypoints.dtype).view(1, 1, height, 1)
+    xs = torch.arange(width, device=keypoints.device, dtype=keypoints.dtype).view(1, 1, 1, width)
+    x, y, confidence = (keypoints[..., index, None, None] for index in range(3))
+    # The 2D Gaussian is the product of two 1D ones: H + W exponentials per keypoint instead of H * W.
+    bump_x = torch.exp(-((xs - x) ** 2) / (2 * sigma**2)) * (confidence > 0).to(keypoints.dtype)
+    return torch.exp(-((ys - y) ** 2) / (2 * sigma**2)) * bump_x
+
+
+def identity_grid(batch_size: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """The `grid_sample` grid `(B, H, W, 2)` that samples every pixel at its own centre (`align_corners=False`)."""
+    theta = torch.eye(2, 3, device=like.device, dtype=like.dtype).expand(batch_size, 2, 3)
+    return F.affine_grid(theta, [batch_size, 1, height, width], align_corners=False)
+
+
+class TryOnModel(VaeGanModelMixin):
+    r"""A virtual try-on model sized for CPUs: a warping U-Net and a try-on U-Net (CP-VTON / VITON-HD style).
+
+    1. **Warping** (appearance flow, as in ClothFlow): a `UNetGenerator` reads the person representation and the flat
+       garment at `1 / warp_downsampling` of their size and predicts, for every pixel, where to sample the garment;
+       the flow is upsampled (it is smooth: a garment stretches, it does not tear) and the garment and its mask are
+       resampled there at full size (`grid_sample`). The flow starts at zero (the garment in place) and is learnt
+       from the warped garment's appearance and mask.
+    2. **Try-on**: a second `UNetGenerator` reads the person representation and the warped garment and predicts an
+       RGB rendering and a composition mask; the result takes the warped garment where the mask says so (keeping its
+       texture sharp) and the rendering elsewhere (arms in front, skin, folds). Outside the agnostic region the
+       person is kept as is.
+
+    The person representation is the cloth-agnostic image (the person with the try-on region in grey), that region's
+    mask, a body mask and one Gaussian heatmap per pose keypoint (OpenPose COCO-18 order by default). Images are in
+    [-1, 1], masks in [0, 1], keypoints `[x, y, confidence]` in pixels of the input images. Heights and widths must
+    be multiples of `2**num_downsamplings`.
+
+    With `use_warping=False` the garment reaches the try-on U-Net unwarped: the ablation that measures what warping
+    brings.
+
+    Parameters:
+        sample_size (`(height, width)`, defaults to `(128, 96)`): the size the model was trained at; pipelines check
+            their inputs against it.
+        base_channels (`int`, defaults to 8): width of both U-Nets at full resolution.
+        num_downsamplings (`int`, defaults to 3): depth of both U-Nets.
+        max_channel_multiplier (`int`, defaults to 8): cap on the U-Nets' widths, as a multiple of `base_channels`.
+        layers_per_block (`int`, defaults to 1): 3x3 conv layers at each size of the U-Nets (each side).
+        num_residual_blocks (`int`, defaults to 2): residual blocks at the U-Nets' smallest size.
+        norm_type (`str`, defaults to `"group"`): normalisation of the U-Nets.
+        num_keypoints (`int`, defaults to 18): pose keypoints per person.
+        keypoint_sigma (`float`, defaults to 0.02): width of the keypoint heatmaps, as a fraction of the height.
+        use_warping (`bool`, defaults to `True`): whether the model warps the garment.
+        warp_downsampling (`int`, defaults to 2): the warping U-Net works at this fraction of the size.
+    """
+
+    model_card_tags = ("virtual-try-on", "image-to-image", "appearance-flow", "u-net")
+    pipeline_tag = "image-to-image"
+
+    @register_to_config
+    def __init__(
+        self,
+        *,
+        sample_size: tuple[int, int] = (128, 96),
+        base_channels: int = 8,
+        num_downsamplings: int = 3,
+        max_channel_multiplier: int = 8,
+        layers_per_block: int = 1,
+        num_residual_blocks: int = 2,
+        norm_type: str = "group",
+        num_keypoints: int = 18,
+        keypoint_sigma: float = 0.02,
+        use_warping: bool = True,
+        warp_downsampling: int = 2,
+    ):
+        super().__init__()
+        check_positive_int("num_keypoints", num_keypoints, minimum=0)
+        check_choice("norm_type", norm_type, NORM_TYPES)
+        check_choice("use_warping", use_warping, (True, False))
+        check_positive_int("warp_downsampling", warp_downsampling)
+        if isinstance(keypoint_sigma, bool) or not isinstance(keypoint_sigma, (int, float)) or keypoint_sigma <= 0:
+            raise ValueError(f"`keypoint_sigma` must be a positive number, got {keypoint_sigma!r}.")
+        unet = {
+            "in_channels": _PERSON_IMAGE_CHANNELS + num_keypoints + _GARMENT_CHANNELS,
+            "base_channels": base_channels,
+            "num_downsamplings": num_downsamplings,
+            "max_channel_multiplier": max_channel_multiplier,
+            "layers_per_block": layers_per_block,
+            "num_residual_blocks": num_residual_blocks,
+            "norm_type": norm_type,
+            "output_activation": "none",
+        }
+        # UNetGenerator validates the sizes (positive multiples of 2**num_downsamplings).
+        self.generator = UNetGenerator(out_channels=4, sample_size=self._size(sample_size), **unet)
+        self.warper = None
+        if use_warping:
+            height, width = self._size(sample_size)
+            if height % warp_downsampling or width % warp_downsampling:
+                raise ValueError(
+                    f"`sample_size` {height}x{width} must be a multiple of `warp_downsampling` = {warp_downsampling}."
+                )
+            warp_size = (height // warp_downsampling, width // warp_downsampling)
+            self.warper = UNetGenerator(out_channels=2, sample_size=warp_size, **unet)
+        if self.warper is not None:
+            # A zero flow: training starts from the garment in place rather than from a random scramble of it.
+            nn.init.zeros_(self.warper.to_output.weight)
+            nn.init.zeros_(self.warper.to_output.bias)
+
+    @staticmethod
+    def _size(sample_size) -> tuple[int, int]:
+        if isinstance(sample_size, int) and not isinstance(sample_size, bool):
+            return sample_size, sample_size
+        if isinstance(sample_size, (list, tuple)) and len(sample_size) == 2:
+            return tuple(sample_size)
+        raise ValueError(f"`sample_size` must be (height, width), got {sample_size!r}.")
+
+    def person_representation(
+        self,
+        agnostic: torch.Tensor,
+        agnostic_mask: torch.Tensor,
+        body_mask: torch.Tensor,
+        keypoints: torch.Tensor,
+    ) -> torch.Tensor:
+        """The stacked person channels `(B, 5 + num_keypoints, H, W)` both U-Nets read (see the class docstring)."""
+        height, width = agnostic.shape[-2:]
+        heatmaps = keypoint_heatmaps(keypoints.to(agnostic.dtype), height, width, self.config.keypoint_sigma * height)
+        return torch.cat([agnostic, agnostic_mask, body_mask, heatmaps], dim=1)
+
+    def warp(
+        self, person: torch.Tensor, cloth: torch.Tensor, cloth_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The garment and its mask warped onto the body, and the flow (unchanged, `None` without warping)."""
+        if self.warper is None:
+            return cloth, cloth_mask, None
+        batch_size, _, height, width = cloth.shape
+        inputs = F.avg_pool2d(torch.cat([person, cloth, cloth_mask], dim=1), self.config.warp_downsampling)
+        flow = self.warper(inputs, return_dict=False)[0]
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        grid = identity_grid(batch_size, height, width, flow) + flow.permute(0, 2, 3, 1)
+        # The garment lies on white: sampling outside it must give white, and an empty mask.
+        warped = F.grid_sample(cloth, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        warped_mask = F.grid_sample(cloth_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return warped, warped_mask, flow
+
+    def _check_inputs(self, agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask) -> None:
+        check_image_batch(agnostic, 3, "agnostic")
+        check_image_batch(cloth, 3, "cloth")
+        for name, mask in (("agnostic_mask", agnostic_mask), ("body_mask", body_mask), ("cloth_mask", cloth_mask)):
+            check_image_batch(mask, 1, name)
+        expected = (agnostic.shape[0], *agnostic.shape[2:])
+        for name, tensor in (
+            ("agnostic_mask", agnostic_mask),
+            ("body_mask", body_mask),
+            ("cloth", cloth),
+            ("cloth_mask", cloth_mask),
+        ):
+            if (tensor.shape[0], *tensor.shape[2:]) != expected:
+                raise ValueError(
+                    f"`{name}` must have the batch size and size of `agnostic` {expected}, got {tuple(tensor.shape)}."
+                )
+        num_keypoints = self.config.num_keypoints
+        if not isinstance(keypoints, torch.Tensor) or keypoints.shape != (expected[0], num_keypoints, 3):
+            shape = tuple(keypoints.shape) if isinstance(keypoints, torch.Tensor) else type(keypoints).__name__
+            raise ValueError(
+                f"`keypoints` must be a tensor of shape ({expected[0]}, {num_keypoints}, 3), got {shape}."
+            )
+
+    def forward(
+        self,
+        agnostic: torch.Tensor,
+        agnostic_mask: torch.Tensor,
+        body_mask: torch.Tensor,
+        keypoints: torch.Tensor,
+        cloth: torch.Tensor,
+        cloth_mask: torch.Tensor,
+        return_dict: bool = True,
+    ) -> TryOnOutput | tuple:
+        """Dresses the person in the garment.
+
+        Args:
+            agnostic: `(B, 3, H, W)` in [-1, 1], the person with the try-on region in grey.
+            agnostic_mask: `(B, 1, H, W)` in [0, 1], that region.
+            body_mask: `(B, 1, H, W)` in [0, 1], the person's silhouette.
+            keypoints: `(B, num_keypoints, 3)`, `[x, y, confidence]` in pixels; confidence 0 for missing points.
+            cloth: `(B, 3, H, W)` in [-1, 1], the flat garment on white.
+            cloth_mask: `(B, 1, H, W)` in [0, 1], its mask.
+
+        Returns:
+            A `TryOnOutput` (or the tuple of its fields, `flow` last).
+        """
+        self._check_inputs(agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask)
+        person = self.person_representation(agnostic, agnostic_mask, body_mask, keypoints)
+        warped_cloth, warped_mask, flow = self.warp(person, cloth, cloth_mask)
+        generated = self.generator(torch.cat([person, warped_cloth, warped_mask], dim=1), return_dict=False)[0]
+        rendered = torch.tanh(generated[:, :3])
+        composition_mask = torch.sigmoid(generated[:, 3:]) * warped_mask
+        dressed = composition_mask * warped_cloth + (1 - composition_mask) * rendered
+        sample = agnostic_mask * dressed + (1 - agnostic_mask) * agnostic
+        if not return_dict:
+            return sample, warped_cloth, warped_mask, composition_mask, rendered, flow
+        return TryOnOutput(
+            sample=sample,
+            warped_cloth=warped_cloth,
+            warped_cloth_mask=warped_mask,
+            composition_mask=composition_mask,
+            rendered=rendered,
+            flow=flow,
+        )
+
+    def usage_snippet(self, repo_id: str) -> str:
+        height, width = self.config.sample_size
+        keypoints = self.config.num_keypoints
+        return f'''import torch
+from diffusers import AutoModel
+
+model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)
+person = torch.rand(1, 3, {height}, {width}) * 2 - 1    # the cloth-agnostic person image, in [-1, 1]
+region = torch.zeros(1, 1, {height}, {width}); region[..., 30:90, 25:70] = 1  # its grey try-on region, in [0, 1]
+body = torch.zeros(1, 1, {height}, {width}); body[..., 10:125, 25:70] = 1     # the body mask
+keypoints = torch.zeros(1, {keypoints}, 3)                   # [x, y, confidence] in pixels (COCO-18 order)
+cloth = torch.rand(1, 3, {height}, {width}) * 2 - 1      # the flat garment on white, and its mask
+cloth_mask = torch.ones(1, 1, {height}, {width})
+with torch.no_grad():
+    out = model(person, region, body, keypoints, cloth, cloth_mask)
+out.sample, out.warped_cloth  # (1, 3, {height}, {width}) in [-1, 1]: the try-on and the warped garment
+
+# With hf-vaegan installed, from an avatar of the synthetic wardrobe (or a VITON-HD row) and a garment image:
+# from hf_vaegan import TryOnPipeline
+# result = TryOnPipeline.from_pretrained("{repo_id}")(person=avatar, garment=garment)
+# result.images[0], result.warped_garments[0]  # PIL images'''
