@@ -91,7 +91,6 @@ def test_synthetic_wardrobe_from_the_npz_trains_and_loads_in_the_pipeline(tmp_pa
     assert result.images[0].size == (24, 32) and result.warped_garments[0].size == (24, 32)
 
 
-@pytest.mark.slow
 def test_viton_hd_layout_trains_with_the_warp_target_from_the_parse(tmp_path):
     root = tmp_path / "viton"
     make_viton_folder(root)
@@ -151,7 +150,6 @@ def test_bad_flags_fail_before_anything_runs(train_tryon_module, capsys, argv, m
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_a_dataset_without_tryon_columns_fails_clearly(tmp_path):
     datasets.Dataset.from_dict({"image": [Image.new("RGB", (24, 32))] * 2}).save_to_disk(tmp_path / "images")
     result = train("--dataset_name", str(tmp_path / "images"), "--output_dir", str(tmp_path / "out"))
