@@ -11,7 +11,6 @@ import html
 import inspect
 import json
 import math
-import os
 import re
 import signal
 from collections.abc import Callable, Sequence
@@ -25,12 +24,15 @@ from wardrobe_space.images import (
     MAX_FILE_SIZE,
     MAX_UPLOAD_PIXELS,
     MIN_UPLOAD_SIDE,
+    SKETCH_INK_CONTRAST,
     OutputFiles,
     bad_input,
     enlarge,
     grid,
     open_upload,
+    sketch_to_model_input,
     to_model_input,
+    upload_path,
 )
 from wardrobe_space.models import (
     ANOMALY_QUANTILE,
@@ -43,6 +45,7 @@ from wardrobe_space.models import (
     load_models,
 )
 
+from hf_vaegan.data.sketch import garment_to_sketch
 from hf_vaegan.data.wardrobe import (
     BODY_SHAPE_RANGES,
     DEFAULT_RESOLUTION,
@@ -65,14 +68,24 @@ MAX_TEMPERATURE = 2.0
 GRID_COLUMNS = 8
 # The wardrobe renderer colourises garments from Fashion-MNIST-like 28 x 28 greyscale items.
 FASHION_MNIST_SIZE = 28
-# Fashion-MNIST images are 28 pixels wide and avatars 96: shown this many times larger, with square pixels.
+# Fashion-MNIST images are 28 pixels wide, avatars 96 and the body VAE's 64: shown this many times larger, with
+# square pixels.
 GARMENT_ZOOM = 4
 AVATAR_ZOOM = 3
+BODY_VAE_ZOOM = 4
 # Two CPU cores on a basic Space: two requests compute at a time, the rest wait in Gradio's queue.
 CONCURRENCY_LIMIT = 2
 QUEUE_SIZE = 256
 WEARABLE_CLASSES = [FASHION_MNIST_CLASSES[label] for label in GARMENT_LABELS]
-AVATAR_SOURCES = ("Body shapes tab", "Random (seed)")
+AVATAR_SOURCES = ("Body shapes tab", "Gallery / seed")
+GALLERY_AVATARS = 8
+# The sketch canvas is 10 times the model's 28 pixels; a pen of radius 7 draws lines about 1.4 model pixels wide
+# once the drawing is fitted to the frame, like the training sketches' 1-pixel outlines.
+SKETCH_CANVAS_SIZE = 280
+SKETCH_PEN_RADIUS = 7
+# The example sketches: drawn from held-out garments with the jitter of the training sketches.
+SKETCH_JITTER = 0.6
+SKETCH_SEED = 1
 UNCONDITIONAL = "any (unconditional GAN)"
 
 # Uploads as small as Fashion-MNIST's 28 pixels fill their preview, with square pixels.
@@ -245,16 +258,23 @@ class WardrobeSpace:
             number_in(value, name.replace("_", " ").capitalize(), *BODY_SHAPE_RANGES[name])
         return BodyShape(**{name: float(value) for name, value in parameters.items()})
 
-    def render_body(self, *values: Any) -> str:
-        """The avatar of the body parameters, in `BODY_SHAPE_RANGES` order."""
-        avatar = render_avatar(self.body_shape(*values), DEFAULT_RESOLUTION)
-        return self.png(enlarge(Image.fromarray(avatar.image), AVATAR_ZOOM))
+    def render_body(self, *values: Any) -> tuple[str, str, dict[str, float]]:
+        """The body VAE's avatar for the body parameters (in `BODY_SHAPE_RANGES` order, decoded from the latent its
+        body-shape head puts them at), the avatar the try-on dresses, and the parameters the head reads back from the
+        VAE's latent."""
+        pipeline = self.models["body_vae"].require()
+        shape = self.body_shape(*values)
+        images, read_back = pipeline(body_shapes=shape.to_dict(), return_dict=False)
+        avatar = render_avatar(shape, DEFAULT_RESOLUTION)
+        shown = (enlarge(images[0], BODY_VAE_ZOOM), enlarge(Image.fromarray(avatar.image), AVATAR_ZOOM))
+        return *(self.png(image) for image in shown), {name: round(value, 3) for name, value in read_back[0].items()}
 
     def random_body(self, seed: float) -> list[Any]:
-        """Body parameters drawn uniformly from their ranges, then the avatar."""
+        """Body parameters drawn uniformly from their ranges (as the body VAE's training avatars were), then the
+        avatars."""
         shape = BodyShape.sample(whole_number(seed, "Seed", 0, MAX_SEED))
         values = [round(value, 4) for value in shape.to_dict().values()]
-        return [*values, self.render_body(*values)]
+        return [*values, *self.render_body(*values)]
 
     # Try-on
 
@@ -266,11 +286,16 @@ class WardrobeSpace:
             raise bad_input("The loaded GAN does not have the 10 Fashion-MNIST classes, so it cannot draw this class.")
         return self.png(pipeline(class_labels=label, generator=seeded(seed)).images[0])
 
+    @staticmethod
+    def gallery_avatar(seed: int) -> Avatar:
+        """The avatar of a seed: random body parameters on a random backdrop (the gallery shows seeds 0-7)."""
+        rng = np.random.default_rng(seed)
+        return render_avatar(BodyShape.sample(rng), DEFAULT_RESOLUTION, make_background(rng, DEFAULT_RESOLUTION))
+
     def _avatar(self, source: str, seed: float, body_values: Sequence[Any]) -> Avatar:
         if choice_index(source, "Avatar", AVATAR_SOURCES) == 0:
             return render_avatar(self.body_shape(*body_values), DEFAULT_RESOLUTION)
-        rng = np.random.default_rng(whole_number(seed, "Avatar seed", 0, MAX_SEED))
-        return render_avatar(BodyShape.sample(rng), DEFAULT_RESOLUTION, make_background(rng, DEFAULT_RESOLUTION))
+        return self.gallery_avatar(whole_number(seed, "Avatar seed", 0, MAX_SEED))
 
     def _garment(self, upload: Any, class_name: str, colour_seed: float) -> Garment:
         label = GARMENT_LABELS[choice_index(class_name, "Garment class", WEARABLE_CLASSES)]
@@ -284,18 +309,41 @@ class WardrobeSpace:
         *body_values, upload, class_name, colour_seed = rest
         return self._avatar(source, avatar_seed, body_values), self._garment(upload, class_name, colour_seed)
 
-    def reference_tryon(self, *inputs: Any) -> tuple[str, str, str]:
-        """The garment colourised, and the synthetic data's renderer dressing the avatar: the try-on ground truth."""
+    def model_tryon(self, *inputs: Any) -> tuple[str, str, str, str]:
+        """The avatar, the garment colourised, the try-on model's result and its warped garment."""
+        pipeline = self.models["tryon"].require()
         avatar, garment = self._tryon_inputs(*inputs)
-        dressed = dress(avatar, garment)
-        images = (garment.image, dressed.image, dressed.warped_cloth)
+        images, warped = pipeline(avatar, garment, return_dict=False)
+        shown = (Image.fromarray(avatar.image), Image.fromarray(garment.image), images[0], warped[0])
+        return tuple(self.png(enlarge(image, AVATAR_ZOOM)) for image in shown)
+
+    def reference_tryon(self, *inputs: Any) -> tuple[str, str]:
+        """The synthetic data's renderer dressing the avatar: the ground truth the try-on model learned to reproduce,
+        and its warped garment."""
+        dressed = dress(*self._tryon_inputs(*inputs))
+        images = (dressed.image, dressed.warped_cloth)
         return tuple(self.png(enlarge(Image.fromarray(image), AVATAR_ZOOM)) for image in images)
 
-    def model_tryon(self, *inputs: Any) -> tuple[str, str]:
-        """The try-on model's result and its warped garment."""
-        tryon = self.models["tryon"].require()
-        result, warped = tryon(*self._tryon_inputs(*inputs))
-        return self.png(enlarge(result, AVATAR_ZOOM)), self.png(enlarge(warped, AVATAR_ZOOM))
+    # Sketch to garment
+
+    def canvas_sketch(self, canvas: dict[str, Any] | None) -> Any:
+        """The canvas's drawing as a file for the sketch input, or no change when nothing is drawn on it."""
+        drawing = (canvas or {}).get("composite")
+        if drawing is None or not (np.asarray(drawing.convert("L")) < 255 - SKETCH_INK_CONTRAST).any():
+            return gr.skip()
+        return self.png(drawing)
+
+    def sketch_to_garment(self, upload: Any) -> tuple[str, str]:
+        """The sketch as the model takes it (28 x 28, dark lines on white) and the garment the model draws from it."""
+        pipeline = self.models["sketch"].require()
+        sketch, _ = sketch_to_model_input(open_upload(upload, "sketch"), FASHION_MNIST_SIZE)
+        garment = pipeline(sketch).images[0]
+        return self.png(enlarge(sketch, GARMENT_ZOOM)), self.png(enlarge(garment, GARMENT_ZOOM))
+
+    @staticmethod
+    def send_garment(garment: Any) -> tuple[str, gr.Tabs]:
+        """The garment as the try-on's garment input, and the try-on tab opened."""
+        return upload_path(garment, "garment"), gr.Tabs(selected="tryon")
 
     # Layout
 
@@ -308,16 +356,23 @@ class WardrobeSpace:
                 "# Virtual wardrobe\nInvent garments with a class-conditional GAN, explore their styles with a VAE, "
                 "shape an avatar and dress it. Models: [hf-vaegan](https://github.com/hf-vaegan/hf-vaegan)."
             )
-            with gr.Tab("New garments", id="garments"):
-                self._garments_tab()
-            with gr.Tab("Style explorer", id="styles"):
-                self._styles_tab(example_images)
-            with gr.Tab("Body shapes", id="bodies"):
-                body_sliders = self._bodies_tab()
-            with gr.Tab("Try-on", id="tryon"):
-                self._tryon_tab(body_sliders, examples)
-            with gr.Tab("About", id="about"):
-                self._about_tab()
+            with gr.Tabs() as tabs:
+                with gr.Tab("New garments", id="garments"):
+                    self._garments_tab()
+                with gr.Tab("Style explorer", id="styles"):
+                    self._styles_tab(example_images)
+                with gr.Tab("Body shapes", id="bodies"):
+                    body_sliders, dress_button = self._bodies_tab()
+                with gr.Tab("Try-on", id="tryon"):
+                    garment, avatar_source = self._tryon_tab(body_sliders, examples)
+                with gr.Tab("Sketch to garment", id="sketch"):
+                    send_button, sketch_garment = self._sketch_tab(examples)
+                with gr.Tab("About", id="about"):
+                    self._about_tab()
+            dress_button.click(
+                lambda: (AVATAR_SOURCES[0], gr.Tabs(selected="tryon")), None, [avatar_source, tabs], api_name=False
+            )
+            send_button.click(self.send_garment, sketch_garment, [garment, tabs], api_name=False, preprocess=False)
         return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
 
     def _unavailable_note(self, *keys: str) -> None:
@@ -405,10 +460,12 @@ class WardrobeSpace:
             preprocess=False,
         )
 
-    def _bodies_tab(self) -> list[gr.Slider]:
+    def _bodies_tab(self) -> tuple[list[gr.Slider], gr.Button]:
         gr.Markdown(
             "The avatar's body, parameter by parameter (lengths are fractions of the image height; right and left are "
-            "the person's). Release a slider to redraw."
+            "the person's). The body-shape VAE draws the avatar from the latent its body-shape head puts the sliders "
+            "at, and the head reads the parameters back from that latent. The try-on tab dresses the renderer's "
+            "avatar of the same parameters. Release a slider to redraw."
         )
         self._unavailable_note("body_vae")
         defaults = BodyShape().to_dict()
@@ -421,25 +478,46 @@ class WardrobeSpace:
                 with gr.Row():
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
                     random_button = gr.Button("Random body", elem_id="random-body")
-                render_button = gr.Button("Render", variant="primary", elem_id="render-body")
-            avatar = gr.Image(label="Avatar", format="png", elem_id="body-avatar", scale=1)
+                with gr.Row():
+                    render_button = gr.Button("Render", variant="primary", elem_id="render-body")
+                    dress_button = gr.Button("Dress this avatar", elem_id="dress-body")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    vae_avatar = gr.Image(label="Body VAE avatar (64 x 64)", format="png", elem_id="body-vae-avatar")
+                    avatar = gr.Image(label="Avatar for the try-on", format="png", elem_id="body-avatar")
+                read_back = gr.JSON(label="Parameters the head reads back from the VAE's latent", elem_id="body-read")
+        outputs = [vae_avatar, avatar, read_back]
         render_body = named_parameters(self.render_body, BODY_PARAMETERS)
-        render_button.click(render_body, sliders, avatar, api_name="render_body", preprocess=False)
+        render_button.click(render_body, sliders, outputs, api_name="render_body", preprocess=False)
         for slider in sliders:
-            slider.release(render_body, sliders, avatar, api_name=False, preprocess=False)
-        random_button.click(self.random_body, seed, [*sliders, avatar], api_name="random_body", preprocess=False)
-        return sliders
+            slider.release(render_body, sliders, outputs, api_name=False, preprocess=False)
+        random_button.click(self.random_body, seed, [*sliders, *outputs], api_name="random_body", preprocess=False)
+        return sliders, dress_button
 
-    def _tryon_tab(self, body_sliders: list[gr.Slider], examples: list[int]) -> None:
+    def _tryon_tab(self, body_sliders: list[gr.Slider], examples: list[int]) -> tuple[gr.Image, gr.Radio]:
         gr.Markdown(
-            "Dress an avatar in a garment from the examples, an upload (a garment photo or drawing, light on dark or "
-            "dark on light) or the GAN. The garment is colourised and patterned as in the try-on training data."
+            "Dress an avatar (the body shapes tab's, or one of the gallery's) in a garment from the examples, an "
+            "upload (a garment photo or drawing, light on dark or dark on light), the GAN or the sketch tab. The "
+            "garment is colourised and patterned as in the try-on training data, then the try-on model warps it onto "
+            "the body and dresses the avatar."
         )
         self._unavailable_note("tryon")
         with gr.Row():
             with gr.Column():
-                source = gr.Radio(AVATAR_SOURCES, value=AVATAR_SOURCES[0], label="Avatar")
-                avatar_seed = gr.Number(0, label="Avatar seed (random avatars)", precision=0, minimum=0)
+                source = gr.Radio(AVATAR_SOURCES, value=AVATAR_SOURCES[0], label="Avatar", elem_id="tryon-source")
+                avatar_seed = gr.Number(0, label="Avatar seed (gallery)", precision=0, minimum=0, maximum=MAX_SEED)
+                gallery = gr.Gallery(
+                    [
+                        (Image.fromarray(self.gallery_avatar(seed).image), f"seed {seed}")
+                        for seed in range(GALLERY_AVATARS)
+                    ],
+                    label="Avatar gallery: pick one",
+                    columns=GALLERY_AVATARS // 2,
+                    height=300,
+                    object_fit="contain",
+                    allow_preview=False,
+                    elem_id="tryon-gallery",
+                )
             with gr.Column():
                 garment = upload_image("Garment", "tryon-garment")
                 class_name = gr.Dropdown(WEARABLE_CLASSES, value=WEARABLE_CLASSES[0], label="Garment class")
@@ -454,19 +532,25 @@ class WardrobeSpace:
             examples_per_page=6,
         )
         with gr.Row():
-            tryon_button = gr.Button("Try on (model)", variant="primary", elem_id="tryon-model")
+            tryon_button = gr.Button("Try on", variant="primary", elem_id="tryon-model")
             reference_button = gr.Button("Reference render", elem_id="tryon-reference")
         with gr.Row():
+            person = gr.Image(label="Avatar", format="png", elem_id="tryon-person")
+            cloth = gr.Image(label="Garment, colourised", format="png", elem_id="tryon-cloth")
             result = gr.Image(label="Try-on result", format="png", elem_id="tryon-result")
             warped = gr.Image(label="Warped garment", format="png", elem_id="tryon-warped")
         gr.Markdown(
             "**Reference**: the renderer that made the try-on training data dresses the same avatar: the ground truth "
-            "a try-on model learns to reproduce, not a learned model."
+            "the try-on model learned to reproduce, not a learned model."
         )
         with gr.Row():
-            cloth = gr.Image(label="Garment, colourised", format="png", elem_id="tryon-cloth")
             reference = gr.Image(label="Reference result", format="png", elem_id="tryon-reference-result")
             reference_warped = gr.Image(label="Reference warped garment", format="png", elem_id="tryon-reference-warp")
+
+        def pick_avatar(selection: gr.SelectData) -> tuple[str, int]:
+            return AVATAR_SOURCES[1], selection.index
+
+        gallery.select(pick_avatar, None, [source, avatar_seed], api_name=False)
         inputs = [source, avatar_seed, *body_sliders, garment, class_name, garment_seed]
         gan_button.click(
             self.gan_garment, [class_name, garment_seed], garment, api_name="gan_garment", preprocess=False
@@ -474,17 +558,63 @@ class WardrobeSpace:
         tryon_button.click(
             named_parameters(self.model_tryon, TRYON_PARAMETERS),
             inputs,
-            [result, warped],
+            [person, cloth, result, warped],
             api_name="tryon",
             preprocess=False,
         )
         reference_button.click(
             named_parameters(self.reference_tryon, TRYON_PARAMETERS),
             inputs,
-            [cloth, reference, reference_warped],
+            [reference, reference_warped],
             api_name="reference_tryon",
             preprocess=False,
         )
+        return garment, source
+
+    def _sketch_tab(self, examples: list[int]) -> tuple[gr.Button, gr.Image]:
+        gr.Markdown(
+            "Draw a garment's outline with dark lines on the white canvas (or upload a sketch, or pick an example) "
+            "and the sketch-to-garment model (pix2pix) draws the garment. It learned from outlines of Fashion-MNIST "
+            "garments: the drawing is fitted to its 28 x 28 frame, so fill the canvas and use the thick pen. *Model "
+            "input* shows what the model sees."
+        )
+        self._unavailable_note("sketch")
+        with gr.Row():
+            canvas = gr.Sketchpad(
+                label="Draw here",
+                type="pil",
+                image_mode="L",
+                canvas_size=(SKETCH_CANVAS_SIZE, SKETCH_CANVAS_SIZE),
+                fixed_canvas=True,
+                brush=gr.Brush(default_size=SKETCH_PEN_RADIUS, colors=["#000000"], color_mode="fixed"),
+                layers=False,
+                transforms=(),
+                elem_id="sketch-canvas",
+            )
+            with gr.Column():
+                sketch = upload_image("Sketch (the canvas's drawing, an upload or an example)", "sketch-input")
+                sketch_button = gr.Button("Draw the garment", variant="primary", elem_id="sketch-generate")
+        first_of_class = examples[::EXAMPLES_PER_CLASS]
+        sketches = [
+            garment_to_sketch(Image.fromarray(self.heldout.images[i]), jitter=SKETCH_JITTER, seed=(SKETCH_SEED, i))
+            for i in first_of_class
+        ]
+        gr.Examples(
+            [[example] for example in sketches],
+            [sketch],
+            label="Sketches of held-out garments (drawn by hf_vaegan.data.sketch)",
+            examples_per_page=len(first_of_class),
+        )
+        with gr.Row():
+            model_input = gr.Image(label="Model input", format="png", elem_id="sketch-model-input")
+            garment = gr.Image(label="Garment", format="png", interactive=False, elem_id="sketch-garment")
+        send_button = gr.Button("Try this garment on", elem_id="sketch-send")
+        # The canvas arrives as image blobs that only Gradio's preprocessing assembles; that step is the UI's own
+        # (private), the API endpoint takes an image file, checked like every upload.
+        sketch_button.click(self.canvas_sketch, canvas, sketch, api_visibility="private", show_progress="hidden").then(
+            self.sketch_to_garment, sketch, [model_input, garment], api_name="sketch_to_garment", preprocess=False
+        )
+        return send_button, garment
 
     def _about_tab(self) -> None:
         gr.Markdown(
@@ -554,9 +684,10 @@ def build_demo(models: dict[str, LoadedModel] | None = None) -> gr.Blocks:
 
 
 def main() -> None:
-    # Each of the CONCURRENCY_LIMIT concurrent requests gets its share of the cores instead of all of them fighting
-    # over every core: small models on shared CPUs slow down badly when oversubscribed.
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT))
+    # Each request computes on one thread and Gradio's queue runs CONCURRENCY_LIMIT of them at a time: the small
+    # models gain little from intra-op threads, and threads of concurrent requests fighting over shared cores slow
+    # every one of them down.
+    torch.set_num_threads(1)
     # Stopped with SIGTERM (as containers are), close the server as on Ctrl+C and remove the temporary files.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     build_demo().launch(max_file_size=MAX_FILE_SIZE, css=CSS)

@@ -29,6 +29,8 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 MIN_UPLOAD_SIDE = 8
 # Mean border brightness above which an upload is taken as a dark garment on a light background.
 LIGHT_BACKGROUND = 127.5
+# A sketch pixel this much darker than white paper is part of a line.
+SKETCH_INK_CONTRAST = 32
 # Gradio refuses bigger files before they reach the app.
 MAX_FILE_SIZE = "20mb"
 
@@ -111,6 +113,37 @@ def to_model_input(image: Image.Image, resolution: int, num_channels: int) -> tu
         color=background[0] if num_channels == 1 else background,
     )
     return fitted, inverted
+
+
+def sketch_to_model_input(image: Image.Image, resolution: int) -> tuple[Image.Image, bool]:
+    """A drawing -> a `resolution` x `resolution` sketch like the sketch model's training inputs: dark lines on white,
+    the drawing's longer side filling the frame (Fashion-MNIST garments touch their frame), centred. A sketch of
+    exactly that size is taken as already framed.
+
+    A drawing with a dark border (light lines on black) is inverted first. A drawing smaller than the frame is
+    scaled up, a larger one down (averaging, so that a thick pen stroke becomes a line a pixel or two wide).
+
+    Returns:
+        The model input (mode `L`) and whether the drawing was inverted.
+
+    Raises:
+        gr.Error: the drawing has no line.
+    """
+    image = to_canonical_mode(image, 1)
+    inverted = float(np.mean(border_color(image))) < LIGHT_BACKGROUND
+    if inverted:
+        image = ImageOps.invert(image)
+    ink = np.asarray(image) < 255 - SKETCH_INK_CONTRAST
+    if not ink.any():
+        raise bad_input("The sketch is empty: draw the outline of a garment (dark lines on white) or pick an example.")
+    if image.size == (resolution, resolution):
+        return image, inverted
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    drawing = image.crop((columns[0], rows[0], columns[-1] + 1, rows[-1] + 1))
+    side = max(drawing.size)
+    square = Image.new("L", (side, side), 255)
+    square.paste(drawing, ((side - drawing.width) // 2, (side - drawing.height) // 2))
+    return square.resize((resolution, resolution), Image.Resampling.LANCZOS), inverted
 
 
 def enlarge(image: Image.Image, factor: int) -> Image.Image:

@@ -23,7 +23,7 @@ from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 
 import hf_vaegan
-from hf_vaegan import GANPipeline, VAEPipeline
+from hf_vaegan import BodyShapePipeline, GANPipeline, ImageToImagePipeline, TryOnPipeline, VAEPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +47,14 @@ class ModelSpec:
         title: what the UI calls it.
         env_var: environment variable holding a Hub id or folder that overrides the bundled model.
         bundled_name: folder name under `hf_vaegan/pretrained/`.
-        load: folder -> the object the tab uses; `None` while the Space does not use this model yet.
-        pending: why `load` is `None`.
+        load: folder -> the object the tab uses.
     """
 
     key: str
     title: str
     env_var: str
     bundled_name: str
-    load: Callable[[Path], Any] | None
-    pending: str = ""
+    load: Callable[[Path], Any]
 
     @property
     def source(self) -> str:
@@ -113,8 +111,6 @@ def resolve_folder(spec: ModelSpec) -> Path:
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Loads one model; any failure becomes `problem`, shown in the UI, so that one bad model never stops the app."""
-    if spec.load is None:
-        return LoadedModel(spec, problem=spec.pending)
     try:
         folder = resolve_folder(spec)
         return LoadedModel(spec, folder, spec.load(folder))
@@ -193,21 +189,15 @@ MODEL_SPECS = (
     ModelSpec("gan", "The garment GAN", "HF_VAEGAN_GAN", "fashion-cgan", GANPipeline.from_pretrained),
     ModelSpec("vae", "The style VAE", "HF_VAEGAN_VAE", "fashion-vae", load_style_model),
     ModelSpec(
-        "body_vae",
-        "The body-shape VAE",
-        "HF_VAEGAN_BODY_VAE",
-        "wardrobe-body-vae",
-        None,
-        "not wired into the Space yet; the Body shapes tab renders avatars from the body parameters directly.",
+        "body_vae", "The body-shape VAE", "HF_VAEGAN_BODY_VAE", "wardrobe-body-vae", BodyShapePipeline.from_pretrained
     ),
+    ModelSpec("tryon", "The try-on model", "HF_VAEGAN_TRYON", "wardrobe-tryon", TryOnPipeline.from_pretrained),
     ModelSpec(
-        "tryon",
-        "The try-on model",
-        "HF_VAEGAN_TRYON",
-        "wardrobe-tryon",
-        None,
-        "its weights and TryOnPipeline have not landed in hf_vaegan yet. The reference render shows the synthetic "
-        "ground truth such a model learns to reproduce.",
+        "sketch",
+        "The sketch-to-garment model",
+        "HF_VAEGAN_SKETCH",
+        "sketch2garment",
+        ImageToImagePipeline.from_pretrained,
     ),
 )
 
