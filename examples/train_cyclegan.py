@@ -23,8 +23,6 @@ model card, the sample grids (`samples/`: A, A -> B, A -> B -> A, B, B -> A, B -
 """
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -72,9 +70,6 @@ from hf_vaegan.training.image_to_image import (
 )
 
 logger = get_logger(__name__)
-
-# The resume test sets this to make the run SIGKILL itself after that step, like a crash.
-KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
 
 
 def _class_list(value: str) -> list[str]:
@@ -279,7 +274,6 @@ def main(args: argparse.Namespace) -> None:
         f"each discriminator {sum(p.numel() for p in discriminator_a.parameters()):,}"
     )
     loop.resume()
-    kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
     logs: dict[str, float] = {}
     for batch in loop:
         step_logs = trainer.train_step(batch, loop.next_step)
@@ -289,8 +283,6 @@ def main(args: argparse.Namespace) -> None:
         if loop.is_due(args.sample_steps) and accelerator.is_main_process:
             grid = sample_grid(*averaged_generators(), sample_inputs.a, sample_inputs.b)
             log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
-        if loop.global_step == kill_after_step:
-            os.kill(os.getpid(), signal.SIGKILL)
     seconds = loop.end()
 
     accelerator.wait_for_everyone()

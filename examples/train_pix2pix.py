@@ -20,8 +20,6 @@ interrupted run exactly. The output folder loads with `ImageToImagePipeline.from
 """
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -65,9 +63,6 @@ from hf_vaegan.training.image_to_image import (
 )
 
 logger = get_logger(__name__)
-
-# The resume test sets this to make the run SIGKILL itself after that step, like a crash.
-KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -172,7 +167,6 @@ def main(args: argparse.Namespace) -> None:
         f"discriminator {sum(p.numel() for p in discriminator.parameters()):,}"
     )
     loop.resume()
-    kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
     logs: dict[str, float] = {}
     for batch in loop:
         step_logs = trainer.train_step(batch, loop.next_step)
@@ -184,8 +178,6 @@ def main(args: argparse.Namespace) -> None:
             outputs = translate_samples(model, sample_inputs.source)
             grid = comparison_grid(sample_inputs.source, outputs, sample_inputs.target)
             log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
-        if loop.global_step == kill_after_step:
-            os.kill(os.getpid(), signal.SIGKILL)
     seconds = loop.end()
 
     accelerator.wait_for_everyone()

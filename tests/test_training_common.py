@@ -10,12 +10,15 @@ from accelerate.state import AcceleratorState, GradientState
 from PIL import Image
 
 from hf_vaegan.training import (
+    CheckpointedTensors,
     DiffAugment,
     TrainingDivergedError,
     TrainingLoop,
     add_training_args,
     assert_finite_parameters,
     check_finite,
+    create_ema,
+    create_fixed_sample_inputs,
     create_training_rng,
     discriminator_loss,
     generator_loss,
@@ -23,12 +26,18 @@ from hf_vaegan.training import (
     list_checkpoints,
     log_sample_grid,
     make_sample_grid,
+    register_training_state,
     resolve_checkpoint,
     save_checkpoint,
     training_command,
     validate_training_args,
 )
-from hf_vaegan.training.common import ProcessGenerator, remove_partial_checkpoints
+from hf_vaegan.training.common import (
+    ProcessGenerator,
+    fast_bf16_available,
+    remove_partial_checkpoints,
+    resolve_mixed_precision,
+)
 
 
 @pytest.fixture
@@ -91,7 +100,7 @@ def test_checkpoints_are_atomic_and_pruned_to_the_limit(make_accelerator, tmp_pa
     optimizer = torch.optim.Adam(model.parameters())
     model, optimizer = accelerator.prepare(model, optimizer)
     exploding = ExplodingState()
-    accelerator.register_for_checkpointing(exploding)
+    register_training_state(accelerator, exploding)
     for step in (1, 2, 3):
         save_checkpoint(accelerator, tmp_path, step, total_limit=2, models={"model": model})
     assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
@@ -190,17 +199,73 @@ def _seedable():
     return DataLoaderConfiguration(use_seedable_sampler=True)
 
 
-def test_process_generator_state_round_trip(make_accelerator):
+def test_training_state_round_trips_through_a_checkpoint_without_pickle(make_accelerator, tmp_path):
     accelerator = make_accelerator()
+    model = accelerator.prepare(torch.nn.Linear(3, 2))
+    ema = create_ema(accelerator, model, decay=0.9)
     generator = create_training_rng(accelerator, seed=5)
-    checkpointed = accelerator._custom_objects[-1]
-    state = checkpointed.state_dict()
-    expected = torch.randn(4, generator=generator)
-    checkpointed.load_state_dict(state)
-    assert torch.equal(torch.randn(4, generator=generator), expected)
-    assert not torch.equal(torch.randn(4, generator=ProcessGenerator(accelerator, seed=6).generator), expected)
+    inputs = create_fixed_sample_inputs(accelerator, noise=torch.randn(4, 3), labels=torch.arange(4))
+    for _ in range(3):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        ema.step(model.parameters())
+    checkpoint = save_checkpoint(accelerator, tmp_path, 3)
+    assert (checkpoint / "training_state.safetensors").is_file()
+    assert not list(checkpoint.glob("custom_checkpoint_*"))
+
+    expected_draw = torch.randn(4, generator=generator)
+    shadow = [param.clone() for param in ema.shadow_params]
+    noise = inputs.noise.clone()
+    ema.step(model.parameters())  # changes the shadow weights and the step count
+    inputs.load_state_dict({"noise": torch.zeros(4, 3), "labels": torch.zeros(4)})
+    accelerator.load_state(str(checkpoint))
+    assert torch.equal(torch.randn(4, generator=generator), expected_draw)
+    assert all(torch.equal(a, b) for a, b in zip(ema.shadow_params, shadow, strict=True))
+    assert ema.optimization_step == 3 and isinstance(ema.optimization_step, int)
+    assert torch.equal(inputs.noise, noise) and torch.equal(inputs.labels, torch.arange(4))
+
+    register_training_state(accelerator, CheckpointedTensors(extra=torch.zeros(1)))
+    with pytest.raises(ValueError, match="state of 3 objects .* this run has 4"):
+        accelerator.load_state(str(checkpoint))
+    (checkpoint / "training_state.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="training_state.safetensors is corrupt"):
+        accelerator.load_state(str(checkpoint))
+
+
+def test_process_generator_refuses_another_number_of_processes(make_accelerator):
+    accelerator = make_accelerator()
+    process_generator = ProcessGenerator(accelerator, seed=5)
+    state = process_generator.state_dict()
+    assert not torch.equal(
+        torch.randn(4, generator=ProcessGenerator(accelerator, seed=6).generator),
+        torch.randn(4, generator=process_generator.generator),
+    )
     with pytest.raises(ValueError, match="same number of processes"):
-        checkpointed.load_state_dict({"states": state["states"].repeat(2, 1)})
+        process_generator.load_state_dict({"states": state["states"].repeat(2, 1)})
+
+
+def test_max_train_time_ends_the_run_with_a_final_checkpoint(make_accelerator, tmp_path):
+    accelerator = make_accelerator(dataloader_config=_seedable())
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    dataloader = torch.utils.data.DataLoader([{"x": torch.tensor([1.0])}] * 8, batch_size=2)
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
+    args = parse_training_args(
+        "--output_dir", str(tmp_path), "--num_epochs", "3", "--checkpointing_steps", "100", "--report_to", "none",
+        "--max_train_time", "1e-9",
+    )  # fmt: skip
+    assert len(run_loop(accelerator, dataloader, args, model, optimizer)) == 1
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-1"]
+
+
+def test_mixed_precision_auto_prefers_the_configured_value_then_fast_bf16(monkeypatch):
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    assert resolve_mixed_precision("no") == "no" and resolve_mixed_precision("fp16") == "fp16"
+    assert resolve_mixed_precision("auto") == ("bf16" if fast_bf16_available() else "no")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    assert resolve_mixed_precision("auto") == "fp16"
+    assert resolve_mixed_precision("no") == "no"
+    assert parse_training_args().mixed_precision == "auto"
 
 
 # Images and cards

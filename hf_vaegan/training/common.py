@@ -28,8 +28,10 @@ A training script reads like this (see ``examples/train_gan.py`` for a complete 
     loop.end()
 
 Checkpoints are ``accelerator.save_state`` folders named ``checkpoint-<step>`` in ``--output_dir``. They hold the
-models, optimizers, schedulers, RNG states and every object registered with ``accelerator.register_for_checkpointing``
-(EMA, per-process training RNG, fixed sample noise), so ``--resume_from_checkpoint latest`` continues a run exactly:
+models, optimizers, schedulers, RNG states and every object registered with :func:`register_training_state` (EMA,
+per-process training RNG, fixed sample noise; written as safetensors + JSON in ``training_state.safetensors``, since
+accelerate's own ``register_for_checkpointing`` pickles them), so ``--resume_from_checkpoint latest`` continues a run
+exactly:
 the data order is a function of (seed, epoch) and the batches already seen in the current epoch are skipped.
 """
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import math
 import os
@@ -44,11 +47,13 @@ import random
 import re
 import shlex
 import shutil
+import signal
 import sys
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import datasets
 import diffusers
@@ -63,6 +68,8 @@ from diffusers.training_utils import EMAModel
 from diffusers.utils import make_image_grid
 from huggingface_hub import create_repo, upload_folder
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -75,6 +82,7 @@ _CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 # Folders of --output_dir that are not part of the model pushed to the Hub.
 HUB_IGNORE_PATTERNS = [f"{CHECKPOINT_PREFIX}*", f"{PARTIAL_CHECKPOINT_PREFIX}*", "logs/*", "samples/*"]
 _SECRET_FLAGS = ("--hub_token",)
+KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -88,6 +96,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return number
 
 
@@ -145,6 +160,14 @@ def add_training_args(
         help="Total number of optimizer steps; overrides --num_epochs when given.",
     )
     group.add_argument(
+        "--max_train_time",
+        type=_positive_float,
+        default=None,
+        help="Stop after the first optimizer step that ends this many seconds after training started (in this "
+        "process; a resumed run gets the budget anew), with the usual final checkpoint, samples and model. For "
+        "comparisons at an equal wall-clock budget.",
+    )
+    group.add_argument(
         "--gradient_accumulation_steps",
         type=_positive_int,
         default=1,
@@ -154,11 +177,12 @@ def add_training_args(
     group.add_argument(
         "--mixed_precision",
         type=str,
-        default=None,
-        choices=["no", "fp16", "bf16"],
-        help="Autocast precision. Default: the value of `accelerate config` (or of `accelerate launch "
-        "--mixed_precision`), else 'no'. bf16 needs a GPU with bf16 support or a CPU; on CPUs with AMX (Intel "
-        "Sapphire Rapids and later) bf16 is several times faster than fp32. fp16 (CUDA) uses a gradient scaler.",
+        default="auto",
+        choices=["auto", "no", "fp16", "bf16"],
+        help="Autocast precision. 'auto' (default): the value of `accelerate config` or `accelerate launch "
+        "--mixed_precision` when that is fp16 or bf16, else bf16 where the hardware runs it fast (CUDA GPUs with "
+        "bf16 support, CPUs with AMX: about 2x the fp32 training throughput of the default 28x28 GAN on a 2-core "
+        "AMX CPU, see benchmarks/train_throughput.py), else 'no'. fp16 (CUDA) uses a gradient scaler.",
     )
     group.add_argument(
         "--channels_last",
@@ -307,7 +331,7 @@ def create_accelerator(args: argparse.Namespace) -> Accelerator:
         report_to = "all"
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=resolve_mixed_precision(args.mixed_precision),
         log_with=report_to,
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
@@ -329,9 +353,32 @@ def create_accelerator(args: argparse.Namespace) -> Accelerator:
         args.seed = broadcast_object_list(seed)[0]
         logger.info(f"No --seed given; using seed {args.seed}")
     set_seed(args.seed)
+    args.mixed_precision = accelerator.mixed_precision  # the resolved value, for the logs and the model card
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
     return accelerator
+
+
+def fast_bf16_available() -> bool:
+    """Whether the device accelerate will train on runs bf16 autocast faster than fp32: a CUDA GPU with bf16
+    support, or (without a GPU, or with ``accelerate launch --cpu``) a CPU with AMX tiles."""
+    use_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
+    if torch.cuda.is_available() and not use_cpu:
+        return torch.cuda.is_bf16_supported()
+    if torch.backends.mps.is_available() and not use_cpu:
+        return False
+    # torch exposes the AMX check only privately; without it, assume no AMX.
+    return getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+
+
+def resolve_mixed_precision(value: str) -> str:
+    """The precision ``--mixed_precision value`` selects ('auto' resolved as its help says)."""
+    if value != "auto":
+        return value
+    configured = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if configured != "no":
+        return configured
+    return "bf16" if fast_bf16_available() else "no"
 
 
 def start_trackers(accelerator: Accelerator, project_name: str, args: argparse.Namespace) -> None:
@@ -382,6 +429,103 @@ def apply_channels_last(*modules: nn.Module) -> None:
         module.to(memory_format=torch.channels_last)
 
 
+# State checkpointed beside accelerate's, without pickle
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
+TRAINING_STATE_NAME = "training_state.safetensors"
+_TENSOR_KEY = "__tensor__"
+
+
+class TrainingState:
+    """The objects of a run saved in each checkpoint as ``training_state.safetensors``.
+
+    Accelerate's ``register_for_checkpointing`` writes objects with ``torch.save`` and reads them back with
+    ``weights_only=False``, i.e. unpickles them. Here each object's ``state_dict()`` (tensors, possibly nested in
+    dicts and lists, and JSON scalars) is split into safetensors tensors and a JSON skeleton in the file's metadata,
+    through accelerate's save/load hooks, so ``save_state``/``load_state`` handle it like the rest of the state.
+    Objects are matched by registration order, as accelerate does; ``state_dict()`` runs on every process (it may
+    gather), the main process writes the file.
+    """
+
+    def __init__(self, accelerator: Accelerator):
+        self.accelerator = accelerator
+        self.objects: list[Stateful] = []
+        accelerator.register_save_state_pre_hook(lambda models, weights, output_dir: self.save(output_dir))
+        accelerator.register_load_state_pre_hook(lambda models, input_dir: self.load(input_dir))
+
+    def save(self, output_dir: str | os.PathLike) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = [_split_tensors(obj.state_dict(), str(index), tensors) for index, obj in enumerate(self.objects)]
+        if self.accelerator.is_main_process:
+            save_file(tensors, Path(output_dir) / TRAINING_STATE_NAME, metadata={"skeleton": json.dumps(skeleton)})
+
+    def load(self, input_dir: str | os.PathLike) -> None:
+        path = Path(input_dir) / TRAINING_STATE_NAME
+        if not path.is_file():
+            if not self.objects:
+                return
+            pickled = sorted(Path(input_dir).glob("custom_checkpoint_*.pkl"))
+            reason = f"it holds pickled state ({pickled[0].name}), never loaded" if pickled else "it is missing"
+            raise ValueError(f"cannot resume from {input_dir}: {TRAINING_STATE_NAME} {reason}")
+        try:
+            with safe_open(path, framework="pt") as file:
+                skeleton = json.loads(file.metadata()["skeleton"])
+                tensors = {key: file.get_tensor(key) for key in file.keys()}
+        except Exception as error:
+            raise ValueError(f"cannot resume from {input_dir}: {path.name} is corrupt ({error})") from error
+        if len(skeleton) != len(self.objects):
+            raise ValueError(
+                f"cannot resume from {input_dir}: it holds the state of {len(skeleton)} objects (EMA, RNG, sample "
+                f"inputs...) but this run has {len(self.objects)}; resume with the same script and flags"
+            )
+        for obj, state in zip(self.objects, skeleton, strict=True):
+            obj.load_state_dict(_join_tensors(state, tensors))
+
+
+_training_states: weakref.WeakKeyDictionary[Accelerator, TrainingState] = weakref.WeakKeyDictionary()
+
+
+def register_training_state(accelerator: Accelerator, obj: Stateful) -> None:
+    """Save ``obj.state_dict()`` in every checkpoint of ``accelerator`` and restore it on resume, without pickle.
+
+    Register in the same order in every run (before :meth:`TrainingLoop.resume`).
+    """
+    if accelerator not in _training_states:
+        _training_states[accelerator] = TrainingState(accelerator)
+    _training_states[accelerator].objects.append(obj)
+
+
+def _split_tensors(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` with each tensor moved into ``tensors`` (CPU, contiguous) and replaced by a reference to its key."""
+    if isinstance(value, torch.Tensor):
+        tensors[key] = value.detach().cpu().contiguous()
+        return {_TENSOR_KEY: key}
+    if isinstance(value, Mapping):
+        return {name: _split_tensors(item, f"{key}.{name}", tensors) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_split_tensors(item, f"{key}.{index}", tensors) for index, item in enumerate(value)]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"cannot checkpoint {key!r} of type {type(value).__name__}: use tensors, lists, dicts or scalars")
+
+
+def _join_tensors(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`_split_tensors`."""
+    if isinstance(value, dict):
+        if set(value) == {_TENSOR_KEY}:
+            return tensors[value[_TENSOR_KEY]]
+        return {name: _join_tensors(item, tensors) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_join_tensors(item, tensors) for item in value]
+    return value
+
+
 # Randomness, EMA and fixed sample inputs (all checkpointed)
 
 
@@ -389,8 +533,8 @@ class ProcessGenerator:
     """A ``torch.Generator`` per process, seeded with ``seed + process_index``, whose state is checkpointed.
 
     Draw the training noise from it rather than from the global RNG: the data pipeline also draws from the global
-    RNG, one batch ahead of training, so only a separate generator resumes exactly. Accelerate writes registered
-    objects from the main process only, so :meth:`state_dict` gathers the states of all processes.
+    RNG, one batch ahead of training, so only a separate generator resumes exactly. Checkpoints are written by the main
+    process only, so :meth:`state_dict` gathers the states of all processes.
     """
 
     def __init__(self, accelerator: Accelerator, seed: int):
@@ -414,7 +558,7 @@ class ProcessGenerator:
 def create_training_rng(accelerator: Accelerator, seed: int) -> torch.Generator:
     """A per-process generator for training noise, registered for checkpointing (see :class:`ProcessGenerator`)."""
     process_generator = ProcessGenerator(accelerator, seed)
-    accelerator.register_for_checkpointing(process_generator)
+    register_training_state(accelerator, process_generator)
     return process_generator.generator
 
 
@@ -446,7 +590,7 @@ class CheckpointedTensors:
 def create_fixed_sample_inputs(accelerator: Accelerator, **tensors: torch.Tensor) -> CheckpointedTensors:
     """Wrap the fixed inputs of the sample grids, move them to the device, and register them for checkpointing."""
     inputs = CheckpointedTensors(**{name: tensor.to(accelerator.device) for name, tensor in tensors.items()})
-    accelerator.register_for_checkpointing(inputs)
+    register_training_state(accelerator, inputs)
     return inputs
 
 
@@ -468,7 +612,7 @@ def create_ema(accelerator: Accelerator, model: nn.Module, decay: float) -> EMAM
     if decay == 0:
         return None
     ema = DeviceEMAModel(accelerator.unwrap_model(model).parameters(), decay=decay, foreach=True)
-    accelerator.register_for_checkpointing(ema)
+    register_training_state(accelerator, ema)
     return ema
 
 
@@ -666,6 +810,8 @@ class TrainingLoop:
         self._sums: dict[str, tuple[float, int]] = {}
         self._progress: tqdm | None = None
         self._start_time = time.perf_counter()
+        # Tests simulate a crash (SIGKILL: no clean-up, no final save) right after the bookkeeping of this step.
+        self._kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
 
     @property
     def next_step(self) -> int:
@@ -747,6 +893,11 @@ class TrainingLoop:
         if self._progress is not None:
             self._progress.update(1)
             self._progress.set_postfix({k: f"{v:.3g}" for k, v in averaged.items() if "loss" in k}, refresh=False)
+        if self._out_of_time():
+            logger.info(f"--max_train_time {self.args.max_train_time} s reached at step {self.global_step}")
+            self.max_train_steps = self.global_step
+            if self._progress is not None:
+                self._progress.total = self.global_step
         if self.is_due(self.args.checkpointing_steps):
             save_checkpoint(
                 self.accelerator,
@@ -755,7 +906,17 @@ class TrainingLoop:
                 self.args.checkpoints_total_limit,
                 self.models,
             )
+        if self.global_step == self._kill_after_step:
+            os.kill(os.getpid(), signal.SIGKILL)
         return True
+
+    def _out_of_time(self) -> bool:
+        """Whether ``--max_train_time`` is spent, decided by the main process so that all processes stop together."""
+        budget = getattr(self.args, "max_train_time", None)
+        if budget is None:
+            return False
+        spent = [time.perf_counter() - self._start_time >= budget]
+        return bool(broadcast_object_list(spent)[0])
 
     def is_due(self, every: int) -> bool:
         """Whether the step just completed is a multiple of ``every``, or the last step."""

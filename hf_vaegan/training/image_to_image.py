@@ -31,7 +31,7 @@ from torch import nn
 
 from ..data.sketch import make_sketch_pairs
 from ..models.patch_discriminator import patch_logits_size
-from .common import check_finite, make_sample_grid
+from .common import check_finite, make_sample_grid, register_training_state
 from .data import ImageDatasetInfo, PairedDatasetInfo, collate_examples
 from .gan import DiffAugment, discriminator_loss, generator_loss, parse_diffaugment_policy
 
@@ -288,7 +288,7 @@ class ImageReplayBuffer:
     1/2, returned as is, or swapped with a random stored image, which is returned instead. This keeps the
     discriminator from forgetting earlier generator outputs and damps oscillations.
 
-    The pool is checkpointed (register it with ``accelerator.register_for_checkpointing``, see
+    The pool is checkpointed (registered with :func:`~hf_vaegan.training.register_training_state`, see
     :func:`create_replay_buffer`); in multi-process runs each process keeps its own pool, all of them saved.
 
     Args:
@@ -330,7 +330,7 @@ class ImageReplayBuffer:
         return output
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        # Accelerate saves registered objects from the main process only: gather every process's pool.
+        # Checkpoints are written by the main process only: gather every process's pool.
         state = torch.tensor([self.size], device=self.images.device)
         # A snapshot (gather returns the live tensor itself in single-process runs).
         return {"images": gather(self.images[None]).cpu().clone(), "sizes": gather(state).cpu()}
@@ -351,7 +351,7 @@ def create_replay_buffer(
 ) -> ImageReplayBuffer:
     """An :class:`ImageReplayBuffer`, registered for checkpointing."""
     buffer = ImageReplayBuffer(accelerator, capacity, image_shape, generator)
-    accelerator.register_for_checkpointing(buffer)
+    register_training_state(accelerator, buffer)
     return buffer
 
 
