@@ -15,15 +15,13 @@ exactly. The output folder loads with `Generator.from_pretrained(output_dir)` (E
 """
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
 from accelerate.logging import get_logger
 
 from hf_vaegan import Discriminator, Generator
-from hf_vaegan.models.blocks import SUPPORTED_RESOLUTIONS
+from hf_vaegan.models.blocks import NORM_TYPES, SUPPORTED_RESOLUTIONS
 from hf_vaegan.training import (
     GAN_LOSSES,
     DiffAugment,
@@ -55,12 +53,17 @@ from hf_vaegan.training import (
     validate_training_args,
     write_model_card,
 )
+from hf_vaegan.training.evaluation import (
+    EvaluationReference,
+    add_evaluation_args,
+    evaluation_card_sections,
+    load_evaluation_reference,
+    log_evaluation,
+    validate_evaluation_args,
+)
 from hf_vaegan.training.gan import parse_diffaugment_policy
 
 logger = get_logger(__name__)
-
-# The resume test sets this to make the run SIGKILL itself after that step, like a crash.
-KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
 
 
 def _num_classes(value: str) -> int | str:
@@ -110,6 +113,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "unconditional. 0 forces an unconditional GAN; N >= 2 a conditional one with N classes.",
     )
     model.add_argument(
+        "--generator_norm_type",
+        type=str,
+        choices=NORM_TYPES,
+        default="group",
+        help="Normalisation of the generator's hidden layers: 'group' (default; each image independent of its "
+        "batch), 'batch' (DCGAN, Radford et al. 2016) or 'none'.",
+    )
+    model.add_argument(
+        "--discriminator_norm_type",
+        type=str,
+        choices=NORM_TYPES,
+        default="none",
+        help="Normalisation of the discriminator's hidden layers: 'none' (default, as StyleGAN2), 'batch' (DCGAN; "
+        "here real and fake images share each batch) or 'group'.",
+    )
+    model.add_argument(
         "--spectral_norm",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -149,9 +168,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--discriminator_learning_rate", type=float, default=2e-4, help="Learning rate of the discriminator."
     )
 
+    add_evaluation_args(parser)
+
     args = parser.parse_args(argv)
     try:
         validate_training_args(args)
+        validate_evaluation_args(args)
         _validate_gan_args(args)
     except ValueError as error:
         parser.error(str(error))
@@ -208,6 +230,7 @@ def main(args: argparse.Namespace) -> None:
         latent_dim=args.latent_dim,
         base_channels=args.base_channels,
         num_classes=num_classes,
+        norm_type=args.generator_norm_type,
     )
     discriminator = Discriminator(
         resolution=args.resolution,
@@ -215,6 +238,7 @@ def main(args: argparse.Namespace) -> None:
         base_channels=args.discriminator_base_channels or args.base_channels,
         num_classes=num_classes,
         spectral_norm=args.spectral_norm,
+        norm_type=args.discriminator_norm_type,
     )
     if args.channels_last:
         apply_channels_last(generator, discriminator)
@@ -257,9 +281,15 @@ def main(args: argparse.Namespace) -> None:
         f"generator {sum(p.numel() for p in generator.parameters()):,} parameters, "
         f"discriminator {sum(p.numel() for p in discriminator.parameters()):,}"
     )
+    reference = None
+    if args.eval_steps and accelerator.is_main_process:
+        try:
+            reference = load_evaluation_reference(args, info)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
     loop.resume()
-    kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
     logs: dict[str, float] = {}
+    metrics: dict[str, float] | None = None
     for batch in loop:
         step_logs = trainer.train_step(batch, loop.next_step)
         if not loop.step_done(step_logs):
@@ -269,8 +299,9 @@ def main(args: argparse.Namespace) -> None:
             images = generate_sample_images(averaged_copy(accelerator, generator, ema), sample_inputs)
             grid = make_sample_grid(images, rows=num_classes or None)
             log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
-        if loop.global_step == kill_after_step:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if args.eval_steps and loop.is_due(args.eval_steps) and accelerator.is_main_process:
+            model = averaged_copy(accelerator, generator, ema)
+            metrics = log_evaluation(accelerator, model, reference, loop.global_step, args.eval_num_samples, args.seed)
     seconds = loop.end()
 
     accelerator.wait_for_everyone()
@@ -283,7 +314,7 @@ def main(args: argparse.Namespace) -> None:
         final_discriminator.save_pretrained(output_dir / "discriminator")
         grid = make_sample_grid(generate_sample_images(final_generator, sample_inputs), rows=num_classes or None)
         grid.save(output_dir / "samples.png")
-        write_card(args, final_generator, info, num_classes, loop, seconds, logs)
+        write_card(args, final_generator, info, num_classes, loop, seconds, logs, metrics, reference)
         logger.info(f"Saved the generator (EMA weights) to {output_dir} and the discriminator to its subfolder")
         if args.push_to_hub:
             logger.info(f"Pushed to {push_output_dir(args)}")
@@ -298,8 +329,10 @@ def write_card(
     loop: TrainingLoop,
     seconds: float,
     logs: dict[str, float],
+    metrics: dict[str, float] | None,
+    reference: EvaluationReference | None,
 ) -> None:
-    """Render the model card of the trained generator into --output_dir."""
+    """Render the model card of the trained generator into --output_dir, with the last `--eval_steps` figures."""
     classes = f", {num_classes} classes ({', '.join(info.class_names)})" if num_classes else ""
     rows = "one row per class, in label order" if num_classes else "fixed noise"
     training = {
@@ -312,6 +345,7 @@ def write_card(
         "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
         "EMA decay": args.ema_decay,
         "DiffAugment": args.diffaugment,
+        "norm (G / D)": f"{args.generator_norm_type} / {args.discriminator_norm_type}",
         "spectral norm": args.spectral_norm,
         "mixed precision": loop.accelerator.mixed_precision,
         "processes": loop.accelerator.num_processes,
@@ -336,6 +370,7 @@ def write_card(
             "training data and nothing else, and it can drop modes of the data. Judge its quality by the sample "
             "grid and by metrics such as FID on held-out data."
         ),
+        **evaluation_card_sections(metrics, reference),
     )
 
 

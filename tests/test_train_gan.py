@@ -16,6 +16,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hf_vaegan import Discriminator, Generator
+from hf_vaegan.training import load_image_dataset
+from hf_vaegan.training.evaluation import load_evaluation_reference
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_gan.py"
@@ -148,6 +150,76 @@ def test_each_dataset_kind_trains(tmp_path, kind):
     assert (output_dir / "checkpoint-2").is_dir()
 
 
+def save_fixture_splits(path: Path, sizes: dict[str, int]) -> None:
+    with np.load(FIXTURE) as arrays:
+        images, labels = arrays["images"], arrays["labels"]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    splits, start = {}, 0
+    for split, size in sizes.items():
+        columns = {"image": list(images[start : start + size]), "label": labels[start : start + size].tolist()}
+        splits[split] = datasets.Dataset.from_dict(columns, features=features)
+        start += size
+    datasets.DatasetDict(splits).save_to_disk(str(path))
+
+
+def test_eval_steps_log_fid_against_the_held_out_split_and_fill_the_card(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dataset_name, output_dir = tmp_path / "saved", tmp_path / "gan"
+    save_fixture_splits(dataset_name, {"train": 64, "test": 100})
+    output = check(
+        train(
+            "--dataset_name", str(dataset_name), "--output_dir", str(output_dir), "--max_train_steps", "3",
+            "--eval_steps", "2", "--eval_num_samples", "64",
+            env={"HF_VAEGAN_CACHE": str(tmp_path / "cache")},
+        )
+    )  # fmt: skip
+    assert "64 generated images against the 100 held-out images of the `test` split" in output
+    events = EventAccumulator(str(next((output_dir / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    fid = events.Scalars("eval/fid")
+    assert [event.step for event in fid] == [2, 3]  # every 2 steps and at the end
+    assert all(0 < event.value < 1e4 for event in fid)
+    assert [event.step for event in events.Scalars("eval/class_accuracy")] == [2, 3]
+    card = (output_dir / "README.md").read_text()
+    assert f"| FID (packaged Fashion-MNIST classifier features) | {fid[-1].value:.3g} |" in card
+    assert "64 generated images against the 100 held-out images of the `test` split" in card
+    assert list((tmp_path / "cache" / "stats").glob("*test*.npz"))  # reference features cached once
+
+
+def test_eval_reference_falls_back_to_the_training_images_of_a_single_split_source(train_gan_module, tmp_path):
+    args = train_gan_module.parse_args(["--dataset_name", str(FIXTURE), "--eval_steps", "1", "--seed", "0"])
+    reference = load_evaluation_reference(args, load_image_dataset(str(FIXTURE)))
+    assert not reference.held_out and reference.split == "train"
+    assert reference.images.shape == (1000, 1, 28, 28)
+    args.eval_split = "test"
+    with pytest.raises(ValueError, match="is a .npz file holding one split; pass the held-out images as"):
+        load_evaluation_reference(args, load_image_dataset(str(FIXTURE)))
+
+    saved = tmp_path / "saved"
+    save_fixture_splits(saved, {"train": 10, "validation": 20})
+    args = train_gan_module.parse_args(["--dataset_name", str(saved), "--eval_steps", "1", "--seed", "0"])
+    reference = load_evaluation_reference(args, load_image_dataset(str(saved)))
+    assert reference.held_out and reference.split == "validation" and len(reference.images) == 20
+
+
+def test_dcgan_recipe_flags_build_batchnorm_networks(tmp_path):
+    output_dir = tmp_path / "dcgan"
+    check(
+        train(
+            "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "2",
+            "--num_classes", "0", "--generator_norm_type", "batch", "--discriminator_norm_type", "batch",
+            "--r1_gamma", "0", "--ema_decay", "0", "--adam_beta1", "0.5", "--adam_beta2", "0.999",
+            "--report_to", "none",
+        )
+    )  # fmt: skip
+    generator = Generator.from_pretrained(output_dir)
+    discriminator = Discriminator.from_pretrained(output_dir, subfolder="discriminator")
+    assert generator.config.norm_type == discriminator.config.norm_type == "batch"
+    assert any(isinstance(module, torch.nn.BatchNorm2d) for module in discriminator.modules())
+    assert "| norm (G / D) | batch / batch |" in (output_dir / "README.md").read_text()
+
+
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
     output_dir = tmp_path / "gan"
     output = check(
@@ -219,6 +291,9 @@ def train_gan_module():
         (["--mixed_precision", "fp8"], "argument --mixed_precision: invalid choice"),
         (["--resume_from_checkpoint", "nowhere/checkpoint-3"], "no such folder"),
         (["--max_train_steps", "0"], "must be a positive integer"),
+        (["--generator_norm_type", "layer"], "argument --generator_norm_type: invalid choice: 'layer'"),
+        (["--eval_steps", "-1"], "--eval_steps must be >= 0"),
+        (["--eval_num_samples", "1"], "--eval_num_samples must be >= 2"),
     ],
 )
 def test_bad_flags_fail_before_anything_runs(train_gan_module, capsys, argv, message):
