@@ -341,9 +341,10 @@ class WardrobeSpace:
         return self.png(enlarge(sketch, GARMENT_ZOOM)), self.png(enlarge(garment, GARMENT_ZOOM))
 
     @staticmethod
-    def send_garment(garment: Any) -> tuple[str, gr.Tabs]:
-        """The garment as the try-on's garment input, and the try-on tab opened."""
-        return upload_path(garment, "garment"), gr.Tabs(selected="tryon")
+    def send_garment(garment: Any, class_name: Any) -> tuple[str, str, gr.Tabs]:
+        """The garment and its class as the try-on's inputs, and the try-on tab opened."""
+        choice_index(class_name, "Garment class", WEARABLE_CLASSES)
+        return upload_path(garment, "garment"), class_name, gr.Tabs(selected="tryon")
 
     # Layout
 
@@ -364,15 +365,21 @@ class WardrobeSpace:
                 with gr.Tab("Body shapes", id="bodies"):
                     body_sliders, dress_button = self._bodies_tab()
                 with gr.Tab("Try-on", id="tryon"):
-                    garment, avatar_source = self._tryon_tab(body_sliders, examples)
+                    garment, garment_class, avatar_source = self._tryon_tab(body_sliders, examples)
                 with gr.Tab("Sketch to garment", id="sketch"):
-                    send_button, sketch_garment = self._sketch_tab(examples)
+                    send_button, sketch_garment, sketch_class = self._sketch_tab(examples)
                 with gr.Tab("About", id="about"):
                     self._about_tab()
             dress_button.click(
                 lambda: (AVATAR_SOURCES[0], gr.Tabs(selected="tryon")), None, [avatar_source, tabs], api_name=False
             )
-            send_button.click(self.send_garment, sketch_garment, [garment, tabs], api_name=False, preprocess=False)
+            send_button.click(
+                self.send_garment,
+                [sketch_garment, sketch_class],
+                [garment, garment_class, tabs],
+                api_name=False,
+                preprocess=False,
+            )
         return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
 
     def _unavailable_note(self, *keys: str) -> None:
@@ -494,7 +501,7 @@ class WardrobeSpace:
         random_button.click(self.random_body, seed, [*sliders, *outputs], api_name="random_body", preprocess=False)
         return sliders, dress_button
 
-    def _tryon_tab(self, body_sliders: list[gr.Slider], examples: list[int]) -> tuple[gr.Image, gr.Radio]:
+    def _tryon_tab(self, body_sliders: list[gr.Slider], examples: list[int]) -> tuple[gr.Image, gr.Dropdown, gr.Radio]:
         gr.Markdown(
             "Dress an avatar (the body shapes tab's, or one of the gallery's) in a garment from the examples, an "
             "upload (a garment photo or drawing, light on dark or dark on light), the GAN or the sketch tab. The "
@@ -569,9 +576,9 @@ class WardrobeSpace:
             api_name="reference_tryon",
             preprocess=False,
         )
-        return garment, source
+        return garment, class_name, source
 
-    def _sketch_tab(self, examples: list[int]) -> tuple[gr.Button, gr.Image]:
+    def _sketch_tab(self, examples: list[int]) -> tuple[gr.Button, gr.Image, gr.Dropdown]:
         gr.Markdown(
             "Draw a garment's outline with dark lines on the white canvas (or upload a sketch, or pick an example) "
             "and the sketch-to-garment model (pix2pix) draws the garment. It learned from outlines of Fashion-MNIST "
@@ -608,13 +615,17 @@ class WardrobeSpace:
         with gr.Row():
             model_input = gr.Image(label="Model input", format="png", elem_id="sketch-model-input")
             garment = gr.Image(label="Garment", format="png", interactive=False, elem_id="sketch-garment")
-        send_button = gr.Button("Try this garment on", elem_id="sketch-send")
+        with gr.Row(equal_height=True):
+            sketch_class = gr.Dropdown(
+                WEARABLE_CLASSES, value=WEARABLE_CLASSES[0], label="Garment class", elem_id="sketch-class"
+            )
+            send_button = gr.Button("Try this garment on", elem_id="sketch-send")
         # The canvas arrives as image blobs that only Gradio's preprocessing assembles; that step is the UI's own
         # (private), the API endpoint takes an image file, checked like every upload.
         sketch_button.click(self.canvas_sketch, canvas, sketch, api_visibility="private", show_progress="hidden").then(
             self.sketch_to_garment, sketch, [model_input, garment], api_name="sketch_to_garment", preprocess=False
         )
-        return send_button, garment
+        return send_button, garment, sketch_class
 
     def _about_tab(self) -> None:
         gr.Markdown(

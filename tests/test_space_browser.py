@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 from test_space import FIXTURE, bundled_models_env, make_tiny_models
 from wardrobe_space.local_server import serve_space
 
@@ -111,6 +112,22 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def draw_strokes(page, element_id: str, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draws with the mouse on the canvas of an image editor; points are fractions of the canvas's width and height."""
+    page.locator(f"#{element_id} button[aria-label='Brush']").click()
+    box = page.locator(f"#{element_id} canvas").first.bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
+        page.mouse.up()
+
+
+# Trousers: the outline of two legs. The canvas sits in the middle of its wider editor.
+TROUSERS = [[(0.42, 0.1), (0.58, 0.1), (0.6, 0.9), (0.53, 0.9), (0.5, 0.3), (0.47, 0.9), (0.4, 0.9), (0.42, 0.1)]]
+
+
 @pytest.mark.slow
 def test_every_tab_in_a_real_browser(browser_page, artifacts, garment_files):
     page = browser_page
@@ -137,28 +154,59 @@ def test_every_tab_in_a_real_browser(browser_page, artifacts, garment_files):
 
     open_tab(page, "Body shapes")
     page.locator("#random-body").click()
+    wait_for_image(page, "body-vae-avatar")
     wait_for_image(page, "body-avatar")
+    page.locator("#body-read").get_by_text("hip_width").wait_for()
     page.screenshot(path=artifacts / "3-body-shapes.png", full_page=True)
+    page.locator("#dress-body").click()  # opens the try-on tab with the sliders' avatar
+    page.locator("#tryon-model").wait_for()
 
-    open_tab(page, "Try-on")
     page.locator("#tryon-gan-garment").click()
     wait_for_image(page, "tryon-garment")
+    page.locator("#tryon-model").click()
+    wait_for_image(page, "tryon-result")
+    wait_for_image(page, "tryon-warped")
+    page.locator("#tryon-gallery button.thumbnail-item").nth(5).click()  # a gallery avatar instead
+    expect(page.locator("#tryon-source input[value='Gallery / seed']")).to_be_checked()
+    body_result = page.locator("#tryon-result img").get_attribute("src")
+    page.locator("#tryon-model").click()
+    expect(page.locator("#tryon-result img")).not_to_have_attribute("src", body_result)
     page.locator("#tryon-reference").click()
     wait_for_image(page, "tryon-reference-result")
     wait_for_image(page, "tryon-reference-warp")
     page.screenshot(path=artifacts / "4-try-on.png", full_page=True)
 
+    open_tab(page, "Sketch to garment")
+    draw_strokes(page, "sketch-canvas", TROUSERS)
+    page.locator("#sketch-generate").click()
+    wait_for_image(page, "sketch-input")  # the canvas's drawing
+    wait_for_image(page, "sketch-model-input")
+    wait_for_image(page, "sketch-garment")
+    page.screenshot(path=artifacts / "5-sketch-to-garment.png", full_page=True)
+    page.locator("#sketch-class input").click()
+    page.get_by_role("option", name="Trouser", exact=True).click()
+    page.locator("#sketch-send").click()  # the garment and its class go to the try-on tab
+    expect(page.get_by_role("tab", name="Try-on")).to_have_attribute("aria-selected", "true")
+    wait_for_image(page, "tryon-garment")
+    gan_result = page.locator("#tryon-result img").get_attribute("src")
+    page.locator("#tryon-model").click()
+    expect(page.locator("#tryon-result img")).not_to_have_attribute("src", gan_result)
+    wait_for_image(page, "tryon-result")
+    page.screenshot(path=artifacts / "5b-sketched-garment-tried-on.png", full_page=True)
+
     open_tab(page, "About")
     page.get_by_text("Loaded from").first.wait_for()
-    page.get_by_text("The try-on model", exact=True).click()  # its section is closed: the model is missing
-    page.get_by_text("Set HF_VAEGAN_TRYON to a Hub id or folder").wait_for()
-    page.screenshot(path=artifacts / "5-about.png", full_page=True)
+    page.get_by_text("The sketch-to-garment model", exact=True).wait_for()
+    assert page.get_by_text("Not available").count() == 0
+    page.screenshot(path=artifacts / "6-about.png", full_page=True)
 
     # The errors come last, so that their notices cover none of the screenshots above.
-    open_tab(page, "Try-on")
-    page.locator("#tryon-model").click()
-    wait_for_error_notice(page, "The try-on model is not available: its weights and TryOnPipeline have not")
-    page.screenshot(path=artifacts / "4b-try-on-model-missing.png")
+    open_tab(page, "Sketch to garment")
+    page.locator("#sketch-canvas button[aria-label='Clear canvas']").click()
+    page.locator("#sketch-input button[aria-label='Remove Image']").click()
+    page.locator("#sketch-generate").click()
+    wait_for_error_notice(page, "No sketch image: upload one or pick an example")
+    page.screenshot(path=artifacts / "5c-sketch-missing.png")
 
     open_tab(page, "Style explorer")
     page.locator("#analyse-upload button[aria-label='Remove Image']").click()
