@@ -354,8 +354,8 @@ class WardrobeSpace:
         # Gradio's copies of results and uploads are deleted after a day, so that a long-running Space keeps its disk.
         with gr.Blocks(title="Virtual wardrobe", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
             gr.Markdown(
-                "# Virtual wardrobe\nInvent garments with a class-conditional GAN, explore their styles with a VAE, "
-                "shape an avatar and dress it. Models: [hf-vaegan](https://github.com/hf-vaegan/hf-vaegan)."
+                "# Virtual wardrobe\nInvent garments with a class-conditional GAN or draw them, explore their styles "
+                "with a VAE, shape an avatar and dress it. Models: [hf-vaegan](https://github.com/hf-vaegan/hf-vaegan)."
             )
             with gr.Tabs() as tabs:
                 with gr.Tab("New garments", id="garments"):
@@ -672,13 +672,19 @@ ABOUT_SPACE = f"""
 ## The data
 Garments come from [Fashion-MNIST](https://github.com/zalandoresearch/fashion-mnist) (Zalando Research, MIT license):
 28 x 28 greyscale images of 10 classes, a light garment on black. The examples and the anomaly calibration set are
-1,000 test-split images the models never trained on. Avatars and dressed avatars come from the synthetic wardrobe
-renderer of `hf_vaegan.data.wardrobe`.
+1,000 test-split images the models never trained on; the example sketches are their outlines, drawn by
+`hf_vaegan.data.sketch` like the sketch model's training inputs. Avatars and dressed avatars come from the synthetic
+wardrobe renderer of `hf_vaegan.data.wardrobe`: the body-shape VAE learned its undressed avatars, the try-on model its
+dressed ones.
 
 ## Limits
 - 28 x 28 greyscale garments: no colour or texture in the GAN and the VAE; the try-on colourises garments itself.
 - The anomaly score measures how unlike Fashion-MNIST an image is, photographs included: a real photo of a shirt is
   usually "unusual" for a model of centred, 28-pixel catalogue images.
+- The try-on model knows the renderer's avatars and Fashion-MNIST garments at 128 x 96: bent arms and unusual
+  garments warp poorly. The body-shape VAE reads the waist width back poorly (R^2 0.12, see its card).
+- The sketch model knows outlines of the ten Fashion-MNIST types at 28 x 28: other drawings are forced into one of
+  them, and it does not choose colours.
 - Uploads: {UPLOAD_LIMITS}.
 
 ## Running this Space
