@@ -17,8 +17,6 @@ figures, the sample grids (`samples/`), the TensorBoard logs (`logs/`) and the c
 """
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +42,13 @@ from hf_vaegan.training import (
     start_trackers,
     validate_training_args,
 )
+from hf_vaegan.training.evaluation import (
+    EvaluationReference,
+    add_evaluation_args,
+    evaluation_card_sections,
+    log_evaluation,
+    validate_evaluation_args,
+)
 from hf_vaegan.training.vae import (
     VAEObjective,
     VAETrainer,
@@ -58,8 +63,7 @@ from hf_vaegan.training.vae import (
 
 logger = get_logger(__name__)
 
-# The resume test sets this to make the run SIGKILL itself after that step, like a crash.
-KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
+SAMPLE_QUALITY_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "num_samples")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,10 +80,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(the VAE flags --likelihood, --beta and --kl_warmup_steps do not apply).",
     )
     add_vae_args(parser)
+    add_evaluation_args(parser, reference_flags=False)
     args = parser.parse_args(argv)
     try:
         validate_training_args(args)
         validate_vae_args(args)
+        validate_evaluation_args(args)
+        if args.eval_steps and args.model_type != "vae":
+            raise ValueError("--eval_steps measures samples from the prior: it needs --model_type vae")
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -141,9 +149,17 @@ def main(args: argparse.Namespace) -> None:
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
         f"{type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} parameters"
     )
+    reference = None
+    if args.eval_steps and accelerator.is_main_process:
+        # The held-out images are the reference of the sample-quality figures too.
+        reference = EvaluationReference.from_images(
+            held_out,
+            args.validation_dataset_name or args.dataset_name,
+            args.validation_split if args.validation_dataset_name else args.dataset_split,
+        )
     loop.resume()
-    kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
     logs: dict[str, float] = {}
+    sample_metrics: dict[str, float] | None = None
     for batch in loop:
         step_logs = trainer.train_step(batch, loop.next_step)
         if not loop.step_done(step_logs):
@@ -152,8 +168,19 @@ def main(args: argparse.Namespace) -> None:
         if loop.is_due(args.sample_steps) and accelerator.is_main_process:
             averaged = averaged_copy(accelerator, objective, ema).model
             log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
-        if loop.global_step == kill_after_step:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if args.eval_steps and loop.is_due(args.eval_steps) and accelerator.is_main_process:
+            # Likelihoods on the first 1,000 reference images (evaluate_model's default), K as at the end.
+            figures = log_evaluation(
+                accelerator,
+                averaged_copy(accelerator, objective, ema).model,
+                reference,
+                loop.global_step,
+                args.eval_num_samples,
+                seed=args.seed,
+                num_importance_samples=args.num_importance_samples,
+            )
+            # The card takes the likelihoods from the final held-out evaluation.
+            sample_metrics = {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
     seconds = loop.end()
 
     accelerator.wait_for_everyone()
@@ -173,6 +200,7 @@ def main(args: argparse.Namespace) -> None:
             loop,
             seconds,
             logs,
+            evaluation=evaluation_card_sections(sample_metrics, reference),
             script="examples/train_vae.py",
             training={"KL warm-up steps": args.kl_warmup_steps} if args.model_type == "vae" else {},
         )

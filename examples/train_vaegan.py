@@ -19,8 +19,6 @@ figures, the sample grids (`samples/`), the TensorBoard logs (`logs/`) and the c
 """
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -46,6 +44,13 @@ from hf_vaegan.training import (
     start_trackers,
     validate_training_args,
 )
+from hf_vaegan.training.evaluation import (
+    EvaluationReference,
+    add_evaluation_args,
+    evaluation_card_sections,
+    log_evaluation,
+    validate_evaluation_args,
+)
 from hf_vaegan.training.vae import (
     VAEGAN_LOSSES,
     VAEGANObjective,
@@ -61,8 +66,7 @@ from hf_vaegan.training.vae import (
 
 logger = get_logger(__name__)
 
-# The resume test sets this to make the run SIGKILL itself after that step, like a crash.
-KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
+SAMPLE_QUALITY_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "num_samples")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -121,10 +125,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--discriminator_learning_rate", type=float, default=3e-4, help="Learning rate of the discriminator."
     )
 
+    add_evaluation_args(parser, reference_flags=False)
     args = parser.parse_args(argv)
     try:
         validate_training_args(args)
         validate_vae_args(args)
+        validate_evaluation_args(args)
         _validate_gan_args(args)
     except ValueError as error:
         parser.error(str(error))
@@ -227,9 +233,17 @@ def main(args: argparse.Namespace) -> None:
         f"encoder and decoder {sum(p.numel() for p in vaegan.vae.parameters()):,} parameters, "
         f"discriminator {sum(p.numel() for p in vaegan.discriminator.parameters()):,}"
     )
+    reference = None
+    if args.eval_steps and accelerator.is_main_process:
+        # The held-out images are the reference of the sample-quality figures too.
+        reference = EvaluationReference.from_images(
+            held_out,
+            args.validation_dataset_name or args.dataset_name,
+            args.validation_split if args.validation_dataset_name else args.dataset_split,
+        )
     loop.resume()
-    kill_after_step = int(os.environ.get(KILL_AFTER_STEP_ENV, 0))
     logs: dict[str, float] = {}
+    sample_metrics: dict[str, float] | None = None
     for batch in loop:
         step_logs = trainer.train_step(batch, loop.next_step)
         if not loop.step_done(step_logs):
@@ -238,8 +252,19 @@ def main(args: argparse.Namespace) -> None:
         if loop.is_due(args.sample_steps) and accelerator.is_main_process:
             averaged = averaged_vaegan(vaegan, ema)
             log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
-        if loop.global_step == kill_after_step:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if args.eval_steps and loop.is_due(args.eval_steps) and accelerator.is_main_process:
+            # Likelihoods on the first 1,000 reference images (evaluate_model's default), K as at the end.
+            figures = log_evaluation(
+                accelerator,
+                averaged_vaegan(vaegan, ema),
+                reference,
+                loop.global_step,
+                args.eval_num_samples,
+                seed=args.seed,
+                num_importance_samples=args.num_importance_samples,
+            )
+            # The card takes the likelihoods from the final held-out evaluation.
+            sample_metrics = {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
     seconds = loop.end()
 
     accelerator.wait_for_everyone()
@@ -259,6 +284,7 @@ def main(args: argparse.Namespace) -> None:
             loop,
             seconds,
             logs,
+            evaluation=evaluation_card_sections(sample_metrics, reference),
             script="examples/train_vaegan.py",
             training={
                 "KL warm-up steps": args.kl_warmup_steps,

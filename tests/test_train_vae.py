@@ -121,6 +121,23 @@ def test_train_vaegan_from_saved_dataset_in_bf16(run_python, sources, tmp_path):
     assert "feature loss weight (gamma)" in (output_dir / "README.md").read_text()
 
 
+@pytest.mark.parametrize(("script", "model_class"), [("vae", VAE), ("vaegan", VAEGAN)])
+def test_eval_steps_log_sample_quality_and_write_it_into_the_card(run_python, sources, tmp_path, script, model_class):
+    output_dir = tmp_path / script
+    flags = ["--max_train_steps", "3", "--checkpointing_steps", "3", "--eval_steps", "2", "--eval_num_samples", "20"]
+    train(run_python, script, output_dir, "--dataset_name", sources["npz"], *flags, "--report_to", "tensorboard")
+    assert_complete_run(output_dir, model_class, 3)
+    logged = logged_scalars(output_dir / "logs")
+    assert [step for step, _ in logged["eval/fid"]] == [2, 3]  # every 2 steps and at the end
+    assert {"eval/kid_mean", "eval/precision", "eval/recall", "eval/negative_elbo", "eval/nll"} <= logged.keys()
+    assert all(value >= 0 for _, value in logged["eval/fid"])
+    card = (output_dir / "README.md").read_text()
+    final_fid = logged["eval/fid"][-1][1]
+    assert f"| FID (packaged Fashion-MNIST classifier features) | {final_fid:.3g} |" in card
+    assert "20 generated images against the 16 held-out images of the `train` split" in card
+    assert card.count("negative ELBO (nats per image)") == 1  # likelihoods once, from the held-out evaluation
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["npz", "folder", "saved"])
 @pytest.mark.parametrize(
@@ -195,6 +212,8 @@ def load_script(name: str):
         ("vaegan", ["--loss", "wgan-gp"], "invalid choice"),
         ("vaegan", ["--feature_loss_weight", "-1"], "--feature_loss_weight"),
         ("vaegan", ["--latent_dim", "0"], "--latent_dim must be a positive integer"),
+        ("vaegan", ["--eval_steps", "-1"], "--eval_steps must be >= 0"),
+        ("vae", ["--eval_steps", "10", "--model_type", "autoencoder"], "--eval_steps measures samples from the prior"),
     ],
 )
 def test_bad_flags_are_named(capsys, script, flags, message):

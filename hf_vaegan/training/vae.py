@@ -644,9 +644,11 @@ def write_vae_card(
     *,
     script: str,
     training: Mapping[str, Any],
+    evaluation: Mapping[str, Any] | None = None,
 ) -> None:
     """Save the final grid as ``samples.png`` and write the model card (held-out figures, hyperparameters and
-    ``training``'s extra rows, the command) to ``--output_dir``."""
+    ``training``'s extra rows, the command) to ``--output_dir``. ``evaluation`` (the sections of
+    ``hf_vaegan.training.evaluation.evaluation_card_sections``) adds the sample-quality rows and their protocol."""
     reconstruction_grid(model, inputs).save(Path(args.output_dir) / "samples.png")
     variational = not isinstance(model, AutoEncoder)
     likelihood = model.config.likelihood if variational else None
@@ -665,6 +667,10 @@ def write_vae_card(
                 "constant: these figures measure reconstructions in that space and do not compare with pixel "
                 "likelihoods."
             )
+    metric_rows = {_METRIC_NAMES.get(name, name): f"{value:.4g}" for name, value in metrics.items()}
+    if evaluation:
+        metric_rows |= evaluation["metrics"]
+        protocol += " Sample quality: " + evaluation["metrics_protocol"]
     rows = {
         "steps": loop.global_step,
         "batch size (all processes)": loop.batch_size,
@@ -690,7 +696,7 @@ def write_vae_card(
         datasets=dataset_hub_ids(args.dataset_name),
         sample_image="samples.png",
         sample_caption=caption + ("; right: samples from the prior." if variational else "."),
-        metrics={_METRIC_NAMES.get(name, name): f"{value:.4g}" for name, value in metrics.items()},
+        metrics=metric_rows,
         metrics_protocol=protocol,
         training=rows,
         training_command=training_command(script),
