@@ -2,10 +2,13 @@
 
 import json
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import hf_vaegan
 from hf_vaegan.models.vae import VAE
 from hf_vaegan.models.vaegan import VAEGAN, feature_reconstruction_nll
 
@@ -118,3 +121,22 @@ def test_loads_with_diffusers_alone_as_remote_code(tmp_path, run_python):
         """
     )
     assert run_python("-c", script, cwd=tmp_path).stdout.strip().endswith("ok")
+
+
+BUNDLED = Path(hf_vaegan.__file__).parent / "pretrained" / "fashion-vaegan"
+FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
+
+
+def test_the_bundled_model_samples_and_reconstructs_fashion_mnist():
+    model = VAEGAN.from_pretrained(BUNDLED).eval()
+    assert model.config.likelihood == "features" and model.config.resolution == 28
+    with torch.no_grad():
+        samples = model.sample(16, generator=torch.Generator().manual_seed(0))
+        assert samples.shape == (16, 1, 28, 28) and torch.isfinite(samples).all() and samples.abs().max() <= 1
+        with np.load(FIXTURE) as data:
+            x = torch.from_numpy(data["images"][:200]).float().div(127.5).sub(1).unsqueeze(1)
+        reconstruction = model.decode(model.encode(x).latent_dist.mode()).sample
+    # A trained model reconstructs far better than the mean image does.
+    assert (reconstruction - x).pow(2).mean() < 0.5 * (x.mean(0) - x).pow(2).mean()
+    # Prior samples are garments, not noise or blanks: dark background around the edges, ink in the middle.
+    assert samples[..., :, :2].mean() < -0.8 and samples[..., 8:20, 8:20].mean() > samples[..., :, :2].mean() + 0.5

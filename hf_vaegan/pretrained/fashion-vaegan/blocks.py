@@ -1,0 +1,183 @@
+"""Building blocks shared by the hf-vaegan models: config validation, conv encoder/decoder stacks, a diagonal Gaussian.
+
+This file imports only torch and diffusers so that it can be pushed beside the weights and loaded as remote code.
+"""
+
+import math
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+
+import torch
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from torch import nn
+
+SUPPORTED_RESOLUTIONS = (28, 32, 64, 128, 256)
+SUPPORTED_CHANNELS = (1, 3)
+NORM_TYPES = ("group", "batch", "none")
+# Widths stop doubling at this multiple of `base_channels`, so 256x256 models stay small.
+MAX_CHANNEL_MULTIPLIER = 8
+
+
+def check_choice(name: str, value, allowed: Iterable) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}.")
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def check_image_config(
+    resolution: int,
+    channels: int,
+    base_channels: int,
+    latent_dim: int | None = None,
+    num_classes: int = 0,
+    channels_name: str = "channels",
+) -> None:
+    """Raises `ValueError` naming the first config field whose value is not allowed."""
+    check_choice("resolution", resolution, SUPPORTED_RESOLUTIONS)
+    check_choice(channels_name, channels, SUPPORTED_CHANNELS)
+    if latent_dim is not None:
+        check_positive_int("latent_dim", latent_dim)
+    check_positive_int("base_channels", base_channels)
+    check_positive_int("num_classes", num_classes, minimum=0)
+    if num_classes == 1:
+        raise ValueError("`num_classes` must be 0 (unconditional) or >= 2, got 1.")
+
+
+def check_images(images: torch.Tensor, channels: int, resolution: int, name: str = "sample") -> None:
+    """Raises `ValueError` unless `images` is a float batch of shape (B, channels, resolution, resolution)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(images).__name__}.")
+    expected = (channels, resolution, resolution)
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        expected_text = ", ".join(map(str, expected))
+        raise ValueError(f"`{name}` must have shape (batch, {expected_text}), got {tuple(images.shape)}.")
+    if not images.is_floating_point():
+        raise ValueError(f"`{name}` must be a floating point tensor in [-1, 1], got dtype {images.dtype}.")
+
+
+def check_class_labels(class_labels: torch.Tensor | None, num_classes: int, batch_size: int) -> None:
+    if num_classes == 0:
+        if class_labels is not None:
+            raise ValueError("This model is unconditional (`num_classes=0`); do not pass `class_labels`.")
+        return
+    if class_labels is None:
+        raise ValueError(f"This model is class-conditional (`num_classes={num_classes}`); pass `class_labels`.")
+    if class_labels.shape != (batch_size,) or class_labels.is_floating_point():
+        raise ValueError(
+            f"`class_labels` must be an integer tensor of shape ({batch_size},), got {tuple(class_labels.shape)} "
+            f"{class_labels.dtype}."
+        )
+    if class_labels.numel() and (class_labels.min() < 0 or class_labels.max() >= num_classes):
+        raise ValueError(f"`class_labels` must lie in [0, {num_classes - 1}], got {class_labels.tolist()}.")
+
+
+def initial_size(resolution: int) -> int:
+    """Side of the smallest feature map: 7 for 28x28 images, 4 for the powers of two."""
+    return 7 if resolution == 28 else 4
+
+
+def channel_schedule(resolution: int, base_channels: int) -> list[int]:
+    """Channels of each feature map from full resolution down to `initial_size(resolution)`."""
+    num_levels = int(math.log2(resolution // initial_size(resolution)))
+    return [base_channels * min(2**level, MAX_CHANNEL_MULTIPLIER) for level in range(num_levels + 1)]
+
+
+def make_norm(norm_type: str, channels: int) -> nn.Module:
+    if norm_type == "group":
+        return nn.GroupNorm(math.gcd(channels, 32), channels)
+    if norm_type == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()
+
+
+class ConvEncoder(nn.Module):
+    """Strided-conv stack: image (B, C, R, R) -> features (B, channels[-1], s, s) with s = `initial_size(R)`.
+
+    Used as the encoder of the autoencoders and as the trunk of the discriminator.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        resolution: int,
+        base_channels: int,
+        norm_type: str = "group",
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        channels = channel_schedule(resolution, base_channels)
+        wrap = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda module: module)
+        layers: list[nn.Module] = [wrap(nn.Conv2d(in_channels, channels[0], 3, padding=1)), nn.LeakyReLU(0.2)]
+        for in_ch, out_ch in pairwise(channels):
+            layers += [wrap(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1)), make_norm(norm_type, out_ch)]
+            layers.append(nn.LeakyReLU(0.2))
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = channels[-1]
+        self.out_size = initial_size(resolution)
+
+    @property
+    def num_features(self) -> int:
+        return self.out_channels * self.out_size**2
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+class ConvDecoder(nn.Module):
+    """Vector (B, in_features) -> image-sized output (B, out_channels, R, R), no output activation.
+
+    Upsampling is nearest-neighbour followed by a 3x3 conv, which avoids the checkerboard artefacts of transposed
+    convolutions.
+    """
+
+    def __init__(self, in_features: int, out_channels: int, resolution: int, base_channels: int, norm_type="group"):
+        super().__init__()
+        channels = channel_schedule(resolution, base_channels)[::-1]
+        self.start_channels = channels[0]
+        self.start_size = initial_size(resolution)
+        self.project = nn.Linear(in_features, channels[0] * self.start_size**2)
+        layers: list[nn.Module] = [make_norm(norm_type, channels[0]), nn.SiLU()]
+        for in_ch, out_ch in pairwise(channels):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1)]
+            layers += [make_norm(norm_type, out_ch), nn.SiLU()]
+        layers.append(nn.Conv2d(channels[-1], out_channels, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        hidden = self.project(vectors).view(-1, self.start_channels, self.start_size, self.start_size)
+        return self.layers(hidden)
+
+
+class DiagonalGaussian(DiagonalGaussianDistribution):
+    """A diagonal Gaussian over vector latents (B, D), with the interface of diffusers' `DiagonalGaussianDistribution`.
+
+    `parameters` is (B, 2 * D): the mean then the log-variance. `kl()` and `log_prob()` return one value per batch
+    element, summed over the latent dimensions, in nats.
+    """
+
+    def _sum_over_latents(self, values: torch.Tensor) -> torch.Tensor:
+        return values.flatten(1).sum(dim=1)
+
+    def kl(self, other: "DiagonalGaussian | None" = None) -> torch.Tensor:
+        if other is None:
+            return 0.5 * self._sum_over_latents(self.mean.pow(2) + self.var - 1.0 - self.logvar)
+        return 0.5 * self._sum_over_latents(
+            (self.mean - other.mean).pow(2) / other.var + self.var / other.var - 1.0 - self.logvar + other.logvar
+        )
+
+    def log_prob(self, latents: torch.Tensor) -> torch.Tensor:
+        return -self.nll(latents)
+
+    def nll(self, latents: torch.Tensor, dims: Sequence[int] | None = None) -> torch.Tensor:
+        per_dim = 0.5 * (math.log(2.0 * math.pi) + self.logvar + (latents - self.mean).pow(2) / self.var)
+        return per_dim.sum(dim=tuple(dims)) if dims is not None else self._sum_over_latents(per_dim)
+
+
+def standard_normal_log_prob(latents: torch.Tensor) -> torch.Tensor:
+    """log N(latents; 0, I), summed over all but the batch dimension (nats)."""
+    return -0.5 * (latents.pow(2) + math.log(2.0 * math.pi)).flatten(1).sum(dim=1)

@@ -1,0 +1,154 @@
+"""The base class of every hf-vaegan model: diffusers `ModelMixin` + `ConfigMixin`, safetensors only, self-contained on
+the Hub.
+
+Saving copies the model's source files beside the weights and writes `auto_map` into config.json, so that anyone with
+only diffusers installed can load a pushed model with
+`diffusers.AutoModel.from_pretrained(repo_id, trust_remote_code=True)`.
+"""
+
+import inspect
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.utils.dynamic_modules_utils import get_relative_import_files
+from huggingface_hub import ModelCard, ModelCardData, create_repo
+
+SAFETENSORS_ONLY = "hf-vaegan models are saved and loaded as safetensors only (no pickle)."
+
+
+class VaeGanModelMixin(ModelMixin, ConfigMixin):
+    """Adds self-contained saving, safetensors-only loading and a rendered model card to diffusers' `ModelMixin`."""
+
+    _auto_class = "AutoModel"
+    # Set by `hf_vaegan.models` to the packaged Jinja template; huggingface_hub's default template otherwise.
+    model_card_template: str | None = None
+    model_card_tags: tuple[str, ...] = ()
+    pipeline_tag: str | None = None
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
+        push_to_hub: bool = False,
+        **kwargs,
+    ):
+        """Saves config.json, the safetensors weights and the model's source files to `save_directory`.
+
+        The folder loads with `from_pretrained` of this class, or with `diffusers.AutoModel` and
+        `trust_remote_code=True`. `push_to_hub=True` pushes the folder as `push_to_hub()` does.
+        """
+        if not safe_serialization:
+            raise ValueError(SAFETENSORS_ONLY)
+        super().save_pretrained(save_directory, is_main_process=is_main_process, safe_serialization=True, **kwargs)
+        if not is_main_process:
+            return
+        for source in self.source_files():
+            shutil.copyfile(source, Path(save_directory) / source.name)
+        if push_to_hub:
+            repo_id = kwargs.get("repo_id", Path(save_directory).name)
+            self.push_to_hub(repo_id, token=kwargs.get("token"), private=kwargs.get("private"))
+
+    @classmethod
+    def source_files(cls) -> list[Path]:
+        """The file defining this class and every sibling file it imports relatively, recursively."""
+        module_file = inspect.getfile(cls)
+        return [Path(module_file), *(Path(f) for f in get_relative_import_files(module_file))]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Loads a model saved by `save_pretrained` or pushed to the Hub; the weights must be safetensors.
+
+        Takes diffusers' `ModelMixin.from_pretrained` arguments (`cache_dir`, `revision`, `token`, `torch_dtype`...).
+        """
+        if kwargs.get("subfolder") and os.path.isdir(pretrained_model_name_or_path):
+            # diffusers looks for a local folder's weights at its root before the subfolder
+            pretrained_model_name_or_path = os.path.join(pretrained_model_name_or_path, kwargs.pop("subfolder"))
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError(SAFETENSORS_ONLY)
+        kwargs["use_safetensors"] = True
+        saved_class = cls.saved_class_name(pretrained_model_name_or_path, **kwargs)
+        if saved_class != cls.__name__:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a {saved_class!r} model, which {cls.__name__} cannot load. "
+                f"Load it with {saved_class}.from_pretrained, or diffusers.AutoModel.from_pretrained(..., "
+                "trust_remote_code=True)."
+            )
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except ValueError as error:
+            if "expected shape" not in str(error):
+                raise
+            overrides = {k: v for k, v in kwargs.items() if k in cls._get_init_keys(cls)}
+            raise ValueError(
+                f"The weights in {pretrained_model_name_or_path} do not fit a {cls.__name__} built with the config "
+                f"overrides {overrides}: {str(error).split('. If you want')[0]}."
+            ) from None
+
+    @classmethod
+    def saved_class_name(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> str | None:
+        """The class name recorded in the config.json of a saved or pushed model (`from_pretrained` arguments)."""
+        hub_kwargs = ("cache_dir", "revision", "token", "local_files_only", "subfolder")
+        config = cls.load_config(pretrained_model_name_or_path, **{k: kwargs[k] for k in hub_kwargs if k in kwargs})
+        return config.get("_class_name")
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # diffusers writes `auto_map` for remote code but warns when it reads it back as an unknown argument
+        config_dict = {key: value for key, value in config_dict.items() if key != "auto_map"}
+        return super().extract_init_dict(config_dict, **kwargs)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        model_card: ModelCard | None = None,
+        **model_card_kwargs: Any,
+    ) -> str:
+        """Uploads the weights, config.json, the source files and a model card to the Hub; returns the commit URL.
+
+        Without `model_card`, one is rendered by `create_model_card(repo_id, **model_card_kwargs)`.
+        """
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            (model_card or self.create_model_card(repo_id, **model_card_kwargs)).save(Path(folder) / "README.md")
+            return self._upload_folder(
+                folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
+            )
+
+    def create_model_card(
+        self,
+        repo_id: str,
+        license: str = "apache-2.0",
+        datasets: list[str] | None = None,
+        tags: list[str] | None = None,
+        **template_kwargs: Any,
+    ) -> ModelCard:
+        """Renders the model card: YAML metadata, a description, a usage snippet that runs, and whatever the template
+        takes (`metrics`, `sample_image`, `training` ...)."""
+        card_data = ModelCardData(
+            library_name="diffusers",
+            license=license,
+            datasets=datasets,
+            tags=["hf-vaegan", *self.model_card_tags, *(tags or [])],
+            pipeline_tag=self.pipeline_tag,
+        )
+        template_kwargs.setdefault("model_id", repo_id)
+        template_kwargs.setdefault("model_class", type(self).__name__)
+        template_kwargs.setdefault("model_summary", (type(self).__doc__ or "").strip().split("\n\n")[0])
+        template_kwargs.setdefault("usage_snippet", self.usage_snippet(repo_id))
+        template_kwargs.setdefault("config", {k: v for k, v in self.config.items() if not k.startswith("_")})
+        template_kwargs.setdefault("num_parameters", sum(p.numel() for p in self.parameters()))
+        return ModelCard.from_template(card_data, template_path=self.model_card_template, **template_kwargs)
+
+    def usage_snippet(self, repo_id: str) -> str:
+        """Python code that loads this model from `repo_id` and runs it; shown in the model card."""
+        raise NotImplementedError
