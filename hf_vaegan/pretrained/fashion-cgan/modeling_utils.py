@@ -65,6 +65,9 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
 
         Takes diffusers' `ModelMixin.from_pretrained` arguments (`cache_dir`, `revision`, `token`, `torch_dtype`...).
         """
+        if kwargs.get("subfolder") and os.path.isdir(pretrained_model_name_or_path):
+            # diffusers looks for a local folder's weights at its root before the subfolder
+            pretrained_model_name_or_path = os.path.join(pretrained_model_name_or_path, kwargs.pop("subfolder"))
         if kwargs.get("use_safetensors") is False:
             raise ValueError(SAFETENSORS_ONLY)
         kwargs["use_safetensors"] = True
