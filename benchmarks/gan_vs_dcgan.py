@@ -8,10 +8,12 @@ thread (`OMP_NUM_THREADS=1`), so they share the machine's conditions alike, and 
   (projection discriminator), GroupNorm generator, spectrally normalised discriminator, non-saturating loss with lazy
   R1 (gamma 0.1 every 16 steps), Adam (0.0, 0.99), EMA generator 0.999 (without spectral norm the generator
   collapses to nearly one image per class within a few thousand steps on Fashion-MNIST);
-- DCGAN (Radford et al., 2016): unconditional, BatchNorm in the generator and the discriminator, non-saturating
-  loss, Adam 2e-4 with betas (0.5, 0.999), no EMA, no R1, no augmentation. Two departures from the paper, as the
-  shared architecture has them: nearest-neighbour upsampling + 3x3 convolutions instead of transposed convolutions,
-  SiLU instead of ReLU in the generator; and the discriminator sees real and fake images in one batch.
+- DCGAN (Radford et al., 2016): unconditional, BatchNorm generator, non-saturating loss, Adam 2e-4 with betas
+  (0.5, 0.999), no EMA, no R1, no augmentation. Departures from the paper: the discriminator has no BatchNorm, because
+  `GANTrainer` scores real and fake images in one batch and then the fakes alone for the generator step, so a
+  BatchNorm discriminator tells them apart by their batch statistics and the generator step sees different statistics
+  (the DCGAN then degenerates: d_loss and g_loss both near 0); and the shared architecture upsamples with
+  nearest-neighbour + 3x3 convolutions instead of transposed convolutions, with SiLU instead of ReLU.
 
 Then `hf-vaegan evaluate` scores both with the same extractor (the packaged Fashion-MNIST classifier) and sample count
 against the reference split, and the script prints a table and the FID ratio (DCGAN / ours; > 1 means ours is better).
@@ -36,8 +38,8 @@ UNLIMITED_STEPS = str(10**9)
 
 RECIPES = {
     "ours (class-conditional, spectral norm, EMA, R1)": ["--spectral_norm"],
-    "DCGAN (BatchNorm, unconditional, no EMA/R1)": [
-        "--num_classes", "0", "--generator_norm_type", "batch", "--discriminator_norm_type", "batch",
+    "DCGAN (BatchNorm G, unconditional, no EMA/R1)": [
+        "--num_classes", "0", "--generator_norm_type", "batch", "--discriminator_norm_type", "none",
         "--loss", "non-saturating", "--r1_gamma", "0", "--ema_decay", "0", "--diffaugment", "none",
         "--adam_beta1", "0.5", "--adam_beta2", "0.999",
         "--generator_learning_rate", "2e-4", "--discriminator_learning_rate", "2e-4",

@@ -125,14 +125,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=str,
         choices=NORM_TYPES,
         default="none",
-        help="Normalisation of the discriminator's hidden layers: 'none' (default, as StyleGAN2), 'batch' (DCGAN; "
-        "here real and fake images share each batch) or 'group'.",
+        help="Normalisation of the discriminator's hidden layers: 'none' (default, as StyleGAN2), 'group', or "
+        "'batch' (DCGAN's choice, but a poor one here: the discriminator step scores real and fake images in one "
+        "batch and the generator step the fakes alone, so BatchNorm statistics differ between the two steps).",
     )
     model.add_argument(
         "--spectral_norm",
         action=argparse.BooleanOptionalAction,
         default=False,
         help="Spectral normalisation of every discriminator layer (Miyato et al., 2018).",
+    )
+    model.add_argument(
+        "--minibatch_std_group_size",
+        type=int,
+        default=4,
+        help="The discriminator also sees the spread of its features over groups of this many images (Karras et "
+        "al., 2018), which keeps the generator from ignoring its noise (mode collapse). 0 disables it.",
     )
 
     gan = parser.add_argument_group("GAN training")
@@ -239,6 +247,7 @@ def main(args: argparse.Namespace) -> None:
         num_classes=num_classes,
         spectral_norm=args.spectral_norm,
         norm_type=args.discriminator_norm_type,
+        minibatch_std_group_size=args.minibatch_std_group_size,
     )
     if args.channels_last:
         apply_channels_last(generator, discriminator)
@@ -347,6 +356,7 @@ def write_card(
         "DiffAugment": args.diffaugment,
         "norm (G / D)": f"{args.generator_norm_type} / {args.discriminator_norm_type}",
         "spectral norm": args.spectral_norm,
+        "minibatch std group size": args.minibatch_std_group_size,
         "mixed precision": loop.accelerator.mixed_precision,
         "processes": loop.accelerator.num_processes,
         "seed": args.seed,
