@@ -25,11 +25,13 @@ from hf_vaegan.models.blocks import NORM_TYPES, SUPPORTED_RESOLUTIONS
 from hf_vaegan.training import (
     GAN_LOSSES,
     DiffAugment,
+    EvaluationReference,
     GANTrainer,
     ImageDatasetInfo,
     TrainingDivergedError,
     TrainingLoop,
     add_dataset_args,
+    add_evaluation_args,
     add_training_args,
     apply_channels_last,
     assert_finite_parameters,
@@ -41,25 +43,21 @@ from hf_vaegan.training import (
     create_sample_inputs,
     create_training_rng,
     dataset_hub_ids,
+    evaluation_card_sections,
     generate_sample_images,
     hub_repo_id,
+    load_evaluation_reference,
     load_image_dataset_from_args,
+    log_evaluation,
     log_sample_grid,
     make_dataloader,
     make_sample_grid,
     push_output_dir,
     start_trackers,
     training_command,
+    validate_evaluation_args,
     validate_training_args,
     write_model_card,
-)
-from hf_vaegan.training.evaluation import (
-    EvaluationReference,
-    add_evaluation_args,
-    evaluation_card_sections,
-    load_evaluation_reference,
-    log_evaluation,
-    validate_evaluation_args,
 )
 from hf_vaegan.training.gan import parse_diffaugment_policy
 

@@ -16,8 +16,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hf_vaegan import Discriminator, Generator
-from hf_vaegan.training import load_image_dataset
-from hf_vaegan.training.evaluation import load_evaluation_reference
+from hf_vaegan.training import load_evaluation_reference, load_image_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_gan.py"

@@ -41,6 +41,14 @@ from .data import (
     make_dataloader,
     make_image_transform,
 )
+from .evaluation import (
+    EvaluationReference,
+    add_evaluation_args,
+    evaluation_card_sections,
+    load_evaluation_reference,
+    log_evaluation,
+    validate_evaluation_args,
+)
 from .gan import (
     GAN_LOSSES,
     DiffAugment,
@@ -53,6 +61,12 @@ from .gan import (
 )
 
 __all__ = [
+    "EvaluationReference",
+    "add_evaluation_args",
+    "evaluation_card_sections",
+    "load_evaluation_reference",
+    "log_evaluation",
+    "validate_evaluation_args",
     "GAN_LOSSES",
     "CheckpointedTensors",
     "DiffAugment",
