@@ -4,15 +4,16 @@ Issue 4's performance goal. Both runs are `examples/train_gan.py` started at the
 thread (`OMP_NUM_THREADS=1`), so they share the machine's conditions alike, and both stop after the first step past
 `--budget` seconds (`--max_train_time`). Same data, batch size, widths, seed and mixed precision; the recipes differ:
 
-- ours, the recipe of the bundled `fashion-cgan`: the script's defaults plus `--spectral_norm`, i.e. class-conditional
-  (projection discriminator), GroupNorm generator, spectrally normalised discriminator, non-saturating loss with lazy
-  R1 (gamma 0.1 every 16 steps), Adam (0.0, 0.99), EMA generator 0.999 (without spectral norm the generator
-  collapses to nearly one image per class within a few thousand steps on Fashion-MNIST);
+- ours, the recipe of the bundled `fashion-cgan`: the script's defaults, i.e. class-conditional (projection
+  discriminator), GroupNorm generator, spectrally normalised discriminator with minibatch standard deviation,
+  non-saturating loss with lazy R1 (gamma 0.1 every 16 steps) and the mode-seeking term (without it the generator
+  collapses to nearly one image per class), Adam (0.0, 0.99), EMA generator 0.999;
 - DCGAN (Radford et al., 2016): unconditional, BatchNorm generator, non-saturating loss, Adam 2e-4 with betas
-  (0.5, 0.999), no EMA, no R1, no augmentation. Departures from the paper: the discriminator has no BatchNorm, because
-  `GANTrainer` scores real and fake images in one batch and then the fakes alone for the generator step, so a
-  BatchNorm discriminator tells them apart by their batch statistics and the generator step sees different statistics
-  (the DCGAN then degenerates: d_loss and g_loss both near 0); and the shared architecture upsamples with
+  (0.5, 0.999), no EMA, no R1, no spectral norm, no minibatch std, no mode seeking, no augmentation. Departures
+  from the paper: the discriminator has no BatchNorm, because `GANTrainer` scores real and fake images in one batch
+  and then the fakes alone for the generator step, so a BatchNorm discriminator tells them apart by their batch
+  statistics and the generator step sees different statistics (the DCGAN then degenerates: both losses near 0);
+  and the shared architecture upsamples with
   nearest-neighbour + 3x3 convolutions instead of transposed convolutions, with SiLU instead of ReLU.
 
 Then `hf-vaegan evaluate` scores both with the same extractor (the packaged Fashion-MNIST classifier) and sample count
@@ -37,9 +38,10 @@ TRAIN_GAN = REPO / "examples" / "train_gan.py"
 UNLIMITED_STEPS = str(10**9)
 
 RECIPES = {
-    "ours (class-conditional, spectral norm, EMA, R1)": ["--spectral_norm"],
+    "ours (train_gan.py defaults: class-conditional, spectral norm, mode seeking, EMA, R1)": [],
     "DCGAN (BatchNorm G, unconditional, no EMA/R1)": [
         "--num_classes", "0", "--generator_norm_type", "batch", "--discriminator_norm_type", "none",
+        "--no-spectral_norm", "--minibatch_std_group_size", "0", "--mode_seeking_weight", "0",
         "--loss", "non-saturating", "--r1_gamma", "0", "--ema_decay", "0", "--diffaugment", "none",
         "--adam_beta1", "0.5", "--adam_beta2", "0.999",
         "--generator_learning_rate", "2e-4", "--discriminator_learning_rate", "2e-4",

@@ -65,6 +65,23 @@ def test_spectral_norm_bounds_the_largest_singular_value():
     assert torch.linalg.matrix_norm(weight.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.05)
 
 
+def test_minibatch_std_lets_the_discriminator_see_the_spread_of_its_group():
+    torch.manual_seed(0)
+    discriminator = Discriminator(minibatch_std_group_size=2, **TINY).eval()
+    batch = images(4, 1, 28)
+    with torch.no_grad():
+        logits = discriminator(batch).logits
+        changed = batch.clone()
+        changed[1] = -changed[1]  # in the first group of two
+        changed_logits = discriminator(changed).logits
+        # A batch of copies has no spread: each logit is that of the image alone.
+        copies = discriminator(batch[:1].repeat(4, 1, 1, 1)).logits
+        alone = discriminator(batch[:1]).logits
+    assert changed_logits[0] != logits[0]  # image 0 sees its group-mate change
+    assert torch.equal(changed_logits[2:], logits[2:])  # the other group does not
+    assert torch.allclose(copies, alone.expand(4), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("model_class", "kwargs", "field"),
     [
@@ -79,6 +96,7 @@ def test_spectral_norm_bounds_the_largest_singular_value():
         (Generator, {"norm_type": "layer"}, "norm_type"),
         (Discriminator, {"num_classes": -3}, "num_classes"),
         (Discriminator, {"spectral_norm": "yes"}, "spectral_norm"),
+        (Discriminator, {"minibatch_std_group_size": -1}, "minibatch_std_group_size"),
     ],
 )
 def test_invalid_config_names_the_field(model_class, kwargs, field):
@@ -187,7 +205,7 @@ MODELS = [
     (AutoEncoder, {"latent_dim": 6}),
     (VAE, {"latent_dim": 6, "likelihood": "laplace"}),
     (Generator, {"latent_dim": 6, "num_classes": 3}),
-    (Discriminator, {"num_classes": 3, "spectral_norm": True}),
+    (Discriminator, {"num_classes": 3, "spectral_norm": True, "minibatch_std_group_size": 2}),
 ]
 
 

@@ -1,6 +1,7 @@
 """The shared training layer (`hf_vaegan.training.common`) and the GAN craft (`hf_vaegan.training.gan`), in-process."""
 
 import argparse
+import math
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,11 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from PIL import Image
 
+from hf_vaegan import Discriminator, Generator
 from hf_vaegan.training import (
     CheckpointedTensors,
     DiffAugment,
+    GANTrainer,
     TrainingDivergedError,
     TrainingLoop,
     add_training_args,
@@ -362,3 +365,25 @@ def test_checkpoint_step_of_paths():
 
     assert checkpoint_step(Path("out/checkpoint-120")) == 120
     assert checkpoint_step("checkpoint-") is None and checkpoint_step(".partial-checkpoint-3") is None
+
+
+def test_mode_seeking_term_penalises_a_generator_that_ignores_its_noise(make_accelerator):
+    noise, twin_noise = torch.randn(4, 8), torch.randn(4, 8)
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+    collapsed = GANTrainer._mode_seeking_loss(noise, images, twin_noise, images.clone())
+    varied = GANTrainer._mode_seeking_loss(noise, images, twin_noise, -images)
+    assert collapsed.item() == pytest.approx(1e5) and varied.item() < 10
+
+    accelerator = make_accelerator()
+    generator = Generator(latent_dim=8, base_channels=4, num_classes=3)
+    discriminator = Discriminator(base_channels=4, num_classes=3, minibatch_std_group_size=2)
+    optimizers = [torch.optim.Adam(model.parameters(), lr=1e-4) for model in (generator, discriminator)]
+    generator, discriminator, *optimizers = accelerator.prepare(generator, discriminator, *optimizers)
+    trainer = GANTrainer(
+        accelerator, generator, discriminator, *optimizers, mode_seeking_weight=1.0, rng=torch.Generator()
+    )
+    batch = {"pixel_values": torch.rand(4, 1, 28, 28) * 2 - 1, "labels": torch.tensor([0, 1, 2, 0])}
+    logs = trainer.train_step(batch, step=1)
+    assert 0 < logs["mode_seeking"] < 1e5 and math.isfinite(logs["g_loss"])
+    with pytest.raises(ValueError, match="mode_seeking_weight"):
+        GANTrainer(accelerator, generator, discriminator, *optimizers, mode_seeking_weight=-1.0)

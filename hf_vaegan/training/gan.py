@@ -210,6 +210,10 @@ class GANTrainer:
         r1_interval: Apply R1 every this many steps, scaled by the interval (lazy regularisation).
         augment: Differentiable augmentation of the discriminator inputs.
         max_grad_norm: Clip both gradient norms to this; ``None`` only measures them.
+        mode_seeking_weight: Weight of the mode-seeking term of the generator loss (Mao et al., 2019): the inverse
+            of how far apart two images of the same class are, relative to their noise vectors, over half a batch of
+            extra images, so that the generator cannot ignore its noise (conditional GANs tend to produce one image
+            per class otherwise); 0 disables it.
         ema: EMA of the generator's parameters, stepped after each generator update.
         rng: Generator of the noise and augmentations (see ``create_training_rng``).
         channels_last: Feed the models channels-last images.
@@ -230,6 +234,7 @@ class GANTrainer:
         r1_interval: int = 16,
         augment: DiffAugment | None = None,
         max_grad_norm: float | None = None,
+        mode_seeking_weight: float = 0.0,
         ema: EMAModel | None = None,
         rng: torch.Generator | None = None,
         channels_last: bool = False,
@@ -253,7 +258,10 @@ class GANTrainer:
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
         self.augment = augment or DiffAugment(None)
+        if mode_seeking_weight < 0:
+            raise ValueError(f"mode_seeking_weight must be >= 0, got {mode_seeking_weight}")
         self.max_grad_norm = max_grad_norm
+        self.mode_seeking_weight = mode_seeking_weight
         self.ema = ema
         self.rng = rng
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -268,6 +276,13 @@ class GANTrainer:
         if self.accelerator.scaler is not None:
             values = {name: value for name, value in values.items() if "grad_norm" not in name}
         return check_finite(self.accelerator, step, **values)
+
+    @staticmethod
+    def _mode_seeking_loss(noise: torch.Tensor, images: torch.Tensor, twin_noise: torch.Tensor, twins: torch.Tensor):
+        """Mao et al. (2019): 1 / mean(|G(z1) - G(z2)|_1 / |z1 - z2|_1) over pairs of images of the same class."""
+        image_distance = (images - twins).abs().float().flatten(1).mean(dim=1)
+        noise_distance = (noise - twin_noise).abs().mean(dim=1)
+        return 1.0 / ((image_distance / noise_distance).mean() + 1e-5)
 
     def train_step(self, batch: Mapping[str, torch.Tensor], step: int) -> dict[str, float]:
         """Train on one batch ``{"pixel_values": (B, C, H, W) in [-1, 1], "labels": (B,)}``.
@@ -289,10 +304,16 @@ class GANTrainer:
         apply_r1 = self.r1_gamma > 0 and step % self.r1_interval == 0
         logs: dict[str, float] = {}
         with accelerator.accumulate(self.generator, self.discriminator):
+            # With mode seeking, the first half of the batch gets twins (same labels, new noise), generated in the
+            # same pass: one forward of the (DDP-wrapped) generator per backward.
+            batch_size = real.shape[0]
+            num_twins = max(1, batch_size // 2) if self.mode_seeking_weight > 0 else 0
             noise = torch.randn(
-                real.shape[0], self.bare_generator.config.latent_dim, generator=self.rng, device=real.device
+                batch_size + num_twins, self.bare_generator.config.latent_dim, generator=self.rng, device=real.device
             )
-            fake = self.generator(noise, labels).sample
+            generator_labels = None if labels is None else torch.cat([labels, labels[:num_twins]])
+            generated = self.generator(noise, generator_labels).sample
+            fake, twins = generated[:batch_size], generated[batch_size:]
 
             # Discriminator: real vs generated, one forward pass over both.
             real_input = self.augment(real, self.rng).detach().requires_grad_(apply_r1)
@@ -327,10 +348,15 @@ class GANTrainer:
             try:
                 g_logits = self.bare_discriminator(self.augment(fake, self.rng), labels).logits.float()
                 g_loss = generator_loss(g_logits, self.loss)
+                g_values = {"g_loss": g_loss}
+                if num_twins:
+                    g_values["mode_seeking"] = self._mode_seeking_loss(
+                        noise[:num_twins], fake[:num_twins], noise[batch_size:], twins
+                    )
+                    g_loss = g_loss + self.mode_seeking_weight * g_values["mode_seeking"]
                 accelerator.backward(g_loss)
             finally:
                 self.bare_discriminator.requires_grad_(True)
-            g_values = {"g_loss": g_loss}
             if accelerator.sync_gradients:
                 g_values["g_grad_norm"] = self._clip(self.generator)
             logs |= self._check(step, **g_values)
