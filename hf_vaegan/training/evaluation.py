@@ -128,20 +128,24 @@ class EvaluationReference:
         return f"the {len(self.images):,} {kind} images of the `{self.split}` split of `{self.dataset}`"
 
 
+def _load_split(args: argparse.Namespace, dataset_name: str, split: str, num_channels: int) -> ImageDatasetInfo:
+    """The split as an `ImageDatasetInfo`, a random subset of `MAX_REFERENCE_IMAGES` when larger."""
+    return load_image_dataset(
+        dataset_name,
+        args.dataset_config_name,
+        split=split,
+        image_column=args.image_column,
+        cache_dir=args.cache_dir,
+        max_train_samples=MAX_REFERENCE_IMAGES,
+        seed=args.seed,
+        num_channels=num_channels,
+    )
+
+
 def _load_split_if_present(args: argparse.Namespace, dataset_name: str, split: str, num_channels: int):
-    """The split as an `ImageDatasetInfo` (a random subset of `MAX_REFERENCE_IMAGES` when larger), or None when
-    the source has no such split."""
+    """Like `_load_split`, or None when the source has no such split."""
     try:
-        return load_image_dataset(
-            dataset_name,
-            args.dataset_config_name,
-            split=split,
-            image_column=args.image_column,
-            cache_dir=args.cache_dir,
-            max_train_samples=MAX_REFERENCE_IMAGES,
-            seed=args.seed,
-            num_channels=num_channels,
-        )
+        return _load_split(args, dataset_name, split, num_channels)
     except ValueError as error:
         if f"split {split!r} does not exist" in str(error):
             return None
@@ -158,16 +162,7 @@ def load_evaluation_reference(args: argparse.Namespace, info: ImageDatasetInfo) 
     """
     if args.eval_dataset_name:
         split = args.eval_split or "test"
-        found = load_image_dataset(
-            args.eval_dataset_name,
-            args.dataset_config_name,
-            split=split,
-            image_column=args.image_column,
-            cache_dir=args.cache_dir,
-            max_train_samples=MAX_REFERENCE_IMAGES,
-            seed=args.seed,
-            num_channels=info.num_channels,
-        )
+        found = _load_split(args, args.eval_dataset_name, split, info.num_channels)
         source, held_out = args.eval_dataset_name, True
     else:
         found, source = None, args.dataset_name
