@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hf_vaegan.data.images import make_image_transform, to_canonical_mode
 from hf_vaegan.training.data import (
     add_dataset_args,
     collate_examples,
@@ -16,8 +17,6 @@ from hf_vaegan.training.data import (
     load_paired_dataset,
     load_paired_dataset_from_args,
     make_dataloader,
-    make_image_transform,
-    to_canonical_mode,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"

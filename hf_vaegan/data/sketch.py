@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ..training.data import to_canonical_mode
+from .images import to_canonical_mode
 
 # Neighbour offsets (dy, dx) along the gradient for directions 0, 45, 90 and 135 degrees.
 _GRADIENT_NEIGHBOURS = ((0, 1), (1, 1), (1, 0), (1, -1))

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
+from ..data.images import to_canonical_mode
 from ..models.unet_generator import UNetGenerator
-from ..training.data import to_canonical_mode
 from .pipeline_utils import SingleModelPipeline
 
 # ITU-R 601 luma, as PIL's convert("L").

@@ -22,7 +22,7 @@ import numpy as np
 from diffusers.utils import make_image_grid
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hf_vaegan.training.data import to_canonical_mode
+from hf_vaegan.data.images import to_canonical_mode
 
 # 16.7 megapixels (4096 x 4096): more than any phone photo, and at most 67 MB decoded as RGBA.
 MAX_UPLOAD_PIXELS = 4096 * 4096
