@@ -35,12 +35,15 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 
 
-def to_canonical_mode(image: Image.Image, num_channels: int) -> Image.Image:
+def to_canonical_mode(
+    image: Image.Image, num_channels: int, *, background: int | tuple[int, int, int] = 255
+) -> Image.Image:
     """Convert a PIL image of any mode to ``L`` (``num_channels=1``) or ``RGB`` (3).
 
     - Transparent images (``RGBA``, ``LA``, ``PA``, palette or grayscale with a transparent color) are composited
-      on a white background, the usual backdrop of garment cut-outs, rather than having their alpha dropped (which
-      would reveal whatever color the transparent pixels happen to store).
+      on ``background`` (a grey level or an RGB colour; default white, the usual backdrop of garment cut-outs)
+      rather than having their alpha dropped (which would reveal whatever color the transparent pixels happen to
+      store). Models trained on light garments on black (Fashion-MNIST) want ``background=0``.
     - 16-bit ``I;16`` images are scaled from [0, 65535]; 32-bit ``I`` images likewise when any value exceeds 255,
       else taken as 8-bit values; float ``F`` images are scaled from [0, 1] when their maximum is <= 1, else clipped
       to [0, 255].
@@ -54,7 +57,8 @@ def to_canonical_mode(image: Image.Image, num_channels: int) -> Image.Image:
         image = _to_8bit(image)
     elif image.mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        fill = (background,) * 3 if isinstance(background, int) else tuple(background)
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*fill, 255)), rgba)
     target_mode = "L" if num_channels == 1 else "RGB"
     return image if image.mode == target_mode else image.convert(target_mode)
 
