@@ -30,6 +30,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from hf_vaegan.data import FASHION_MNIST_CLASSES
+from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics import anomaly_scores, auroc, leave_one_class_out_auroc
 from hf_vaegan.models import VAE
 from hf_vaegan.training import load_image_dataset
@@ -100,6 +101,7 @@ def nearest_mean_distance(train_images: torch.Tensor, train_labels: torch.Tensor
 
 
 def main(args: argparse.Namespace) -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     train_images, train_labels = load_split(args.train_data)
     test_images, test_labels = load_split(args.test_data)
     names = ["-ELBO", "recon. MSE", "-ELBO - PNG", "nearest mean", "ink"]

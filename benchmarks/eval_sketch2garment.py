@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics import FashionClassifierFeatures, classification_accuracy, feature_statistics, frechet_distance
 from hf_vaegan.metrics.image_quality import ssim
 from hf_vaegan.pipelines.pipeline_image_to_image import ImageToImagePipeline
@@ -103,6 +104,7 @@ def class_balanced_indices(labels: torch.Tensor, per_class: int) -> torch.Tensor
 
 
 def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     start = time.perf_counter()
     test = load_split(args, args.test_split, args.max_test_samples)
     train = load_split(args, args.train_split)

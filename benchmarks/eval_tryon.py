@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import hf_vaegan
+from hf_vaegan.hardware import cpu_info
 from hf_vaegan.model_cards.sections import replace_card_section
 from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.pipelines.pipeline_tryon import paste_garment
@@ -89,6 +90,7 @@ Command:
 
 
 def main(argv: list[str] | None = None) -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args(argv)
     model = TryOnModel.from_pretrained(args.model).eval()
     resolution = tuple(model.config.sample_size or DEFAULT_TRYON_RESOLUTION)

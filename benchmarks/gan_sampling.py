@@ -35,6 +35,7 @@ import torch
 
 import hf_vaegan
 from hf_vaegan import GANPipeline, Generator
+from hf_vaegan.hardware import cpu_info
 
 BUNDLED_MODEL = Path(hf_vaegan.__file__).parent / "pretrained" / "fashion-cgan"
 GOAL_MS = 20.0
@@ -93,6 +94,7 @@ def make_methods(model: Generator, batch_size: int) -> list[Method]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args(argv)
     model = Generator.from_pretrained(args.model).eval()
     methods = make_methods(model, args.batch_size)

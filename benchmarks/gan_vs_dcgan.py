@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from hf_vaegan.hardware import cpu_info
 from hf_vaegan.training.common import checkpoint_step, list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,6 +102,7 @@ def evaluate(args: argparse.Namespace, model_dir: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args(argv)
     started = time.perf_counter()
     processes = {recipe: start_training(args, recipe, flags) for recipe, flags in RECIPES.items()}

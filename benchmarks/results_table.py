@@ -16,6 +16,7 @@ from pathlib import Path
 
 import hf_vaegan
 from hf_vaegan.auto import load_pretrained
+from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics import FashionClassifierFeatures, evaluate_model
 from hf_vaegan.training import load_image_dataset
 
@@ -71,6 +72,7 @@ def table_row(name: str, model, metrics: dict[str, float]) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     extractor = FashionClassifierFeatures()
     rows = []
     for name in args.models:

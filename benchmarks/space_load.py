@@ -40,6 +40,7 @@ from wardrobe_space.models import HeldoutGarments  # noqa: E402
 
 from hf_vaegan.data.sketch import garment_to_sketch  # noqa: E402
 from hf_vaegan.data.wardrobe import BodyShape  # noqa: E402
+from hf_vaegan.hardware import cpu_info  # noqa: E402
 
 MODEL_ENV_VARS = {
     "gan": "HF_VAEGAN_GAN",
@@ -145,6 +146,7 @@ def load_average() -> str:
 
 
 def main() -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32, help="Concurrent clients (default: 32).")
     parser.add_argument("--requests", type=int, default=5, help="Requests per client (default: 5).")

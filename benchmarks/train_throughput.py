@@ -24,6 +24,7 @@ import torch
 from accelerate import Accelerator
 
 from hf_vaegan import Discriminator, Generator
+from hf_vaegan.hardware import cpu_info
 from hf_vaegan.training import GANTrainer, apply_channels_last, create_ema
 
 NUM_CLASSES = 10
@@ -113,6 +114,7 @@ class Bench:
 
 
 def main() -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args()
     accelerator = Accelerator(mixed_precision="no")
     benches = [

@@ -21,6 +21,7 @@ import torch
 
 import hf_vaegan
 from hf_vaegan.data import GARMENT_LABELS, Wardrobe
+from hf_vaegan.hardware import cpu_info
 from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
 
 BUNDLED_MODEL = Path(hf_vaegan.__file__).parent / "pretrained" / "wardrobe-tryon"
@@ -55,6 +56,7 @@ def summary(timings: list[float]) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args(argv)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)

@@ -68,6 +68,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from hf_vaegan.hardware import cpu_info  # after pytest_configure: it imports torch, not the Hugging Face libraries
+
+    return f"cpu: {cpu_info().describe()}"
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     config.stash[_HUB_SERVER].stop()
     shutil.rmtree(config.stash[_HF_HOME], ignore_errors=True)
@@ -113,11 +119,25 @@ def run_python() -> Callable[..., subprocess.CompletedProcess[str]]:
     >>> result = run_python("-c", "from huggingface_hub import whoami; print(whoami()['name'])")
     >>> result.stdout  # 'test-user\\n'
 
-    A non-zero exit fails the test with the process output, unless `check=False`.
+    `env` adds variables to the test environment. A non-zero exit fails the test with the process output, unless
+    `check=False`.
     """
 
-    def run(*args: str, cwd: str | Path | None = None, timeout: float = 300, check: bool = True):
-        result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    def run(
+        *args: str,
+        cwd: str | Path | None = None,
+        timeout: float = 300,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ):
+        result = subprocess.run(
+            [sys.executable, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
         if check and result.returncode != 0:
             pytest.fail(
                 f"python {' '.join(args)} exited with {result.returncode}\n"

@@ -4,6 +4,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from comparisons import assert_same_weights
 
 from hf_vaegan import VAE, GANPipeline, Generator, VAEPipeline
 from hf_vaegan.pipelines.pipeline_utils import slerp
@@ -103,8 +104,9 @@ def test_pipeline_folder_is_the_model_folder(tmp_path, gan_pipe):
     gan_pipe.save_pretrained(tmp_path)
     assert (tmp_path / "config.json").is_file() and not (tmp_path / "model_index.json").exists()
     loaded = GANPipeline.from_pretrained(tmp_path)
+    assert_same_weights(gan_pipe.gan, loaded.gan)
     noise = torch.randn(2, 8)
-    assert torch.equal(
-        gan_pipe(latents=noise, class_labels=1, output_type="pt").images,
+    torch.testing.assert_close(
         loaded(latents=noise, class_labels=1, output_type="pt").images,
+        gan_pipe(latents=noise, class_labels=1, output_type="pt").images,
     )

@@ -387,3 +387,19 @@ def test_mode_seeking_term_penalises_a_generator_that_ignores_its_noise(make_acc
     assert 0 < logs["mode_seeking"] < 1e5 and math.isfinite(logs["g_loss"])
     with pytest.raises(ValueError, match="mode_seeking_weight"):
         GANTrainer(accelerator, generator, discriminator, *optimizers, mode_seeking_weight=-1.0)
+
+
+@pytest.mark.parametrize(("capability", "isa"), [("avx2", "AVX2"), ("default", "SSE41")])
+def test_mixed_precision_auto_is_fp32_on_cpus_capped_below_amx(run_python, capability, isa):
+    # bf16 autocast without AMX ran at 0.11x the fp32 rate under these caps: `auto` must not choose it, whatever
+    # CPU runs the test (torch's own AMX check ignores the caps).
+    script = (
+        "import os; os.environ.pop('ACCELERATE_MIXED_PRECISION', None); os.environ['ACCELERATE_USE_CPU'] = '1'\n"
+        "from hf_vaegan.hardware import cpu_info\n"
+        "from hf_vaegan.training.common import resolve_mixed_precision\n"
+        "info = cpu_info()\n"
+        "print(info.kernels, info.amx, info.avx512, resolve_mixed_precision('auto'))\n"
+    )
+    env = {"ATEN_CPU_CAPABILITY": capability, "ONEDNN_MAX_CPU_ISA": isa}
+    kernels, amx, avx512, precision = run_python("-c", script, env=env).stdout.split()
+    assert (kernels, amx, avx512, precision) == (capability.upper(), "False", "False", "no")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from comparisons import assert_same_weights
 
 import hf_vaegan
 from hf_vaegan.models.vae import VAE
@@ -90,9 +91,10 @@ def test_save_load_round_trip(tmp_path):
     assert {"vaegan.py", "vae.py", "discriminator.py", "blocks.py", "modeling_utils.py"} <= files
     assert json.loads((tmp_path / "config.json").read_text())["auto_map"] == {"AutoModel": "vaegan.VAEGAN"}
     loaded = VAEGAN.from_pretrained(tmp_path).eval()
+    assert_same_weights(model, loaded)
     x = images(2)
-    assert torch.equal(model(x).sample, loaded(x).sample)
-    assert torch.equal(model.discriminate(x).logits, loaded.discriminate(x).logits)
+    torch.testing.assert_close(loaded(x).sample, model(x).sample)
+    torch.testing.assert_close(loaded.discriminate(x).logits, model.discriminate(x).logits)
     with pytest.raises(ValueError, match="holds a 'VAEGAN' model"):
         VAE.from_pretrained(tmp_path)
 
@@ -113,8 +115,8 @@ def test_loads_with_diffusers_alone_as_remote_code(tmp_path, run_python):
         assert type(model).__name__ == "VAEGAN" and "hf_vaegan" not in type(model).__module__
         io = torch.load({str(tmp_path / "io.pt")!r}, weights_only=True)
         with torch.no_grad():
-            assert torch.equal(model(io["x"]).sample, io["reconstruction"])
-            assert torch.equal(model.discriminate(io["x"]).logits, io["logits"])
+            torch.testing.assert_close(model(io["x"]).sample, io["reconstruction"])
+            torch.testing.assert_close(model.discriminate(io["x"]).logits, io["logits"])
         exec(model.usage_snippet({str(tmp_path / "model")!r}))
         assert samples.shape == (8, 1, 28, 28) and realness.shape == (8,)
         print("ok")
