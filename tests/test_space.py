@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from space_server import client_scratch_dir, serve_space
 
 from hf_vaegan import VAE, BodyShapePipeline, Generator, TryOnModel, UNetGenerator
 from hf_vaegan.data.sketch import garment_to_sketch
@@ -38,7 +39,6 @@ from wardrobe_space.images import (  # noqa: E402
     sketch_to_model_input,
     to_model_input,
 )
-from wardrobe_space.local_server import client_scratch_dir, serve_space  # noqa: E402
 
 GARMENT_TILE = 28 * 4  # the Space shows 28-pixel garments 4 times larger
 AVATAR_SIZE = (96 * 3, 128 * 3)  # (width, height) of a shown avatar

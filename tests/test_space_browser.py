@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
+from space_server import serve_space
 from test_space import FIXTURE, bundled_models_env, make_tiny_models
-from wardrobe_space.local_server import serve_space
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
