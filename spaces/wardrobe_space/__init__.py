@@ -1,1 +1,1 @@
-"""The virtual-wardrobe Space's helpers: model loading and upload handling."""
+"""The virtual-wardrobe Space's helpers: model loading, upload handling, and the checks on every request."""
