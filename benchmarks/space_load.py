@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SPACE_DIR = Path(__file__).parents[1] / "spaces"
-sys.path.insert(0, str(SPACE_DIR))
+ROOT = Path(__file__).parents[1]
+sys.path[:0] = [str(ROOT / "spaces"), str(ROOT / "tests")]  # the Space's modules, and the harness that serves it
 # The load clients talk to the Space only: no Gradio analytics, no Hub lookups (huggingface_hub reads these at
 # import). The Space started here gets the caller's offline setting back, to load models from the Hub if asked.
 SPACE_HUB_OFFLINE = os.environ.get("HF_HUB_OFFLINE", "0")
 os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
 
 from gradio_client import Client, handle_file  # noqa: E402
-from wardrobe_space.local_server import client_scratch_dir, serve_space  # noqa: E402
+from space_server import client_scratch_dir, serve_space  # noqa: E402
 from wardrobe_space.models import HeldoutGarments  # noqa: E402
 
 from hf_vaegan.data.sketch import garment_to_sketch  # noqa: E402

@@ -7,7 +7,6 @@ else from the folder bundled in the `hf_vaegan` package; a missing model disable
 
 from __future__ import annotations
 
-import html
 import inspect
 import json
 import math
@@ -20,13 +19,13 @@ import gradio as gr
 import numpy as np
 import torch
 from PIL import Image
+from wardrobe_space.canvas import BoundedSketchpad
 from wardrobe_space.images import (
     MAX_FILE_SIZE,
     MAX_UPLOAD_PIXELS,
     MIN_UPLOAD_SIDE,
     SKETCH_INK_CONTRAST,
     OutputFiles,
-    bad_input,
     enlarge,
     grid,
     open_upload,
@@ -44,6 +43,7 @@ from wardrobe_space.models import (
     anomaly_scores,
     load_models,
 )
+from wardrobe_space.safety import REQUEST_TIME_LIMIT, CheckedBlocks, Deadline, bad_input, shown
 
 from hf_vaegan.data.sketch import garment_to_sketch
 from hf_vaegan.data.wardrobe import (
@@ -61,9 +61,14 @@ from hf_vaegan.data.wardrobe import (
 )
 
 MAX_GARMENTS = 64
+# Grids are drawn this many images at a time, the request's deadline checked in between.
+GENERATION_CHUNK = 16
 MAX_SEED = 2**31 - 1
 MAX_INTERPOLATION_STEPS = 16
 MAX_TRUNCATION = 2.0
+# The truncation trick redraws the noise components beyond the threshold: at 0.05 about 4% of the draws are kept
+# (25 rounds of redrawing on average), and every halving of the threshold doubles the work. 0 turns it off.
+MIN_TRUNCATION = 0.05
 MAX_TEMPERATURE = 2.0
 GRID_COLUMNS = 8
 # The wardrobe renderer colourises garments from Fashion-MNIST-like 28 x 28 greyscale items.
@@ -95,41 +100,58 @@ UPLOAD_LIMITS = (
 )
 UPLOAD_NOTE = (
     f"Uploads of any format and mode (RGBA, 16-bit, greyscale, palette...), {UPLOAD_LIMITS}, are converted to the "
-    "models' input: a 28 x 28 light garment on black, like Fashion-MNIST. An upload with a light border (a dark "
-    "garment on white) is inverted first, and non-square images are padded, not cropped. *Model input* shows the "
-    "result."
+    "models' input: a 28 x 28 light garment on black, like Fashion-MNIST. A transparent background becomes black "
+    "under a light garment, white under a dark one; an upload with a light border (a dark garment on white) is then "
+    "inverted, and non-square images are padded, not cropped. *Model input* shows the result."
 )
 
 
-def _shown(value: Any) -> str:
-    return html.escape(repr(value)[:40])
+def _number(value: Any, name: str) -> float:
+    """`value` as a float (infinite when it is a whole number too large for one), or a `gr.Error` naming the
+    field; `True` and `False` are not numbers here."""
+    if isinstance(value, bool):
+        raise bad_input(f"{name} must be a number, got {shown(value)}.")
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        raise bad_input(f"{name} must be a number, got {shown(value)}.") from None
 
 
 def whole_number(value: Any, name: str, low: int, high: int) -> int:
     """`value` as an int in [low, high], or a `gr.Error` naming the field."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise bad_input(f"{name} must be a number, got {_shown(value)}.") from None
+    number = _number(value, name)
     if not (math.isfinite(number) and number == int(number) and low <= number <= high):
-        raise bad_input(f"{name} must be a whole number in [{low}, {high}], got {_shown(value)}.")
+        raise bad_input(f"{name} must be a whole number in [{low}, {high}], got {shown(value)}.")
     return int(number)
 
 
 def number_in(value: Any, name: str, low: float, high: float) -> float:
     """`value` as a float in [low, high], or a `gr.Error` naming the field."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise bad_input(f"{name} must be a number, got {_shown(value)}.") from None
+    number = _number(value, name)
     if not (math.isfinite(number) and low <= number <= high):
-        raise bad_input(f"{name} must be in [{low}, {high}], got {_shown(value)}.")
+        raise bad_input(f"{name} must be in [{low}, {high}], got {shown(value)}.")
+    return number
+
+
+def truncation_threshold(value: Any) -> float | None:
+    """The truncation threshold of a request: `None` for 0 (off), else a number in [MIN_TRUNCATION,
+    MAX_TRUNCATION], or a `gr.Error` stating that range."""
+    number = _number(value, "Truncation")
+    if number == 0:
+        return None
+    if not (math.isfinite(number) and MIN_TRUNCATION <= number <= MAX_TRUNCATION):
+        raise bad_input(
+            f"Truncation must be 0 (off) or in [{MIN_TRUNCATION}, {MAX_TRUNCATION}], got {shown(value)}: lower "
+            "thresholds keep too few noise draws to redraw the rest in reasonable time."
+        )
     return number
 
 
 def choice_index(value: Any, name: str, choices: Sequence[str]) -> int:
     if value not in choices:
-        raise bad_input(f"{name} must be one of {', '.join(choices)}; got {_shown(value)}.")
+        raise bad_input(f"{name} must be one of {', '.join(choices)}; got {shown(value)}.")
     return list(choices).index(value)
 
 
@@ -138,6 +160,12 @@ def upload_image(label: str, elem_id: str) -> gr.Image:
     return gr.Image(
         label=label, type="filepath", image_mode=None, height=240, elem_id=elem_id, elem_classes="garment-upload"
     )
+
+
+def clear_on_failure(event: Any, outputs: Sequence[gr.Component]) -> None:
+    """Empties `outputs` in the browser when `event`'s request fails, so that no earlier result stays beside an input
+    it was not computed from."""
+    event.failure(None, None, list(outputs), js=f"() => [{', '.join(['null'] * len(outputs))}]")
 
 
 def seeded(seed: Any) -> torch.Generator:
@@ -167,13 +195,27 @@ class WardrobeSpace:
 
     Every event is registered with `preprocess=False`: handlers get the raw values (numbers, strings, upload file
     data) and check them themselves, so that a bad value or file, from the UI or an API client, gets a message naming
-    the field, and a huge or corrupt upload is refused before Gradio would decode it.
+    the field, and a huge or corrupt upload is refused before Gradio would decode it. Uploads are opened only from
+    Gradio's upload cache (`wardrobe_space.safety`; `build()` checks every request's files before Gradio touches
+    them too). Each request's work is bounded by these checks, and it stops with an error between its chunks of
+    work once it has run for `time_limit` seconds.
     """
 
-    def __init__(self, models: dict[str, LoadedModel], heldout: HeldoutGarments):
+    def __init__(
+        self, models: dict[str, LoadedModel], heldout: HeldoutGarments, time_limit: float = REQUEST_TIME_LIMIT
+    ):
         self.models = models
         self.heldout = heldout
+        self.time_limit = time_limit
         self.png = OutputFiles()
+
+    def _garment_grid(self, draw: Callable[[int], list[Image.Image]], count: int, deadline: Deadline) -> str:
+        """The grid of `count` garments drawn by `draw(n)`, `GENERATION_CHUNK` at a time."""
+        images = []
+        for start in range(0, count, GENERATION_CHUNK):
+            deadline.check()
+            images += draw(min(GENERATION_CHUNK, count - start))
+        return self.png(enlarge(grid(images, GRID_COLUMNS), GARMENT_ZOOM))
 
     # New garments (the class-conditional GAN)
 
@@ -189,17 +231,20 @@ class WardrobeSpace:
 
     def generate_garments(self, class_name: str, count: float, seed: float, truncation: float) -> str:
         """A grid of `count` new garments of one class; truncation 0 samples the full prior."""
+        deadline = Deadline(self.time_limit)
         pipeline = self.models["gan"].require()
         label = choice_index(class_name, "Class", self.gan_classes)
         count = whole_number(count, "Count", 1, MAX_GARMENTS)
-        truncation = number_in(truncation, "Truncation", 0.0, MAX_TRUNCATION)
-        images = pipeline(
-            batch_size=count,
-            class_labels=None if class_name == UNCONDITIONAL else label,
-            truncation=truncation or None,
-            generator=seeded(seed),
-        ).images
-        return self.png(enlarge(grid(images, GRID_COLUMNS), GARMENT_ZOOM))
+        threshold = truncation_threshold(truncation)
+        generator = seeded(seed)
+
+        def draw(batch_size: int) -> list[Image.Image]:
+            class_labels = None if class_name == UNCONDITIONAL else label
+            return pipeline(
+                batch_size=batch_size, class_labels=class_labels, truncation=threshold, generator=generator
+            ).images
+
+        return self._garment_grid(draw, count, deadline)
 
     # Style explorer (the VAE)
 
@@ -209,26 +254,37 @@ class WardrobeSpace:
 
     def sample_styles(self, count: float, seed: float, temperature: float) -> str:
         """A grid of draws from the VAE's prior N(0, temperature^2 I)."""
+        deadline = Deadline(self.time_limit)
         pipeline = self.models["vae"].require().pipeline
         count = whole_number(count, "Count", 1, MAX_GARMENTS)
         temperature = number_in(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
-        images = pipeline(batch_size=count, temperature=temperature, generator=seeded(seed)).images
-        return self.png(enlarge(grid(images, GRID_COLUMNS), GARMENT_ZOOM))
+        generator = seeded(seed)
+
+        def draw(batch_size: int) -> list[Image.Image]:
+            return pipeline(batch_size=batch_size, temperature=temperature, generator=generator).images
+
+        return self._garment_grid(draw, count, deadline)
 
     def interpolate_styles(self, first: Any, second: Any, steps: float) -> str:
         """The decoded great circle between the latent codes of two garments, as a strip."""
+        deadline = Deadline(self.time_limit)
         pipeline = self.models["vae"].require().pipeline
         steps = whole_number(steps, "Steps", 2, MAX_INTERPOLATION_STEPS)
         start, _ = self._vae_input(first, "first garment")
+        deadline.check()
         end, _ = self._vae_input(second, "second garment")
+        deadline.check()
         strip = grid(pipeline.interpolate(start, end, num_steps=steps).images, steps)
         return self.png(enlarge(strip, GARMENT_ZOOM))
 
     def analyse_garment(self, upload: Any) -> tuple[str, str, str, dict[str, Any]]:
         """The model input, its reconstruction, and the anomaly verdict against the calibrated threshold."""
+        deadline = Deadline(self.time_limit)
         style = self.models["vae"].require()
         model_input, inverted = self._vae_input(upload, "garment")
+        deadline.check()
         reconstruction = style.pipeline.reconstruct(model_input).images[0]
+        deadline.check()
         score = float(anomaly_scores(style.pipeline, [model_input])[0])
         threshold = style.threshold
         anomalous = score > threshold.threshold
@@ -246,8 +302,8 @@ class WardrobeSpace:
             "percentile_among_real_garments": round(percentile, 2),
             "inverted_upload": inverted,
         }
-        shown = (self.png(enlarge(image, 2 * GARMENT_ZOOM)) for image in (model_input, reconstruction))
-        return *shown, verdict, details
+        pictures = (self.png(enlarge(image, 2 * GARMENT_ZOOM)) for image in (model_input, reconstruction))
+        return *pictures, verdict, details
 
     # Body shapes
 
@@ -266,8 +322,9 @@ class WardrobeSpace:
         shape = self.body_shape(*values)
         images, read_back = pipeline(body_shapes=shape.to_dict(), return_dict=False)
         avatar = render_avatar(shape, DEFAULT_RESOLUTION)
-        shown = (enlarge(images[0], BODY_VAE_ZOOM), enlarge(Image.fromarray(avatar.image), AVATAR_ZOOM))
-        return *(self.png(image) for image in shown), {name: round(value, 3) for name, value in read_back[0].items()}
+        pictures = (enlarge(images[0], BODY_VAE_ZOOM), enlarge(Image.fromarray(avatar.image), AVATAR_ZOOM))
+        parameters = {name: round(value, 3) for name, value in read_back[0].items()}
+        return *(self.png(image) for image in pictures), parameters
 
     def random_body(self, seed: float) -> list[Any]:
         """Body parameters drawn uniformly from their ranges (as the body VAE's training avatars were), then the
@@ -299,10 +356,10 @@ class WardrobeSpace:
 
     def _garment(self, upload: Any, class_name: str, colour_seed: float) -> Garment:
         label = GARMENT_LABELS[choice_index(class_name, "Garment class", WEARABLE_CLASSES)]
+        seed = whole_number(colour_seed, "Colour seed", 0, MAX_SEED)
         item, _ = to_model_input(open_upload(upload, "garment"), FASHION_MNIST_SIZE, 1)
         if not np.asarray(item).any():
             raise bad_input("The garment image is empty (no garment on its background).")
-        seed = whole_number(colour_seed, "Colour seed", 0, MAX_SEED)
         return make_garment(np.asarray(item), label, seed, DEFAULT_RESOLUTION)
 
     def _tryon_inputs(self, source: Any, avatar_seed: Any, *rest: Any) -> tuple[Avatar, Garment]:
@@ -311,11 +368,13 @@ class WardrobeSpace:
 
     def model_tryon(self, *inputs: Any) -> tuple[str, str, str, str]:
         """The avatar, the garment colourised, the try-on model's result and its warped garment."""
+        deadline = Deadline(self.time_limit)
         pipeline = self.models["tryon"].require()
         avatar, garment = self._tryon_inputs(*inputs)
+        deadline.check()
         images, warped = pipeline(avatar, garment, return_dict=False)
-        shown = (Image.fromarray(avatar.image), Image.fromarray(garment.image), images[0], warped[0])
-        return tuple(self.png(enlarge(image, AVATAR_ZOOM)) for image in shown)
+        pictures = (Image.fromarray(avatar.image), Image.fromarray(garment.image), images[0], warped[0])
+        return tuple(self.png(enlarge(image, AVATAR_ZOOM)) for image in pictures)
 
     def reference_tryon(self, *inputs: Any) -> tuple[str, str]:
         """The synthetic data's renderer dressing the avatar: the ground truth the try-on model learned to reproduce,
@@ -335,8 +394,10 @@ class WardrobeSpace:
 
     def sketch_to_garment(self, upload: Any) -> tuple[str, str]:
         """The sketch as the model takes it (28 x 28, dark lines on white) and the garment the model draws from it."""
+        deadline = Deadline(self.time_limit)
         pipeline = self.models["sketch"].require()
         sketch, _ = sketch_to_model_input(open_upload(upload, "sketch"), FASHION_MNIST_SIZE)
+        deadline.check()
         garment = pipeline(sketch).images[0]
         return self.png(enlarge(sketch, GARMENT_ZOOM)), self.png(enlarge(garment, GARMENT_ZOOM))
 
@@ -352,7 +413,8 @@ class WardrobeSpace:
         examples = self.heldout.example_indices()
         example_images = [Image.fromarray(self.heldout.images[i]) for i in examples]
         # Gradio's copies of results and uploads are deleted after a day, so that a long-running Space keeps its disk.
-        with gr.Blocks(title="Virtual wardrobe", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
+        # CheckedBlocks: every file a request names must be one Gradio received (`wardrobe_space.safety`).
+        with CheckedBlocks(title="Virtual wardrobe", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
             gr.Markdown(
                 "# Virtual wardrobe\nInvent garments with a class-conditional GAN or draw them, explore their styles "
                 "with a VAE, shape an avatar and dress it. Models: [hf-vaegan](https://github.com/hf-vaegan/hf-vaegan)."
@@ -371,13 +433,16 @@ class WardrobeSpace:
                 with gr.Tab("About", id="about"):
                     self._about_tab()
             dress_button.click(
-                lambda: (AVATAR_SOURCES[0], gr.Tabs(selected="tryon")), None, [avatar_source, tabs], api_name=False
+                lambda: (AVATAR_SOURCES[0], gr.Tabs(selected="tryon")),
+                None,
+                [avatar_source, tabs],
+                api_visibility="private",
             )
             send_button.click(
                 self.send_garment,
                 [sketch_garment, sketch_class],
                 [garment, garment_class, tabs],
-                api_name=False,
+                api_visibility="private",
                 preprocess=False,
             )
         return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
@@ -391,7 +456,8 @@ class WardrobeSpace:
     def _garments_tab(self) -> None:
         gr.Markdown(
             "Garments that never existed, drawn by the class-conditional GAN. The **truncation** trick redraws noise "
-            "components beyond the threshold: lower values give more typical, less varied garments (0 = off)."
+            "components beyond the threshold: lower values give more typical, less varied garments (0 = off, else "
+            f"{MIN_TRUNCATION} to {MAX_TRUNCATION:g})."
         )
         self._unavailable_note("gan")
         with gr.Row():
@@ -399,7 +465,13 @@ class WardrobeSpace:
                 class_name = gr.Dropdown(self.gan_classes, value=self.gan_classes[0], label="Class")
                 count = gr.Slider(1, MAX_GARMENTS, value=16, step=1, label="Count")
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
-                truncation = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
+                truncation = gr.Slider(
+                    0,
+                    MAX_TRUNCATION,
+                    value=0,
+                    step=MIN_TRUNCATION,
+                    label=f"Truncation (0 = off, else {MIN_TRUNCATION} to {MAX_TRUNCATION:g})",
+                )
                 button = gr.Button("Generate", variant="primary", elem_id="generate-garments")
             output = gr.Image(
                 label="New garments",
@@ -409,7 +481,8 @@ class WardrobeSpace:
                 scale=2,
             )
         inputs = [class_name, count, seed, truncation]
-        button.click(self.generate_garments, inputs, output, api_name="generate_garments", preprocess=False)
+        generate = button.click(self.generate_garments, inputs, output, api_name="generate_garments", preprocess=False)
+        clear_on_failure(generate, [output])
 
     def _styles_tab(self, example_images: list[Image.Image]) -> None:
         self._unavailable_note("vae")
@@ -422,9 +495,10 @@ class WardrobeSpace:
                     temperature = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature")
                     sample_button = gr.Button("Sample", variant="primary", elem_id="sample-styles")
                 samples = gr.Image(label="Samples", format="png", elem_id="styles-grid", scale=2)
-        sample_button.click(
+        sample = sample_button.click(
             self.sample_styles, [count, seed, temperature], samples, api_name="sample_styles", preprocess=False
         )
+        clear_on_failure(sample, [samples])
 
         with gr.Accordion("Interpolate between two garments", open=True):
             with gr.Row():
@@ -440,9 +514,10 @@ class WardrobeSpace:
                 [[first_of_class[a], first_of_class[b]] for a, b in pairs], [first, second], label="Pairs of classes"
             )
             strip = gr.Image(label="Path through the latent space", format="png", elem_id="interpolation-strip")
-        interpolate_button.click(
+        interpolate = interpolate_button.click(
             self.interpolate_styles, [first, second, steps], strip, api_name="interpolate_styles", preprocess=False
         )
+        clear_on_failure(interpolate, [strip])
 
         with gr.Accordion("Reconstruct a garment and score how unusual it is", open=True):
             gr.Markdown(
@@ -458,14 +533,17 @@ class WardrobeSpace:
             analyse_button = gr.Button("Reconstruct and score", variant="primary", elem_id="analyse")
             verdict = gr.Markdown(label="Verdict", elem_id="analyse-verdict")
             details = gr.JSON(label="Score", elem_id="analyse-details")
-            gr.Examples([[image] for image in example_images], [upload], label="Real held-out garments")
-        analyse_button.click(
-            self.analyse_garment,
-            upload,
-            [model_input, reconstruction, verdict, details],
-            api_name="analyse_garment",
-            preprocess=False,
+            gr.Examples(
+                [[image] for image in example_images],
+                [upload],
+                label="Real held-out garments",
+                elem_id="analyse-examples",
+            )
+        results = [model_input, reconstruction, verdict, details]
+        analyse = analyse_button.click(
+            self.analyse_garment, upload, results, api_name="analyse_garment", preprocess=False
         )
+        clear_on_failure(analyse, results)
 
     def _bodies_tab(self) -> tuple[list[gr.Slider], gr.Button]:
         gr.Markdown(
@@ -495,10 +573,15 @@ class WardrobeSpace:
                 read_back = gr.JSON(label="Parameters the head reads back from the VAE's latent", elem_id="body-read")
         outputs = [vae_avatar, avatar, read_back]
         render_body = named_parameters(self.render_body, BODY_PARAMETERS)
-        render_button.click(render_body, sliders, outputs, api_name="render_body", preprocess=False)
+        render = render_button.click(render_body, sliders, outputs, api_name="render_body", preprocess=False)
+        clear_on_failure(render, outputs)
         for slider in sliders:
-            slider.release(render_body, sliders, outputs, api_name=False, preprocess=False)
-        random_button.click(self.random_body, seed, [*sliders, *outputs], api_name="random_body", preprocess=False)
+            release = slider.release(render_body, sliders, outputs, api_visibility="private", preprocess=False)
+            clear_on_failure(release, outputs)
+        randomise = random_button.click(
+            self.random_body, seed, [*sliders, *outputs], api_name="random_body", preprocess=False
+        )
+        clear_on_failure(randomise, outputs)
         return sliders, dress_button
 
     def _tryon_tab(self, body_sliders: list[gr.Slider], examples: list[int]) -> tuple[gr.Image, gr.Dropdown, gr.Radio]:
@@ -529,7 +612,9 @@ class WardrobeSpace:
                 garment = upload_image("Garment", "tryon-garment")
                 class_name = gr.Dropdown(WEARABLE_CLASSES, value=WEARABLE_CLASSES[0], label="Garment class")
                 with gr.Row():
-                    garment_seed = gr.Number(0, label="Seed (GAN garment and colours)", precision=0, minimum=0)
+                    garment_seed = gr.Number(
+                        0, label="Seed (GAN garment and colours)", precision=0, minimum=0, maximum=MAX_SEED
+                    )
                     gan_button = gr.Button("New garment from the GAN", elem_id="tryon-gan-garment")
         wearable = [(i, self.heldout.labels[i]) for i in examples if self.heldout.labels[i] in GARMENT_LABELS]
         gr.Examples(
@@ -557,25 +642,27 @@ class WardrobeSpace:
         def pick_avatar(selection: gr.SelectData) -> tuple[str, int]:
             return AVATAR_SOURCES[1], selection.index
 
-        gallery.select(pick_avatar, None, [source, avatar_seed], api_name=False)
+        gallery.select(pick_avatar, None, [source, avatar_seed], api_visibility="private")
         inputs = [source, avatar_seed, *body_sliders, garment, class_name, garment_seed]
         gan_button.click(
             self.gan_garment, [class_name, garment_seed], garment, api_name="gan_garment", preprocess=False
         )
-        tryon_button.click(
+        tryon = tryon_button.click(
             named_parameters(self.model_tryon, TRYON_PARAMETERS),
             inputs,
             [person, cloth, result, warped],
             api_name="tryon",
             preprocess=False,
         )
-        reference_button.click(
+        clear_on_failure(tryon, [person, cloth, result, warped])
+        reference_tryon = reference_button.click(
             named_parameters(self.reference_tryon, TRYON_PARAMETERS),
             inputs,
             [reference, reference_warped],
             api_name="reference_tryon",
             preprocess=False,
         )
+        clear_on_failure(reference_tryon, [reference, reference_warped])
         return garment, class_name, source
 
     def _sketch_tab(self, examples: list[int]) -> tuple[gr.Button, gr.Image, gr.Dropdown]:
@@ -587,7 +674,7 @@ class WardrobeSpace:
         )
         self._unavailable_note("sketch")
         with gr.Row():
-            canvas = gr.Sketchpad(
+            canvas = BoundedSketchpad(
                 label="Draw here",
                 type="pil",
                 image_mode="L",
@@ -622,9 +709,10 @@ class WardrobeSpace:
             send_button = gr.Button("Try this garment on", elem_id="sketch-send")
         # The canvas arrives as image blobs that only Gradio's preprocessing assembles; that step is the UI's own
         # (private), the API endpoint takes an image file, checked like every upload.
-        sketch_button.click(self.canvas_sketch, canvas, sketch, api_visibility="private", show_progress="hidden").then(
-            self.sketch_to_garment, sketch, [model_input, garment], api_name="sketch_to_garment", preprocess=False
-        )
+        drawn = sketch_button.click(
+            self.canvas_sketch, canvas, sketch, api_visibility="private", show_progress="hidden"
+        ).then(self.sketch_to_garment, sketch, [model_input, garment], api_name="sketch_to_garment", preprocess=False)
+        clear_on_failure(drawn, [model_input, garment])
         return send_button, garment, sketch_class
 
     def _about_tab(self) -> None:

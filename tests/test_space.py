@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from space_server import client_scratch_dir, serve_space
 
 from hf_vaegan import VAE, BodyShapePipeline, Generator, TryOnModel, UNetGenerator
 from hf_vaegan.data.sketch import garment_to_sketch
@@ -38,7 +39,6 @@ from wardrobe_space.images import (  # noqa: E402
     sketch_to_model_input,
     to_model_input,
 )
-from wardrobe_space.local_server import client_scratch_dir, serve_space  # noqa: E402
 
 GARMENT_TILE = 28 * 4  # the Space shows 28-pixel garments 4 times larger
 AVATAR_SIZE = (96 * 3, 128 * 3)  # (width, height) of a shown avatar
@@ -179,7 +179,7 @@ def test_new_garments_grid_is_reproducible(client):
         (("Dress", 0, 0, 0), "Count must be a whole number in [1, 64], got 0"),
         (("Dress", 2.5, 0, 0), "Count must be a whole number in [1, 64], got 2.5"),
         (("Dress", 4, -1, 0), "Seed must be a whole number in [0, 2147483647], got -1"),
-        (("Dress", 4, 0, 5), "Truncation must be in [0.0, 2.0], got 5"),
+        (("Dress", 4, 0, 5), "Truncation must be 0 (off) or in [0.05, 2.0], got 5"),
         (("Hat", 4, 0, 0), "Hat"),
     ],
 )
@@ -379,7 +379,8 @@ def test_sketch_is_fitted_to_the_frame():
     assert sketch_to_model_input(framed, 28)[0].tobytes() == framed.tobytes()  # already the model's size: as is
 
 
-def test_upload_conversion_pads_instead_of_cropping(tmp_path):
+def test_upload_conversion_pads_instead_of_cropping(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # open_upload opens files of Gradio's upload cache only
     bar = np.zeros((20, 60), np.uint8)
     bar[5:15, :] = 255  # a light bar the full width of a wide image
     Image.fromarray(bar).save(tmp_path / "bar.png")
@@ -415,7 +416,8 @@ def test_result_files_are_never_seen_half_written():
     assert sorted(p.name for p in files.folder.iterdir()) == [path.name]  # no staging file left behind
 
 
-def test_upload_limit_is_checked_before_decoding(tmp_path):
+def test_upload_limit_is_checked_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
     side = int(MAX_UPLOAD_PIXELS**0.5) + 1
     Image.new("1", (side, side)).save(tmp_path / "big.png")
     with pytest.raises(gr.Error, match="too large"):
@@ -495,6 +497,7 @@ def test_bundled_models_tell_real_garments_from_noise(monkeypatch, fashion, tmp_
         pytest.skip("the bundled models are not all in hf_vaegan/pretrained yet")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the uploads below are in Gradio's upload cache
     from app import WardrobeSpace
 
     space = WardrobeSpace(space_models.load_models(), space_models.HeldoutGarments.load())
@@ -517,6 +520,7 @@ def test_bundled_sketch_and_tryon_models(monkeypatch, fashion, tmp_path):
         pytest.skip("the bundled models are not all in hf_vaegan/pretrained yet")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
     from app import FASHION_MNIST_SIZE, WardrobeSpace
 
     space = WardrobeSpace(space_models.load_models(), space_models.HeldoutGarments.load())

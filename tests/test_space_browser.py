@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
+from space_server import serve_space
 from test_space import FIXTURE, bundled_models_env, make_tiny_models
-from wardrobe_space.local_server import serve_space
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -209,8 +209,18 @@ def test_every_tab_in_a_real_browser(browser_page, artifacts, garment_files):
     page.screenshot(path=artifacts / "5c-sketch-missing.png")
 
     open_tab(page, "Style explorer")
+    dress_input = page.locator("#analyse-input img").get_attribute("src")
+    page.locator("#analyse-examples button").first.click()  # an example: a file of Gradio's cache, accepted
+    wait_for_image(page, "analyse-upload")
+    page.locator("#analyse").click()
+    expect(page.locator("#analyse-input img")).not_to_have_attribute("src", dress_input)
+    expect(page.locator("#analyse-verdict")).to_contain_text("against a threshold of")
     page.locator("#analyse-upload button[aria-label='Remove Image']").click()
     page.locator("#analyse-upload input[type=file]").set_input_files(garment_files["corrupt"])
     page.locator("#analyse").click()
     wait_for_error_notice(page, "The garment upload is not an image")
+    # Nothing of the example's analysis stays beside the corrupt upload.
+    expect(page.locator("#analyse-input img")).to_have_count(0)
+    expect(page.locator("#analyse-reconstruction img")).to_have_count(0)
+    expect(page.locator("#analyse-verdict")).not_to_contain_text("against a threshold of")
     page.screenshot(path=artifacts / "2b-style-explorer-corrupt-upload.png")

@@ -1,1 +1,1 @@
-"""The virtual-wardrobe Space's helpers: model loading, upload handling, and a local server for tests."""
+"""The virtual-wardrobe Space's helpers: model loading, upload handling, and the checks on every request."""

@@ -1,8 +1,9 @@
 """Uploads in, pictures out: safe decoding of user images and the conversions the models need.
 
-Every upload goes through :func:`open_upload`, which refuses what cannot be decoded safely (not an image, truncated,
-too many pixels, too small) with a `gr.Error` naming the problem, before any pixel is decoded. Conversion to a model
-input reuses the package's `to_canonical_mode` (every PIL mode: RGBA, 16-bit, palette, CMYK...).
+Every upload goes through :func:`open_upload`, which opens only files Gradio received (`safety.uploaded_file`) and
+refuses what cannot be decoded safely (not an image, truncated, too many pixels, too small, an unconvertible mode)
+with a `gr.Error` naming the problem, before any pixel is decoded. Conversion to a model input reuses the package's
+`to_canonical_mode` (every PIL mode: RGBA, 16-bit, palette, CMYK...).
 """
 
 from __future__ import annotations
@@ -17,37 +18,45 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
 import numpy as np
 from diffusers.utils import make_image_grid
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hf_vaegan.data.images import to_canonical_mode
 
+from .safety import bad_input, not_uploaded, uploaded_file
+
 # 16.7 megapixels (4096 x 4096): more than any phone photo, and at most 67 MB decoded as RGBA.
 MAX_UPLOAD_PIXELS = 4096 * 4096
 MIN_UPLOAD_SIDE = 8
+# The modes `to_canonical_mode` converts; PIL cannot convert LAB or HSV to RGB or greyscale.
+CONVERTIBLE_MODES = {
+    *("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"),
+    *("I", "I;16", "I;16L", "I;16B", "I;16N", "F"),
+}
 # Mean border brightness above which an upload is taken as a dark garment on a light background.
 LIGHT_BACKGROUND = 127.5
 # A sketch pixel this much darker than white paper is part of a line.
 SKETCH_INK_CONTRAST = 32
 # Gradio refuses bigger files before they reach the app.
 MAX_FILE_SIZE = "20mb"
-
-
-def bad_input(message: str) -> gr.Error:
-    """The error for a request the user can fix: shown in the UI and to API clients, not logged as a crash."""
-    return gr.Error(message, title="Cannot do that", print_exception=False)
+# The transparent-background test looks at the image at most this wide and tall.
+TRANSPARENCY_PREVIEW = 256
 
 
 def upload_path(upload: Any, name: str) -> str:
-    """The file path of an image input sent without Gradio's preprocessing (a `FileData` dict), or a path."""
+    """The resolved path of an uploaded image: an image input sent without Gradio's preprocessing (a `FileData`
+    dict), or a path; either must lie in Gradio's upload cache.
+
+    Raises:
+        gr.Error: no upload, not a file reference, or a file Gradio did not receive (`safety.uploaded_file`).
+    """
     if upload is None or upload == "":
         raise bad_input(f"No {name} image: upload one or pick an example.")
     path = upload.get("path") if isinstance(upload, dict) else upload
     if not isinstance(path, (str, os.PathLike)):
-        raise bad_input(f"The {name} image must be an uploaded file, got {type(upload).__name__}.")
-    return os.fspath(path)
+        raise not_uploaded(name)
+    return str(uploaded_file(path, name))
 
 
 def open_upload(upload: Any, name: str = "garment") -> Image.Image:
@@ -56,14 +65,18 @@ def open_upload(upload: Any, name: str = "garment") -> Image.Image:
     The size is read from the header before decoding, so a 10000 x 10000 image costs nothing to refuse.
 
     Raises:
-        gr.Error: not an image, truncated, more than `MAX_UPLOAD_PIXELS` pixels, or a side below `MIN_UPLOAD_SIDE`.
+        gr.Error: not uploaded (see `upload_path`), gone from the cache, not an image, truncated, more than
+            `MAX_UPLOAD_PIXELS` pixels, a side below `MIN_UPLOAD_SIDE`, or a mode outside `CONVERTIBLE_MODES`.
     """
     path = upload_path(upload, name)
     try:
         image = Image.open(path)
     except Image.DecompressionBombError:
         raise bad_input(_too_large_message(name, None)) from None
-    except (UnidentifiedImageError, OSError, ValueError):
+    except FileNotFoundError:
+        message = f"The {name} upload is no longer on the server (uploads are kept a day): upload it again."
+        raise bad_input(message) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise bad_input(f"The {name} upload is not an image (PNG, JPEG, WebP, GIF, BMP, TIFF...).") from None
     width, height = image.size
     if width * height > MAX_UPLOAD_PIXELS:
@@ -71,6 +84,11 @@ def open_upload(upload: Any, name: str = "garment") -> Image.Image:
     if min(width, height) < MIN_UPLOAD_SIDE:
         raise bad_input(
             f"The {name} image is {width} x {height} pixels; it needs at least {MIN_UPLOAD_SIDE} pixels per side."
+        )
+    if image.mode not in CONVERTIBLE_MODES:
+        raise bad_input(
+            f"The {name} image is in the {image.mode} colour mode, which cannot be converted: save it as RGB or "
+            "greyscale."
         )
     try:
         image.load()
@@ -92,27 +110,36 @@ def border_color(image: Image.Image) -> tuple[int, ...]:
     return tuple(int(value) for value in np.atleast_1d(np.median(ring, axis=0)))
 
 
+def transparent_background(image: Image.Image) -> int:
+    """The grey level a transparent image is composited on: black under a light object (a cut-out of a white
+    garment, white strokes), white under a dark one, so that the object stands out either way; the border test then
+    turns it the way the model wants it. 0 for an image without transparency (where the colour is never used)."""
+    if not image.has_transparency_data:
+        return 0
+    preview = image.convert("RGBA")
+    preview.thumbnail((TRANSPARENCY_PREVIEW, TRANSPARENCY_PREVIEW), Image.Resampling.BOX)
+    luminance, alpha = (np.asarray(band, dtype=np.float64) for band in preview.convert("LA").split())
+    if not alpha.any():
+        return 0
+    return 0 if np.average(luminance, weights=alpha) > LIGHT_BACKGROUND else 255
+
+
 def to_model_input(image: Image.Image, resolution: int, num_channels: int) -> tuple[Image.Image, bool]:
     """An upload -> a `resolution` x `resolution` image like the training data: a light garment on a dark background.
 
-    The image is converted to grayscale or RGB, inverted when its border is light (a dark garment photographed on
-    white), and fitted into the square without cropping, padded with its own background colour.
+    The image is converted to grayscale or RGB (a transparent background becomes black under a light garment, white
+    under a dark one), inverted when its border is light (a dark garment photographed on white), and fitted into the
+    square without cropping, padded with its own background colour.
 
     Returns:
         The model input (mode `L` or `RGB`) and whether it was inverted.
     """
-    image = to_canonical_mode(image, num_channels)
+    image = to_canonical_mode(image, num_channels, background=transparent_background(image))
     inverted = float(np.mean(border_color(image))) > LIGHT_BACKGROUND
     if inverted:
         image = ImageOps.invert(image)
     background = border_color(image)
-    fitted = ImageOps.pad(
-        image,
-        (resolution, resolution),
-        method=Image.Resampling.LANCZOS,
-        color=background[0] if num_channels == 1 else background,
-    )
-    return fitted, inverted
+    return fit(image, resolution, background[0] if num_channels == 1 else background), inverted
 
 
 def sketch_to_model_input(image: Image.Image, resolution: int) -> tuple[Image.Image, bool]:
@@ -120,8 +147,9 @@ def sketch_to_model_input(image: Image.Image, resolution: int) -> tuple[Image.Im
     the drawing's longer side filling the frame (Fashion-MNIST garments touch their frame), centred. A sketch of
     exactly that size is taken as already framed.
 
-    A drawing with a dark border (light lines on black) is inverted first. A drawing smaller than the frame is
-    scaled up, a larger one down (averaging, so that a thick pen stroke becomes a line a pixel or two wide).
+    A drawing with a dark border (light lines on black) is inverted first, and transparent strokes are composited
+    on the colour they stand out from. A drawing smaller than the frame is scaled up, a larger one down (averaging,
+    so that a thick pen stroke becomes a line a pixel or two wide).
 
     Returns:
         The model input (mode `L`) and whether the drawing was inverted.
@@ -129,7 +157,7 @@ def sketch_to_model_input(image: Image.Image, resolution: int) -> tuple[Image.Im
     Raises:
         gr.Error: the drawing has no line.
     """
-    image = to_canonical_mode(image, 1)
+    image = to_canonical_mode(image, 1, background=transparent_background(image))
     inverted = float(np.mean(border_color(image))) < LIGHT_BACKGROUND
     if inverted:
         image = ImageOps.invert(image)
@@ -140,10 +168,21 @@ def sketch_to_model_input(image: Image.Image, resolution: int) -> tuple[Image.Im
         return image, inverted
     rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     drawing = image.crop((columns[0], rows[0], columns[-1] + 1, rows[-1] + 1))
-    side = max(drawing.size)
-    square = Image.new("L", (side, side), 255)
-    square.paste(drawing, ((side - drawing.width) // 2, (side - drawing.height) // 2))
-    return square.resize((resolution, resolution), Image.Resampling.LANCZOS), inverted
+    return fit(drawing, resolution, 255), inverted
+
+
+def fit(image: Image.Image, resolution: int, background: int | tuple[int, ...]) -> Image.Image:
+    """`image` scaled so that its longer side is `resolution` and centred on a `resolution` square of `background`.
+
+    Unlike `ImageOps.pad`, a line thinner than a pixel once scaled (a long, thin upload or stroke) stays a pixel
+    wide instead of failing; the canvas never grows with the input.
+    """
+    scale = resolution / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    canvas = Image.new(image.mode, (resolution, resolution), background)
+    offset = ((resolution - size[0]) // 2, (resolution - size[1]) // 2)
+    canvas.paste(image.resize(size, Image.Resampling.LANCZOS), offset)
+    return canvas
 
 
 def enlarge(image: Image.Image, factor: int) -> Image.Image:

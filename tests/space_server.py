@@ -1,4 +1,5 @@
-"""Run the Space in a child process on a free local port: for its tests and its load benchmark."""
+"""Run the Space in a child process on a free local port: for its tests and its load benchmark
+(`benchmarks/space_load.py` imports it from here)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-APP = Path(__file__).parents[1] / "app.py"
+APP = Path(__file__).parents[1] / "spaces" / "app.py"
 # Straight to 127.0.0.1, whatever proxy the environment names.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -26,6 +27,7 @@ class RunningSpace:
     url: str
     process: subprocess.Popen
     log: IO[bytes]
+    cache: Path  # Gradio's upload cache (GRADIO_TEMP_DIR): uploads and the files it serves
 
     def output(self) -> str:
         """Everything the server printed so far."""
@@ -61,7 +63,7 @@ def serve_space(env: Mapping[str, str] | None = None, timeout: float = 180.0) ->
         process = subprocess.Popen(
             [sys.executable, str(APP)], cwd=APP.parent, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
-        space = RunningSpace(url, process, log)
+        space = RunningSpace(url, process, log, Path(cache))
         try:
             deadline = time.monotonic() + timeout
             while not _serves(url):
