@@ -86,6 +86,11 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
             raise ValueError(SAFETENSORS_ONLY)
         kwargs["use_safetensors"] = True
         saved_class = cls.saved_class_name(pretrained_model_name_or_path, **kwargs)
+        folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+        if folder.is_dir() and not any(folder.glob("*.safetensors*")):
+            found = sorted(path.name for path in folder.iterdir() if path.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+            unpickled = f" ({', '.join(found)} would need unpickling, which hf-vaegan never does)" if found else ""
+            raise OSError(f"{folder} holds no safetensors weights file{unpickled}. {SAFETENSORS_ONLY}")
         if saved_class != cls.__name__:
             raise ValueError(
                 f"{pretrained_model_name_or_path} holds a {saved_class!r} model, which {cls.__name__} cannot load. "
