@@ -16,7 +16,7 @@ from hf_vaegan import VAE, GANPipeline, Generator, ImageToImagePipeline, TryOnMo
 from hf_vaegan.data import BODY_SHAPE_RANGES, Wardrobe
 from hf_vaegan.data.images import images_to_tensor, make_image_transform
 from hf_vaegan.models.body_shape import BodyShapeHead
-from hf_vaegan.pipelines import pipeline_gan, pipeline_utils
+from hf_vaegan.pipelines import pipeline_gan, pipeline_image_to_image, pipeline_utils
 from hf_vaegan.pipelines.pipeline_body_shape import BodyShapePipeline
 from hf_vaegan.pipelines.pipeline_gan import truncated_normal
 from hf_vaegan.pipelines.pipeline_utils import max_batch_size, slerp
@@ -370,8 +370,13 @@ def test_images_of_different_sizes_need_a_size():
 # Image-to-image sizes
 
 
-def test_image_to_image_sizes_are_bounded():
+def test_image_to_image_sizes_are_bounded(monkeypatch):
     pipe = ImageToImagePipeline(UNetGenerator(num_downsamplings=2, **TINY).eval())
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline_utils, "MAX_OUTPUT_VALUES", 3 * 32 * 32)
+        patch.setattr(pipeline_image_to_image, "images_to_tensor", None)  # checked before any image is converted
+        with pytest.raises(ValueError, match="The number of images must be at most 3 .*got 5"):
+            pipe([np.zeros((2, 28, 28), np.uint8), torch.zeros(3, 1, 28, 28)], height=32, width=32)
     with pytest.raises(
         ValueError, match=r"40000x40000 images are more than this pipeline translates \(4.2 megapixels\)"
     ):
@@ -443,7 +448,7 @@ def test_tryon_counts_and_output_type_are_checked(tryon, monkeypatch):
     with pytest.raises(ValueError, match="`output_type` must be one of"):
         pipe(avatar, garment, output_type="jpeg")
     monkeypatch.setattr(pipeline_utils, "MAX_OUTPUT_VALUES", 3 * 6 * 32 * 24)
-    with pytest.raises(ValueError, match="`the number of persons and garments` must be at most 3"):
+    with pytest.raises(ValueError, match="The number of persons and garments must be at most 3"):
         pipe([avatar] * 4, garment)
 
 

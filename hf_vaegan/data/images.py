@@ -108,16 +108,31 @@ def to_canonical_mode(image: Image.Image, num_channels: int, *, background: Back
         raise ValueError(f"Cannot read mode {image.mode!r} images ({error}); convert them to RGB first.") from None
 
 
+def _has_channel_axis(shape: tuple[int, ...]) -> bool:
+    """Whether a channels-last (numpy) image shape ends with channels: 4-D, or 3-D with a last axis of 1, 3 or 4
+    (else a 3-D array is a batch of grey images)."""
+    return len(shape) == 4 or (len(shape) == 3 and shape[-1] in (1, 3, 4))
+
+
 def image_size(image: ImageInput) -> tuple[int, int]:
     """``(height, width)`` of one input of :func:`images_to_tensor`, read without converting it."""
     if isinstance(image, Image.Image):
         return image.height, image.width
     if isinstance(image, (np.ndarray, torch.Tensor)) and image.ndim >= 2:
-        channels_last = isinstance(image, np.ndarray)
-        if channels_last and (image.ndim == 4 or (image.ndim == 3 and image.shape[-1] in (1, 3, 4))):
+        if isinstance(image, np.ndarray) and _has_channel_axis(image.shape):
             return tuple(image.shape[-3:-1])
         return tuple(image.shape[-2:])
     raise TypeError(_not_an_image_message(image, "image"))
+
+
+def count_images(image: ImageInput) -> int:
+    """How many images one input of :func:`images_to_tensor` holds, read without converting it (1 for a non-image,
+    which the conversion refuses)."""
+    if isinstance(image, np.ndarray) and image.ndim >= 3 and not (image.ndim == 3 and _has_channel_axis(image.shape)):
+        return image.shape[0]
+    if isinstance(image, torch.Tensor) and image.ndim == 4:
+        return image.shape[0]
+    return 1
 
 
 def images_to_tensor(
@@ -243,7 +258,7 @@ def _as_nchw(tensor: torch.Tensor, channels_last: bool, name: str) -> torch.Tens
     """An image tensor as ``(N, C, H, W)``. Channels last (numpy): ``(H, W)``, ``(H, W, C)``, ``(N, H, W)`` or
     ``(N, H, W, C)``; channels first (torch): ``(H, W)``, ``(C, H, W)`` or ``(N, C, H, W)``; C in 1, 3, 4."""
     shape = tuple(tensor.shape)
-    if tensor.ndim == 2 or (channels_last and tensor.ndim == 3 and tensor.shape[-1] not in (1, 3, 4)):
+    if tensor.ndim == 2 or (channels_last and tensor.ndim == 3 and not _has_channel_axis(tuple(tensor.shape))):
         tensor = tensor.unsqueeze(-1 if channels_last else 0)
     if tensor.ndim == 3:
         tensor = tensor[None]

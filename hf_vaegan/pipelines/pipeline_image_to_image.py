@@ -4,7 +4,7 @@ import torch
 from diffusers.image_processor import PipelineImageInput
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from ..data.images import Background, image_size, images_to_tensor
+from ..data.images import Background, count_images, image_size, images_to_tensor
 from ..models.unet_generator import UNetGenerator
 from .pipeline_utils import CHUNK_VALUES, SingleModelPipeline, check_count, check_output_type, in_chunks
 
@@ -85,6 +85,9 @@ class ImageToImagePipeline(SingleModelPipeline):
         if not items or any(item is None for item in items):
             raise ValueError("No image was given: pass a PIL image, a numpy array, a tensor, or a list of them.")
         size = self._target_size(items, height, width)
+        config = self.generator.config
+        values_per_image = max(config.in_channels, config.out_channels) * size[0] * size[1]
+        check_count("the number of images", sum(count_images(item) for item in items), values_per_image)
         channels = self.generator.config.in_channels
         batch = images_to_tensor(images, channels, size, background=background, name="image")
         return batch.to(device=self.device, dtype=self.generator.dtype)
@@ -112,7 +115,6 @@ class ImageToImagePipeline(SingleModelPipeline):
         batch = self.preprocess(image, height, width)
         config = self.generator.config
         values_per_image = max(config.in_channels, config.out_channels) * batch.shape[2] * batch.shape[3]
-        check_count("the number of images", len(batch), values_per_image)
         chunk_size = max(1, CHUNK_VALUES // values_per_image)
         outputs = in_chunks(lambda sample: self.generator(sample).sample, chunk_size, sample=batch)
         images = self.postprocess(outputs, output_type)

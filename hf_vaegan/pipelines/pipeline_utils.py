@@ -32,14 +32,15 @@ def max_batch_size(values_per_image: int) -> int:
 
 def check_count(name: str, value, values_per_image: int, minimum: int = 1) -> None:
     """Raises `ValueError` unless `value` is an integer in [minimum, max_batch_size(values_per_image)]."""
+    shown = f"`{name}`" if name.isidentifier() else name.capitalize()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}.")
+        raise ValueError(f"{shown} must be an integer, got {value!r}.")
     if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+        raise ValueError(f"{shown} must be >= {minimum}, got {value}.")
     limit = max_batch_size(values_per_image)
     if value > limit:
         raise ValueError(
-            f"`{name}` must be at most {limit} for this model ({values_per_image} values per image, at most "
+            f"{shown} must be at most {limit} for this model ({values_per_image} values per image, at most "
             f"{MAX_OUTPUT_VALUES * 4 / 2**30:g} GiB of float32 pixels per call), got {value}: use several calls."
         )
 
@@ -59,6 +60,15 @@ def check_latents(latents, latent_dim: int, values_per_image: int, name: str = "
     check_count(f"the number of {name}", latents.shape[0], values_per_image)
     check_values(latents, name)
     return latents
+
+
+def check_output_type(output_type: str) -> None:
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+
+
+def check_num_steps(num_steps, values_per_image: int) -> None:
+    check_count("num_steps", num_steps, values_per_image, minimum=2)
 
 
 def in_chunks(function: Callable, chunk_size: int, **batches: torch.Tensor | None):
@@ -145,15 +155,6 @@ class SingleModelPipeline(DiffusionPipeline):
         if output_type == "pt":
             return images
         return self.image_processor.postprocess(images.float(), output_type=output_type)
-
-
-def check_output_type(output_type: str) -> None:
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-
-
-def check_num_steps(num_steps, values_per_image: int) -> None:
-    check_count("num_steps", num_steps, values_per_image, minimum=2)
 
 
 def slerp(start: torch.Tensor, end: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
