@@ -87,7 +87,8 @@ class ImageToImagePipeline(SingleModelPipeline):
         size = self._target_size(items, height, width)
         config = self.generator.config
         values_per_image = max(config.in_channels, config.out_channels) * size[0] * size[1]
-        check_count("the number of images", sum(count_images(item) for item in items), values_per_image)
+        # minimum 0: empty arrays get images_to_tensor's own error
+        check_count("the number of images", sum(count_images(item) for item in items), values_per_image, minimum=0)
         channels = self.generator.config.in_channels
         batch = images_to_tensor(images, channels, size, background=background, name="image")
         return batch.to(device=self.device, dtype=self.generator.dtype)
