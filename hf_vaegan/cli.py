@@ -7,7 +7,9 @@ hf-vaegan evaluate MODEL --data test.npz [--num-samples 10000]
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +28,25 @@ from .metrics import (
 )
 from .models import Generator
 from .pipelines import GANPipeline, VAEPipeline
+from .pipelines.pipeline_utils import max_batch_size
 from .training.data import load_image_dataset
 
 OUTPUT_SUFFIXES = (".png", ".npz")
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DEFAULT_SPLIT = "test"
+# `sample` keeps its images in memory as uint8 and writes them in one file: at most 4 GiB of them.
+MAX_SAMPLE_BYTES = 2**32
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors on one line of stderr with exit code 2, like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-vaegan", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="hf-vaegan", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     sample = commands.add_parser("sample", help="Draw images from a generator, VAE or VAE-GAN.")
@@ -57,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--data", required=True, help="Reference images: a .npz, an image folder, a save_to_disk folder or a Hub id."
     )
-    evaluate.add_argument("--split", default="test", help="Split of --data (default test).")
+    evaluate.add_argument(
+        "--split", help=f"Split of --data (default {DEFAULT_SPLIT}); not for a .npz file, which holds one split."
+    )
     evaluate.add_argument("--num-samples", type=int, default=10_000, help="Generated images (default 10,000).")
     evaluate.add_argument(
         "--extractor",
@@ -90,8 +105,54 @@ def class_labels_for(args, model) -> torch.Tensor | None:
     )
 
 
-def draw_images(args, model, labels: torch.Tensor | None) -> torch.Tensor:
-    """`(num_images, C, H, W)` in [-1, 1], drawn in batches from one seeded generator."""
+def check_device(name: str) -> None:
+    """Raises `ValueError` unless `name` is a torch device this machine has."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a torch device: use cpu, cuda, cuda:1, mps...") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {name}: this machine has no CUDA device; use --device cpu.")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}.")
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise ValueError(f"--device {name} cannot be used here ({error}); use --device cpu.") from None
+
+
+def check_at_least(flag: str, value: int, minimum: int = 1) -> None:
+    if value < minimum:
+        raise ValueError(f"{flag} must be >= {minimum}, got {value}.")
+
+
+def image_values(model) -> int:
+    """Values of one image the model draws."""
+    channels = model.config.get("in_channels", model.config.get("out_channels"))
+    return channels * model.config.resolution**2
+
+
+def check_batch_size(args, model) -> None:
+    limit = max_batch_size(image_values(model))
+    if args.batch_size > limit:
+        raise ValueError(f"--batch-size must be at most {limit} for this model's images, got {args.batch_size}.")
+
+
+def check_output(output: Path) -> None:
+    """Refuses an --output that cannot be written, before any work."""
+    if output.suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--output must end in one of {OUTPUT_SUFFIXES}, got {output.name!r}.")
+    if output.is_dir():
+        raise ValueError(f"--output {output} is a folder; name a file inside it.")
+    parent = next((folder for folder in output.parents if folder.exists()), Path("."))
+    if not parent.is_dir():
+        raise ValueError(f"--output {output}: {parent} is a file, not a folder.")
+
+
+def draw_images(args, model, labels: torch.Tensor | None) -> np.ndarray:
+    """`(num_images, H, W)` or `(num_images, H, W, C)` uint8, drawn in batches from one seeded generator."""
     if isinstance(model, Generator):
         pipe = GANPipeline(model)
     elif hasattr(model, "sample") and hasattr(model, "decode"):
@@ -110,8 +171,8 @@ def draw_images(args, model, labels: torch.Tensor | None) -> torch.Tensor:
             kwargs.update(
                 class_labels=None if labels is None else labels[start : start + size], truncation=args.truncation
             )
-        batches.append(pipe(batch_size=size, **kwargs).images.float().cpu())
-    return torch.cat(batches)
+        batches.append(to_uint8(pipe(batch_size=size, **kwargs).images.float().cpu()))
+    return np.concatenate(batches)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -120,29 +181,53 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return array[..., 0] if array.shape[-1] == 1 else array
 
 
+def write_atomically(output: Path, write) -> None:
+    """`write(file)` into a temporary file beside `output`, then renamed to it: `output` is whole or untouched."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=output.suffix)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private
+        os.replace(temporary, output)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
 def sample(args) -> None:
     output = Path(args.output)
-    if output.suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"--output must end in one of {OUTPUT_SUFFIXES}, got {output.name!r}.")
-    if args.num_images < 1:
-        raise ValueError(f"--num-images must be >= 1, got {args.num_images}.")
+    check_output(output)
+    check_at_least("--num-images", args.num_images)
+    check_at_least("--batch-size", args.batch_size)
+    if args.truncation is not None and not (math.isfinite(args.truncation) and args.truncation > 0):
+        raise ValueError(f"--truncation must be a finite number > 0, got {args.truncation}.")
+    check_device(args.device)
     model = load_pretrained(args.model).eval()
+    limit = MAX_SAMPLE_BYTES // image_values(model)
+    if args.num_images > limit:
+        raise ValueError(
+            f"--num-images must be at most {limit} for this model (4 GiB of images), got {args.num_images}."
+        )
+    check_batch_size(args, model)
     labels = class_labels_for(args, model)
     with torch.no_grad():
-        images = to_uint8(draw_images(args, model, labels))
-    output.parent.mkdir(parents=True, exist_ok=True)
+        images = draw_images(args, model, labels)
     if output.suffix == ".npz":
         arrays = (
             {"images": images} if labels is None else {"images": images, "labels": labels.numpy().astype(np.int64)}
         )
-        np.savez_compressed(output, **arrays)
+        write_atomically(output, lambda file: np.savez_compressed(file, **arrays))
     else:
         # with --all-classes image i has label i % num_classes: one column per class
         columns = model.config.num_classes if args.all_classes else math.ceil(math.sqrt(len(images)))
         rows = math.ceil(len(images) / columns)
         tiles = [PIL.Image.fromarray(image) for image in images]
         tiles += [PIL.Image.new(tiles[0].mode, tiles[0].size)] * (rows * columns - len(tiles))
-        make_image_grid(tiles, rows=rows, cols=columns).save(output)
+        grid = make_image_grid(tiles, rows=rows, cols=columns)
+        write_atomically(output, lambda file: grid.save(file, format="PNG"))
     print(f"wrote {len(images)} images to {output}")
 
 
@@ -155,11 +240,24 @@ def make_extractor(name: str, device: str) -> FeatureExtractor:
 
 
 def evaluate(args) -> None:
+    check_at_least("--num-samples", args.num_samples, 2)
+    for flag, value in (
+        ("--likelihood-images", args.likelihood_images),
+        ("--importance-samples", args.importance_samples),
+        ("--batch-size", args.batch_size),
+    ):
+        check_at_least(flag, value)
+    single_split = os.path.isfile(args.data) and args.data.endswith(".npz")
+    if single_split and args.split is not None:
+        raise ValueError(f"--split does not apply to {args.data}: a .npz file holds a single split.")
+    split = None if single_split else args.split or DEFAULT_SPLIT
+    check_device(args.device)
     model = load_pretrained(args.model).eval().to(args.device)
     if not hasattr(model, "sample"):
         raise ValueError(f"{type(model).__name__} models do not draw images; `evaluate` takes generators and VAEs.")
+    check_batch_size(args, model)
     channels = model.config.get("in_channels", model.config.get("out_channels"))
-    data = load_image_dataset(args.data, split=args.split, num_channels=channels)
+    data = load_image_dataset(args.data, split=split or DEFAULT_SPLIT, num_channels=channels)
     real_images, _ = data.to_tensors(model.config.resolution)
     metrics = evaluate_model(
         model,
@@ -167,21 +265,28 @@ def evaluate(args) -> None:
         args.num_samples,
         make_extractor(args.extractor, args.device),
         dataset=args.data,
-        split=args.split,
+        split=split,
         seed=args.seed,
         likelihood_images=args.likelihood_images,
         num_importance_samples=args.importance_samples,
         batch_size=args.batch_size,
     )
-    print(json.dumps({"model": str(args.model), "data": str(args.data), "split": args.split, **metrics}))
+    print(json.dumps({"model": str(args.model), "data": str(args.data), "split": split, **metrics}))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command; every error is one line on stderr and exit code 2 (130 when interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         {"sample": sample, "evaluate": evaluate}[args.command](args)
-    except (ValueError, OSError, ImportError) as error:
-        print(f"hf-vaegan {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"hf-vaegan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = " ".join(str(error).split()) or "(no message)"
+        if not isinstance(error, (ValueError, OSError, ImportError)):
+            message = f"{type(error).__name__}: {message}"
+        print(f"hf-vaegan {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -103,7 +103,7 @@ def test_unet_bad_inputs_get_clear_errors():
         generator(images(1, 1, 28))
     with pytest.raises(ValueError, match="multiples of 2\\*\\*num_downsamplings = 4, got 30x28"):
         generator(images(1, 2, 30, 28))
-    with pytest.raises(ValueError, match="floating point"):
+    with pytest.raises(TypeError, match="floating point"):
         generator(torch.zeros(1, 2, 28, 28, dtype=torch.long))
     with pytest.raises(TypeError, match="torch.Tensor"):
         generator(np.zeros((1, 2, 28, 28), dtype=np.float32))
@@ -142,7 +142,7 @@ def test_models_round_trip_and_load_as_remote_code(tmp_path, run_python):
     discriminator = PatchDiscriminator(in_channels=5, num_layers=2, spectral_norm=True, **TINY).eval()
     generator.save_pretrained(tmp_path / "generator")
     discriminator.save_pretrained(tmp_path / "discriminator")
-    assert {"unet_generator.py", "image_to_image_utils.py", "blocks.py", "modeling_utils.py"} <= {
+    assert {"unet_generator.py", "blocks.py", "modeling_utils.py"} <= {
         path.name for path in (tmp_path / "generator").iterdir()
     }
     config = json.loads((tmp_path / "generator" / "config.json").read_text())
@@ -240,9 +240,7 @@ def test_pipeline_converts_channels_for_rgb_models():
         (np.full((28, 28), 2.0), {}, ValueError, r"must lie in \[0, 1\]"),
         (np.zeros((28, 28), np.int64), {}, TypeError, "uint8 or float"),
         (torch.zeros(1, 1, 28, 28, dtype=torch.long), {}, TypeError, "float"),
-        ([PIL.Image.new("L", (28, 28)), np.zeros((28, 28), np.uint8)], {}, TypeError, "not mixed with PIL"),
         ("sketch.png", {}, TypeError, "PIL images, numpy arrays or torch tensors"),
-        ([np.zeros((28, 28), np.uint8), np.zeros((32, 32), np.uint8)], {}, ValueError, "same size"),
         (np.zeros((28, 28), np.uint8), {"height": 30}, ValueError, "multiple of 4"),
         (np.zeros((28, 28), np.uint8), {"output_type": "jpeg"}, ValueError, "output_type"),
     ],

@@ -174,7 +174,7 @@ def test_classifier_features_accept_rgb_and_other_sizes(fashion, classifier_feat
 
 
 def test_extractor_rejects_bad_input(classifier_features):
-    with pytest.raises(ValueError, match=r"\(B, 1 or 3, H, W\)"):
+    with pytest.raises(ValueError, match=r"\(batch, 1 or 3, height, width\)"):
         classifier_features(torch.zeros(2, 28, 28))
     with pytest.raises(TypeError, match="float"):
         classifier_features(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..models.blocks import IMAGE_RANGE, check_image_batch
 from ..models.fashion_classifier import FashionClassifier
 
 FASHION_CLASSIFIER_PATH = Path(__file__).parent / "weights" / "fashion-classifier"
@@ -28,17 +29,10 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def check_image_batch(images: torch.Tensor, name: str = "images") -> None:
-    """Raises a clear error unless `images` is a float tensor `(B, C, H, W)` with 1 or 3 channels, in [-1, 1]."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor (B, C, H, W) in [-1, 1], got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"`{name}` must have shape (B, 1 or 3, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"`{name}` must be a float tensor in [-1, 1], got dtype {images.dtype}")
-    if images.numel() and (images.min() < -1.001 or images.max() > 1.001):
-        low, high = images.min().item(), images.max().item()
-        raise ValueError(f"`{name}` must be in [-1, 1], got values in [{low:.3g}, {high:.3g}]")
+def check_metric_images(images: torch.Tensor, name: str = "images") -> None:
+    """Raises a clear error unless `images` is a float tensor `(B, 1 or 3, H, W)` of finite values in [-1, 1]: the
+    input of every metric (the models' own check, `hf_vaegan.models.blocks.check_image_batch`)."""
+    check_image_batch(images, (1, 3), name=name, value_range=IMAGE_RANGE)
 
 
 def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
@@ -76,7 +70,7 @@ class FeatureExtractor(ABC):
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Features `(N, D)` (float32, CPU) of images `(N, C, H, W)` in [-1, 1]."""
-        check_image_batch(images)
+        check_metric_images(images)
         if len(images) == 0:
             raise ValueError("`images` is empty")
         features = [self.extract_batch(batch.to(self.device)).float().cpu() for batch in images.split(self.batch_size)]

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.blocks import check_positive_int
 from .cache import cached_features
-from .features import FashionClassifierFeatures, FeatureExtractor, check_image_batch
+from .features import FashionClassifierFeatures, FeatureExtractor, check_metric_images
 
 Sampler = Callable[[int], torch.Tensor]
 
@@ -144,7 +145,7 @@ def _fake_batches(fake: torch.Tensor | Sampler, num_samples: int, batch_size: in
     for start in range(0, num_samples, batch_size):
         count = min(batch_size, num_samples - start)
         batch = fake(count)
-        check_image_batch(batch, "sampler output")
+        check_metric_images(batch, "sampler output")
         if len(batch) != count:
             raise ValueError(f"the sampler was asked for {count} images and returned {len(batch)}")
         yield batch
@@ -185,12 +186,11 @@ def evaluate_generative(
     Returns:
         `{"fid", "kid_mean", "kid_std", "precision", "recall"}` as floats.
     """
-    check_image_batch(real_images, "real_images")
+    check_metric_images(real_images, "real_images")
     extractor = extractor or FashionClassifierFeatures()
     if num_samples is None:
         num_samples = len(fake) if isinstance(fake, torch.Tensor) else len(real_images)
-    if num_samples < 2:
-        raise ValueError(f"`num_samples` must be >= 2, got {num_samples}")
+    check_positive_int("num_samples", num_samples, minimum=2)
     if dataset is not None:
         real_features = cached_features(real_images, extractor, dataset, split or "unspecified", cache_dir)
     else:
@@ -213,7 +213,7 @@ def classification_accuracy(
     generator follows its conditioning. `classifier` is a [`FashionClassifierFeatures`] (the packaged classifier by
     default), whose input preparation and batching are reused.
     """
-    check_image_batch(images)
+    check_metric_images(images)
     labels = torch.as_tensor(labels)
     if labels.shape != (len(images),):
         raise ValueError(f"`labels` must have shape ({len(images)},), got {tuple(labels.shape)}")

@@ -11,7 +11,7 @@
 import torch
 import torch.nn.functional as F
 
-from .features import check_image_batch
+from .features import check_metric_images
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, dtype: torch.dtype) -> torch.Tensor:
@@ -37,8 +37,8 @@ def ssim(
         window_size: side of the Gaussian window (odd); images must be at least this large.
         sigma: standard deviation of the window, in pixels.
     """
-    check_image_batch(images, "images")
-    check_image_batch(references, "references")
+    check_metric_images(images, "images")
+    check_metric_images(references, "references")
     if images.shape != references.shape:
         raise ValueError(
             f"`images` and `references` must have the same shape, got {images.shape} and {references.shape}"

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import torch
 
-from ..models.blocks import standard_normal_log_prob
-from .features import check_image_batch
+from ..models.blocks import check_positive_int, standard_normal_log_prob
+from .features import check_metric_images
 
 
 @contextmanager
@@ -29,9 +29,8 @@ def evaluation_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 
 def _batches(images: torch.Tensor, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
-    check_image_batch(images)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    check_metric_images(images)
+    check_positive_int("batch_size", batch_size)
     for batch in images.split(batch_size):
         yield batch.to(device)
 
@@ -47,8 +46,7 @@ def negative_elbo(
 
     Uses `vae.loss` with `beta=1` whatever the model's training `beta`, so this is an upper bound on -log p(x).
     """
-    if num_samples < 1:
-        raise ValueError(f"`num_samples` must be >= 1, got {num_samples}")
+    check_positive_int("num_samples", num_samples)
     values = []
     with evaluation_mode(vae):
         for x in _batches(images, batch_size, vae.device):
@@ -69,18 +67,18 @@ def importance_weighted_nll(
     -log (1/K sum_k p(x|z_k) p(z_k) / q(z_k|x)) with K = `num_samples` draws z_k ~ q(z|x). In expectation it
     upper-bounds -log p(x), is at most the negative ELBO (K = 1), and decreases towards -log p(x) as K grows.
     """
-    if num_samples < 1:
-        raise ValueError(f"`num_samples` must be >= 1, got {num_samples}")
+    check_positive_int("num_samples", num_samples)
     values = []
     with evaluation_mode(vae):
         for x in _batches(images, batch_size, vae.device):
             posterior = vae.encode(x).latent_dist
-            log_weights = torch.empty(num_samples, len(x), dtype=torch.float64, device=x.device)
-            for k in range(num_samples):
+            # A running log-sum-exp: memory stays that of one batch whatever K.
+            log_sum = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
+            for _ in range(num_samples):
                 z = posterior.sample(generator=generator)
                 log_joint = standard_normal_log_prob(z) - vae.reconstruction_nll(x, z)
-                log_weights[k] = log_joint.double() - posterior.log_prob(z).double()
-            values.append(-(torch.logsumexp(log_weights, dim=0) - math.log(num_samples)).cpu())
+                log_sum = torch.logaddexp(log_sum, log_joint.double() - posterior.log_prob(z).double())
+            values.append(-(log_sum - math.log(num_samples)).cpu())
     return torch.cat(values)
 
 

@@ -8,7 +8,16 @@ from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .blocks import NORM_TYPES, ConvDecoder, ConvEncoder, check_choice, check_image_config, check_images
+from .blocks import (
+    IMAGE_RANGE,
+    NORM_TYPES,
+    ConvDecoder,
+    ConvEncoder,
+    check_choice,
+    check_image_batch,
+    check_image_config,
+    check_vectors,
+)
 from .modeling_utils import VaeGanModelMixin
 
 
@@ -38,7 +47,9 @@ class AutoEncoderOutput(BaseOutput):
 class AutoEncoder(VaeGanModelMixin):
     r"""A convolutional autoencoder that compresses images to a `latent_dim` vector and reconstructs them.
 
-    The deterministic foundation of the VAE: same encoder and decoder stacks, without the Gaussian posterior.
+    The deterministic foundation of the VAE: same encoder and decoder stacks, without the Gaussian posterior. Images
+    are `(B, in_channels, resolution, resolution)` in [-1, 1] (NaN, infinite or out-of-range values are refused);
+    inputs of another float dtype are cast to the model's.
 
     Parameters:
         resolution (`int`, defaults to 28): side of the square input images; one of 28, 32, 64, 128, 256.
@@ -69,12 +80,19 @@ class AutoEncoder(VaeGanModelMixin):
 
     def encode(self, sample: torch.Tensor, return_dict: bool = True) -> AutoEncoderEncoderOutput | tuple:
         """Encodes images `(B, in_channels, resolution, resolution)` in [-1, 1] into latents `(B, latent_dim)`."""
-        check_images(sample, self.config.in_channels, self.config.resolution)
-        latents = self.to_latent(self.encoder(sample).flatten(1))
+        latents = self._latents(self._check_sample(sample))
         return AutoEncoderEncoderOutput(latents=latents) if return_dict else (latents,)
+
+    def _check_sample(self, sample: torch.Tensor) -> torch.Tensor:
+        channels, resolution = self.config.in_channels, self.config.resolution
+        return check_image_batch(sample, channels, resolution, value_range=IMAGE_RANGE, dtype=self.dtype)
+
+    def _latents(self, sample: torch.Tensor) -> torch.Tensor:
+        return self.to_latent(self.encoder(sample).flatten(1))
 
     def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
         """Decodes latents `(B, latent_dim)` into images `(B, in_channels, resolution, resolution)` in [-1, 1]."""
+        latents = check_vectors(latents, self.config.latent_dim, "latents", self.dtype)
         images = torch.tanh(self.decoder(latents))
         return DecoderOutput(sample=images) if return_dict else (images,)
 
@@ -85,8 +103,9 @@ class AutoEncoder(VaeGanModelMixin):
         return AutoEncoderOutput(sample=reconstruction, latents=latents) if return_dict else (reconstruction, latents)
 
     def loss(self, sample: torch.Tensor) -> torch.Tensor:
-        """Mean squared reconstruction error (scalar)."""
-        return nn.functional.mse_loss(self(sample).sample, sample)
+        """Mean squared reconstruction error (scalar) of images in [-1, 1]."""
+        sample = self._check_sample(sample)
+        return nn.functional.mse_loss(self.decode(self._latents(sample)).sample, sample)
 
     def usage_snippet(self, repo_id: str) -> str:
         c = self.config

@@ -1,9 +1,11 @@
-"""Building blocks shared by the hf-vaegan models: config validation, conv encoder/decoder stacks, a diagonal Gaussian.
+"""Building blocks shared by the hf-vaegan models: config and input checks, conv encoder/decoder stacks, a diagonal
+Gaussian.
 
 This file imports only torch and diffusers so that it can be pushed beside the weights and loaded as remote code.
 """
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
@@ -29,6 +31,11 @@ def check_positive_int(name: str, value, minimum: int = 1) -> None:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+def check_non_negative_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+
+
 def check_image_config(
     resolution: int,
     channels: int,
@@ -48,16 +55,85 @@ def check_image_config(
         raise ValueError("`num_classes` must be 0 (unconditional) or >= 2, got 1.")
 
 
-def check_images(images: torch.Tensor, channels: int, resolution: int, name: str = "sample") -> None:
-    """Raises `ValueError` unless `images` is a float batch of shape (B, channels, resolution, resolution)."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(images).__name__}.")
-    expected = (channels, resolution, resolution)
-    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-        expected_text = ", ".join(map(str, expected))
-        raise ValueError(f"`{name}` must have shape (batch, {expected_text}), got {tuple(images.shape)}.")
-    if not images.is_floating_point():
-        raise ValueError(f"`{name}` must be a floating point tensor in [-1, 1], got dtype {images.dtype}.")
+# Values this far outside their range still pass (rounding of resized or low-precision images); they are not clamped.
+RANGE_TOLERANCE = 1e-3
+IMAGE_RANGE = (-1.0, 1.0)
+MASK_RANGE = (0.0, 1.0)
+
+
+def checks_values() -> bool:
+    """Whether to run the checks that read tensor values back to Python (ranges, NaN, labels).
+
+    Not while `torch.compile` traces: each would break the graph. Type, shape and dtype checks always run (they compile
+    to guards).
+    """
+    return not torch.compiler.is_compiling()
+
+
+def check_tensor(value, name: str) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}.")
+
+
+def check_floating(tensor: torch.Tensor, name: str, meaning: str = "") -> None:
+    if not tensor.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating point tensor{meaning}, got dtype {tensor.dtype}.")
+
+
+def check_values(tensor: torch.Tensor, name: str, value_range: tuple[float, float] | None = None) -> None:
+    """Raises `ValueError` if `tensor` holds NaN or infinite values, or values outside `value_range` (by more than
+    `RANGE_TOLERANCE`). One pass over the tensor; skipped while compiling (see `checks_values`)."""
+    if not checks_values() or tensor.numel() == 0:
+        return
+    low, high = torch.stack(torch.aminmax(tensor.detach())).float().tolist()  # NaN propagates to both
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    if value_range is not None and (low < value_range[0] - RANGE_TOLERANCE or high > value_range[1] + RANGE_TOLERANCE):
+        hint = "; map 8-bit pixels p to p / 127.5 - 1" if value_range == IMAGE_RANGE and high > 1.5 else ""
+        raise ValueError(
+            f"`{name}` must lie in [{value_range[0]:g}, {value_range[1]:g}], got values in [{low:.4g}, {high:.4g}]"
+            f"{hint}."
+        )
+
+
+def check_image_batch(
+    images: torch.Tensor,
+    channels: int | tuple[int, ...],
+    resolution: int | None = None,
+    name: str = "sample",
+    value_range: tuple[float, float] | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Checks an image batch and returns it, cast to `dtype` when given (inputs of any float dtype are accepted).
+
+    Raises `TypeError` unless `images` is a floating point tensor, and `ValueError` unless it has shape
+    `(B, C, H, W)` with `C` = `channels` (or one of them), `H` = `W` = `resolution` when given, else `H, W >= 1`; with
+    `value_range`, also for NaN, infinite or out-of-range values.
+    """
+    check_tensor(images, name)
+    allowed = (channels,) if isinstance(channels, int) else tuple(channels)
+    channels_text = " or ".join(map(str, allowed))
+    size_text = f"{resolution}, {resolution}" if resolution is not None else "height, width"
+    fits = images.ndim == 4 and images.shape[1] in allowed
+    if resolution is not None:
+        fits = fits and tuple(images.shape[2:]) == (resolution, resolution)
+    if not fits:
+        raise ValueError(f"`{name}` must have shape (batch, {channels_text}, {size_text}), got {tuple(images.shape)}.")
+    if min(images.shape[2:]) < 1:
+        raise ValueError(f"`{name}` holds empty {images.shape[2]}x{images.shape[3]} images.")
+    range_text = f" in [{value_range[0]:g}, {value_range[1]:g}]" if value_range is not None else ""
+    check_floating(images, name, range_text)
+    check_values(images, name, value_range)
+    return images if dtype is None else images.to(dtype)
+
+
+def check_vectors(vectors: torch.Tensor, size: int, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Checks a float batch of vectors `(B, size)` (latents, noise) and returns it, cast to `dtype` when given."""
+    check_tensor(vectors, name)
+    if vectors.ndim != 2 or vectors.shape[1] != size:
+        raise ValueError(f"`{name}` must have shape (batch, {size}), got {tuple(vectors.shape)}.")
+    check_floating(vectors, name)
+    return vectors if dtype is None else vectors.to(dtype)
 
 
 def check_class_labels(class_labels: torch.Tensor | None, num_classes: int, batch_size: int) -> None:
@@ -67,12 +143,19 @@ def check_class_labels(class_labels: torch.Tensor | None, num_classes: int, batc
         return
     if class_labels is None:
         raise ValueError(f"This model is class-conditional (`num_classes={num_classes}`); pass `class_labels`.")
-    if class_labels.shape != (batch_size,) or class_labels.is_floating_point():
+    if not isinstance(class_labels, torch.Tensor):
+        raise TypeError(
+            f"`class_labels` must be an integer torch.Tensor of shape ({batch_size},), got "
+            f"{type(class_labels).__name__}; convert it with torch.as_tensor."
+        )
+    if class_labels.shape != (batch_size,) or class_labels.is_floating_point() or class_labels.is_complex():
         raise ValueError(
             f"`class_labels` must be an integer tensor of shape ({batch_size},), got {tuple(class_labels.shape)} "
             f"{class_labels.dtype}."
         )
-    if class_labels.numel() and (class_labels.min() < 0 or class_labels.max() >= num_classes):
+    if class_labels.dtype == torch.bool:
+        raise TypeError("`class_labels` must be integers, got a bool tensor.")
+    if checks_values() and class_labels.numel() and (class_labels.min() < 0 or class_labels.max() >= num_classes):
         raise ValueError(f"`class_labels` must lie in [0, {num_classes - 1}], got {class_labels.tolist()}.")
 
 

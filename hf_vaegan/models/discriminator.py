@@ -8,7 +8,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .blocks import NORM_TYPES, ConvEncoder, check_choice, check_class_labels, check_image_config, check_images
+from .blocks import NORM_TYPES, ConvEncoder, check_choice, check_class_labels, check_image_batch, check_image_config
 from .modeling_utils import VaeGanModelMixin
 
 
@@ -75,8 +75,12 @@ class Discriminator(VaeGanModelMixin):
         self, sample: torch.Tensor, class_labels: torch.Tensor | None = None, return_dict: bool = True
     ) -> DiscriminatorOutput | tuple:
         """Scores images `(B, in_channels, resolution, resolution)` in [-1, 1]; conditional models also take integer
-        `class_labels` `(B,)`."""
-        check_images(sample, self.config.in_channels, self.config.resolution)
+        `class_labels` `(B,)`.
+
+        Values are not range-checked: augmented images (DiffAugment's colour jitter) go beyond [-1, 1]. Inputs of
+        another float dtype are cast to the model's.
+        """
+        sample = check_image_batch(sample, self.config.in_channels, self.config.resolution, dtype=self.dtype)
         check_class_labels(class_labels, self.config.num_classes, sample.shape[0])
         feature_map = self.encoder(sample)
         features = feature_map.flatten(1)

@@ -8,7 +8,16 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
-from .blocks import NORM_TYPES, ConvDecoder, check_choice, check_class_labels, check_image_config, check_positive_int
+from .blocks import (
+    NORM_TYPES,
+    ConvDecoder,
+    check_choice,
+    check_class_labels,
+    check_image_config,
+    check_positive_int,
+    check_values,
+    check_vectors,
+)
 from .modeling_utils import VaeGanModelMixin
 
 
@@ -63,9 +72,12 @@ class Generator(VaeGanModelMixin):
         self, noise: torch.Tensor, class_labels: torch.Tensor | None = None, return_dict: bool = True
     ) -> GeneratorOutput | tuple:
         """Generates images `(B, out_channels, resolution, resolution)` in [-1, 1] from noise `(B, latent_dim)` and,
-        for a conditional model, integer `class_labels` `(B,)` in [0, num_classes)."""
-        if noise.ndim != 2 or noise.shape[1] != self.config.latent_dim:
-            raise ValueError(f"`noise` must have shape (batch, {self.config.latent_dim}), got {tuple(noise.shape)}.")
+        for a conditional model, integer `class_labels` `(B,)` in [0, num_classes).
+
+        The noise must be finite floats (another float dtype is cast to the model's); integer noise is refused.
+        """
+        noise = check_vectors(noise, self.config.latent_dim, "noise", self.dtype)
+        check_values(noise, "noise")
         check_class_labels(class_labels, self.config.num_classes, noise.shape[0])
         if self.class_embedding is not None:
             noise = torch.cat([noise, self.class_embedding(class_labels)], dim=1)
@@ -83,7 +95,7 @@ class Generator(VaeGanModelMixin):
         self, num_images: int, class_labels: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Draws `num_images` images `(num_images, out_channels, resolution, resolution)` in [-1, 1]."""
-        if class_labels is not None:
+        if isinstance(class_labels, torch.Tensor):
             class_labels = class_labels.to(self.device)
         return self(self.sample_noise(num_images, generator), class_labels).sample
 

@@ -8,16 +8,27 @@ only diffusers installed can load a pushed model with
 
 import inspect
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from huggingface_hub import ModelCard, ModelCardData, create_repo
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 SAFETENSORS_ONLY = "hf-vaegan models are saved and loaded as safetensors only (no pickle)."
+
+
+def _is_repo_id(name: str | os.PathLike) -> bool:
+    try:
+        validate_repo_id(os.fspath(name))
+    except HFValidationError:
+        return False
+    return True
 
 
 class VaeGanModelMixin(ModelMixin, ConfigMixin):
@@ -44,6 +55,9 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
         """
         if not safe_serialization:
             raise ValueError(SAFETENSORS_ONLY)
+        if os.path.isfile(save_directory):
+            # diffusers only logs this and returns
+            raise ValueError(f"Cannot save the model to {save_directory}: it is a file, not a folder.")
         super().save_pretrained(save_directory, is_main_process=is_main_process, safe_serialization=True, **kwargs)
         if not is_main_process:
             return
@@ -72,6 +86,11 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
             raise ValueError(SAFETENSORS_ONLY)
         kwargs["use_safetensors"] = True
         saved_class = cls.saved_class_name(pretrained_model_name_or_path, **kwargs)
+        folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+        if folder.is_dir() and not any(folder.glob("*.safetensors*")):
+            found = sorted(path.name for path in folder.iterdir() if path.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+            unpickled = f" ({', '.join(found)} would need unpickling, which hf-vaegan never does)" if found else ""
+            raise OSError(f"{folder} holds no safetensors weights file{unpickled}. {SAFETENSORS_ONLY}")
         if saved_class != cls.__name__:
             raise ValueError(
                 f"{pretrained_model_name_or_path} holds a {saved_class!r} model, which {cls.__name__} cannot load. "
@@ -79,7 +98,7 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
                 "trust_remote_code=True)."
             )
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            model = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except ValueError as error:
             if "expected shape" not in str(error):
                 raise
@@ -88,13 +107,52 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
                 f"The weights in {pretrained_model_name_or_path} do not fit a {cls.__name__} built with the config "
                 f"overrides {overrides}: {str(error).split('. If you want')[0]}."
             ) from None
+        except OSError as error:
+            damaged = re.match(r"Unable to load weights from checkpoint file for '(.+?)'", str(error))
+            if damaged is None:
+                raise
+            cause = error
+            while cause.__cause__ or cause.__context__:
+                cause = cause.__cause__ or cause.__context__
+            raise OSError(
+                f"The weights file {damaged.group(1)} is damaged ({cause}): it is truncated, zeroed or not a "
+                "safetensors file. Download the model again (force_download=True) or save it again."
+            ) from None
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ValueError(
+                    f"The weights in {pretrained_model_name_or_path} hold NaN or infinite values (first in `{name}`): "
+                    "the model was saved after its training diverged."
+                )
+        return model
 
     @classmethod
-    def saved_class_name(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> str | None:
-        """The class name recorded in the config.json of a saved or pushed model (`from_pretrained` arguments)."""
+    def saved_class_name(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> str:
+        """The class name recorded in the config.json of a saved or pushed model (`from_pretrained` arguments).
+
+        Raises `ValueError` for a file path (rather than its folder), or a config.json that is not a JSON object or
+        does not name its class.
+        """
+        if not os.path.exists(pretrained_model_name_or_path) and not _is_repo_id(pretrained_model_name_or_path):
+            raise OSError(f"{pretrained_model_name_or_path} is neither a folder nor a Hub id (such as user/model).")
+        if os.path.isfile(pretrained_model_name_or_path):
+            folder = os.path.dirname(os.path.abspath(pretrained_model_name_or_path))
+            raise ValueError(
+                f"{pretrained_model_name_or_path} is a file: pass the folder that holds config.json and the weights "
+                f"({folder}), or a Hub id."
+            )
         hub_kwargs = ("cache_dir", "revision", "token", "local_files_only", "subfolder")
         config = cls.load_config(pretrained_model_name_or_path, **{k: kwargs[k] for k in hub_kwargs if k in kwargs})
-        return config.get("_class_name")
+        where = f"The config.json of {pretrained_model_name_or_path}"
+        if not isinstance(config, dict):
+            raise ValueError(f"{where} must hold a JSON object (the model's settings), got {type(config).__name__}.")
+        class_name = config.get("_class_name")
+        if not isinstance(class_name, str) or not class_name:
+            raise ValueError(
+                f"{where} does not name its model class (`_class_name` is {class_name!r}): it was not written by "
+                'save_pretrained. Add e.g. "_class_name": "VAE" for a VAE.'
+            )
+        return class_name
 
     @classmethod
     def extract_init_dict(cls, config_dict, **kwargs):

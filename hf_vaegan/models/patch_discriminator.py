@@ -7,8 +7,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .blocks import NORM_TYPES, check_choice, check_positive_int, make_norm
-from .image_to_image_utils import check_image_batch
+from .blocks import NORM_TYPES, check_choice, check_image_batch, check_positive_int, make_norm
 from .modeling_utils import VaeGanModelMixin
 
 
@@ -90,8 +89,12 @@ class PatchDiscriminator(VaeGanModelMixin):
         return patch_logits_size(height, self.config.num_layers), patch_logits_size(width, self.config.num_layers)
 
     def forward(self, sample: torch.Tensor, return_dict: bool = True) -> PatchDiscriminatorOutput | tuple:
-        """Scores the patches of images `(B, in_channels, H, W)` in [-1, 1]; returns logits `(B, 1, h, w)`."""
-        check_image_batch(sample, self.config.in_channels)
+        """Scores the patches of images `(B, in_channels, H, W)` in [-1, 1]; returns logits `(B, 1, h, w)`.
+
+        Values are not range-checked (augmented or generated images may leave [-1, 1]); inputs of another float dtype
+        are cast to the model's.
+        """
+        sample = check_image_batch(sample, self.config.in_channels, dtype=self.dtype)
         if min(self.logits_size(*sample.shape[2:])) < 1:
             raise ValueError(
                 f"`sample` of {sample.shape[2]}x{sample.shape[3]} is too small for {self.config.num_layers} layers; "

@@ -12,8 +12,15 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .blocks import NORM_TYPES, check_choice, check_positive_int
-from .image_to_image_utils import check_image_batch
+from .blocks import (
+    IMAGE_RANGE,
+    MASK_RANGE,
+    NORM_TYPES,
+    check_choice,
+    check_image_batch,
+    check_positive_int,
+    check_values,
+)
 from .modeling_utils import VaeGanModelMixin
 from .unet_generator import UNetGenerator
 
@@ -83,7 +90,8 @@ class TryOnModel(VaeGanModelMixin):
     The person representation is the cloth-agnostic image (the person with the try-on region in grey), that region's
     mask, a body mask and one Gaussian heatmap per pose keypoint (OpenPose COCO-18 order by default). Images are in
     [-1, 1], masks in [0, 1], keypoints `[x, y, confidence]` in pixels of the input images. Heights and widths must
-    be multiples of `2**num_downsamplings`.
+    be multiples of `2**num_downsamplings`. Values outside these ranges, NaN or infinite, are refused; inputs of
+    another float dtype are cast to the model's.
 
     With `use_warping=False` the garment reaches the try-on U-Net unwarped: the ablation that measures what warping
     brings.
@@ -191,11 +199,15 @@ class TryOnModel(VaeGanModelMixin):
         warped_mask = F.grid_sample(cloth_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return warped, warped_mask, flow
 
-    def _check_inputs(self, agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask) -> None:
-        check_image_batch(agnostic, 3, "agnostic")
-        check_image_batch(cloth, 3, "cloth")
-        for name, mask in (("agnostic_mask", agnostic_mask), ("body_mask", body_mask), ("cloth_mask", cloth_mask)):
-            check_image_batch(mask, 1, name)
+    def _check_inputs(self, agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask) -> list[torch.Tensor]:
+        """The inputs checked (see `forward`) and cast to the model's dtype, in the order of `forward`'s arguments."""
+        dtype = self.dtype
+        agnostic = check_image_batch(agnostic, 3, name="agnostic", value_range=IMAGE_RANGE, dtype=dtype)
+        cloth = check_image_batch(cloth, 3, name="cloth", value_range=IMAGE_RANGE, dtype=dtype)
+        agnostic_mask, body_mask, cloth_mask = (
+            check_image_batch(mask, 1, name=name, value_range=MASK_RANGE, dtype=dtype)
+            for name, mask in (("agnostic_mask", agnostic_mask), ("body_mask", body_mask), ("cloth_mask", cloth_mask))
+        )
         expected = (agnostic.shape[0], *agnostic.shape[2:])
         for name, tensor in (
             ("agnostic_mask", agnostic_mask),
@@ -213,6 +225,10 @@ class TryOnModel(VaeGanModelMixin):
             raise ValueError(
                 f"`keypoints` must be a tensor of shape ({expected[0]}, {num_keypoints}, 3), got {shape}."
             )
+        if keypoints.dtype == torch.bool or keypoints.is_complex():
+            raise TypeError(f"`keypoints` must be real numbers (pixels), got dtype {keypoints.dtype}.")
+        check_values(keypoints, "keypoints")
+        return [agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask]
 
     def forward(
         self,
@@ -237,7 +253,9 @@ class TryOnModel(VaeGanModelMixin):
         Returns:
             A `TryOnOutput` (or the tuple of its fields, `flow` last).
         """
-        self._check_inputs(agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask)
+        agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask = self._check_inputs(
+            agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask
+        )
         person = self.person_representation(agnostic, agnostic_mask, body_mask, keypoints)
         warped_cloth, warped_mask, flow = self.warp(person, cloth, cloth_mask)
         generated = self.generator(torch.cat([person, warped_cloth, warped_mask], dim=1), return_dict=False)[0]

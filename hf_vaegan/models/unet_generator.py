@@ -7,8 +7,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .blocks import NORM_TYPES, check_choice, check_positive_int, make_norm
-from .image_to_image_utils import check_image_batch
+from .blocks import NORM_TYPES, check_choice, check_image_batch, check_positive_int, make_norm
 from .modeling_utils import VaeGanModelMixin
 
 OUTPUT_ACTIVATIONS = ("tanh", "none")
@@ -150,9 +149,10 @@ class UNetGenerator(VaeGanModelMixin):
     def forward(self, sample: torch.Tensor, return_dict: bool = True) -> UNetGeneratorOutput | tuple:
         """Translates images `(B, in_channels, H, W)` (in [-1, 1] by convention) into `(B, out_channels, H, W)`.
 
-        `H` and `W` must be multiples of `2**num_downsamplings`.
+        `H` and `W` must be multiples of `2**num_downsamplings`. Values are not range-checked (stacked conditions need
+        not be images); inputs of another float dtype are cast to the model's.
         """
-        check_image_batch(sample, self.config.in_channels)
+        sample = check_image_batch(sample, self.config.in_channels, dtype=self.dtype)
         self._check_size(sample.shape[2], sample.shape[3], "sample")
 
         hidden = self.stem(sample)

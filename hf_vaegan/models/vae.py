@@ -11,14 +11,17 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 from .blocks import (
+    IMAGE_RANGE,
     NORM_TYPES,
     ConvDecoder,
     ConvEncoder,
     DiagonalGaussian,
     check_choice,
+    check_image_batch,
     check_image_config,
-    check_images,
+    check_non_negative_number,
     check_positive_int,
+    check_vectors,
 )
 from .modeling_utils import VaeGanModelMixin
 
@@ -70,7 +73,9 @@ class VAE(VaeGanModelMixin):
 
     The encoder gives the mean and log-variance of q(z|x); the decoder gives the parameters of p(x|z): Bernoulli
     logits on pixels rescaled to [0, 1], or the mean of a Gaussian or Laplace distribution with a learned per-channel
-    scale (a calibrated decoder, Rybkin et al. 2021). Images are `(B, in_channels, resolution, resolution)` in [-1, 1].
+    scale (a calibrated decoder, Rybkin et al. 2021). Images are `(B, in_channels, resolution, resolution)` in [-1, 1]:
+    `encode`, `forward`, `loss` and `reconstruction_nll` refuse NaN, infinite or out-of-range values rather than
+    return a meaningless likelihood. Inputs of another float dtype are cast to the model's.
 
     Parameters:
         resolution (`int`, defaults to 28): side of the square images; one of 28, 32, 64, 128, 256.
@@ -101,8 +106,7 @@ class VAE(VaeGanModelMixin):
         check_image_config(resolution, in_channels, base_channels, latent_dim, channels_name="in_channels")
         check_choice("likelihood", likelihood, LIKELIHOODS)
         check_choice("norm_type", norm_type, NORM_TYPES)
-        if not isinstance(beta, (int, float)) or isinstance(beta, bool) or beta < 0 or not math.isfinite(beta):
-            raise ValueError(f"`beta` must be a finite number >= 0, got {beta!r}.")
+        check_non_negative_number("beta", beta)
         self.encoder = ConvEncoder(in_channels, resolution, base_channels, norm_type)
         self.to_posterior = nn.Linear(self.encoder.num_features, 2 * latent_dim)
         self.decoder = ConvDecoder(latent_dim, in_channels, resolution, base_channels, norm_type)
@@ -111,9 +115,15 @@ class VAE(VaeGanModelMixin):
 
     def encode(self, sample: torch.Tensor, return_dict: bool = True) -> VAEEncoderOutput | tuple:
         """Encodes images `(B, in_channels, resolution, resolution)` in [-1, 1] into the posterior q(z|x)."""
-        check_images(sample, self.config.in_channels, self.config.resolution)
-        posterior = DiagonalGaussian(self.to_posterior(self.encoder(sample).flatten(1)))
+        posterior = self._posterior(self._check_sample(sample))
         return VAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
+
+    def _check_sample(self, sample: torch.Tensor) -> torch.Tensor:
+        channels, resolution = self.config.in_channels, self.config.resolution
+        return check_image_batch(sample, channels, resolution, value_range=IMAGE_RANGE, dtype=self.dtype)
+
+    def _posterior(self, sample: torch.Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian(self.to_posterior(self.encoder(sample).flatten(1)))
 
     def _decoder_parameters(self, latents: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits, or the mean in [-1, 1] for the Gaussian and Laplace likelihoods."""
@@ -122,9 +132,7 @@ class VAE(VaeGanModelMixin):
 
     def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
         """Decodes latents `(B, latent_dim)` into images `(B, in_channels, resolution, resolution)` in [-1, 1]."""
-        if latents.ndim != 2 or latents.shape[1] != self.config.latent_dim:
-            expected = self.config.latent_dim
-            raise ValueError(f"`latents` must have shape (batch, {expected}), got {tuple(latents.shape)}.")
+        latents = check_vectors(latents, self.config.latent_dim, "latents", self.dtype)
         parameters = self._decoder_parameters(latents)
         # 2 * sigmoid(l) - 1 == tanh(l / 2): the Bernoulli mean, rescaled to [-1, 1]
         images = torch.tanh(parameters / 2) if self.config.likelihood == "bernoulli" else parameters
@@ -145,6 +153,10 @@ class VAE(VaeGanModelMixin):
 
     def reconstruction_nll(self, sample: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """-log p(sample | latents) per example, summed over pixels, in nats: shape `(B,)`."""
+        sample = self._check_sample(sample)
+        return self._reconstruction_nll(sample, check_vectors(latents, self.config.latent_dim, "latents", self.dtype))
+
+    def _reconstruction_nll(self, sample: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         parameters = self._decoder_parameters(latents)
         likelihood = self.config.likelihood
         if likelihood == "bernoulli":
@@ -174,8 +186,11 @@ class VAE(VaeGanModelMixin):
         """
         check_choice("reduction", reduction, ("mean", "none"))
         beta = self.config.beta if beta is None else beta
-        posterior = self.encode(sample).latent_dist
-        reconstruction_loss = self.reconstruction_nll(sample, posterior.sample(generator=generator))
+        check_non_negative_number("beta", beta)
+        # One check of `sample` for both terms (a value check reads the tensor back).
+        sample = self._check_sample(sample)
+        posterior = self._posterior(sample)
+        reconstruction_loss = self._reconstruction_nll(sample, posterior.sample(generator=generator))
         kl_loss = posterior.kl()
         loss = reconstruction_loss + beta * kl_loss
         if reduction == "mean":

@@ -8,7 +8,7 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderOutput
 
-from .blocks import NORM_TYPES, check_choice, check_images
+from .blocks import NORM_TYPES, DiagonalGaussian, check_choice, check_vectors
 from .discriminator import Discriminator, DiscriminatorOutput
 from .modeling_utils import VaeGanModelMixin
 from .vae import LIKELIHOODS, VAE, VAEEncoderOutput, VAEOutput
@@ -116,14 +116,23 @@ class VAEGAN(VaeGanModelMixin):
 
         For `"features"`, the unit Gaussian on discriminator features, without its constant.
         """
+        sample = self._check_sample(sample)
+        return self._reconstruction_nll(sample, check_vectors(latents, self.config.latent_dim, "latents", self.dtype))
+
+    def _reconstruction_nll(self, sample: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         if self.config.likelihood != "features":
-            return self.vae.reconstruction_nll(sample, latents)
-        check_images(sample, self.config.in_channels, self.config.resolution)
+            return self.vae._reconstruction_nll(sample, latents)
         reconstruction = self.decode(latents).sample
         features = self.discriminator(torch.cat([sample, reconstruction])).features
         return feature_reconstruction_nll(*features.chunk(2))
 
-    # The ELBO assembly of `VAE` works unchanged on top of this model's `encode` and `reconstruction_nll`.
+    def _check_sample(self, sample: torch.Tensor) -> torch.Tensor:
+        return self.vae._check_sample(sample)
+
+    def _posterior(self, sample: torch.Tensor) -> DiagonalGaussian:
+        return self.vae._posterior(sample)
+
+    # The ELBO assembly of `VAE` works unchanged on top of this model's `_posterior` and `_reconstruction_nll`.
     loss = VAE.loss
 
     @torch.no_grad()

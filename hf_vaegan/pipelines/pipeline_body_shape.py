@@ -1,5 +1,7 @@
 """Bodies from a body-shape VAE: body parameters (sliders) -> avatars, new bodies, interpolation, read-out."""
 
+import math
+import numbers
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -15,7 +17,8 @@ from huggingface_hub import create_repo, upload_folder
 
 from ..models import VAE
 from ..models.body_shape import BodyShapeHead
-from .pipeline_utils import SingleModelPipeline, slerp
+from .pipeline_utils import SingleModelPipeline, check_count, check_num_steps, check_output_type, slerp
+from .pipeline_vae import decode_latents, posterior_means
 
 HEAD_SUBFOLDER = "body_shape_head"
 
@@ -92,10 +95,12 @@ class BodyShapePipeline(SingleModelPipeline):
 
         Takes a `BodyShape`-like object (any object with the parameters as attributes), a mapping of some
         parameters (the others take the middle of their range), a list of those, or a tensor `(B, num_parameters)`.
-        Values outside a parameter's range raise `ValueError`.
+        Values that are not finite numbers within their parameter's range raise `ValueError`.
         """
         ranges = self._ranges()
         if isinstance(body_shapes, torch.Tensor):
+            if body_shapes.is_complex() or body_shapes.dtype == torch.bool:
+                raise TypeError(f"`body_shapes` must be real numbers, got dtype {body_shapes.dtype}.")
             values = body_shapes.float().cpu()
             if values.ndim != 2 or values.shape[1] != len(ranges):
                 raise ValueError(f"`body_shapes` must be (batch, {len(ranges)}), got {tuple(values.shape)}.")
@@ -107,16 +112,10 @@ class BodyShapePipeline(SingleModelPipeline):
             )
             if not shapes:
                 raise ValueError("`body_shapes` is empty.")
-            rows = []
-            for shape in shapes:
-                given = (
-                    dict(shape) if isinstance(shape, Mapping) else {n: getattr(shape, n) for n in self.parameter_names}
-                )
-                unknown = sorted(set(given) - set(self.parameter_names))
-                if unknown:
-                    raise ValueError(f"unknown body parameters {unknown}; the parameters are {self.parameter_names}.")
-                rows.append([float(given.get(name, ranges[i].mean())) for i, name in enumerate(self.parameter_names)])
-            values = torch.tensor(rows, dtype=torch.float32)
+            values = torch.tensor([self._parameter_row(shape, ranges) for shape in shapes], dtype=torch.float32)
+        check_count("the number of body shapes", len(values), self.values_per_image)
+        if not torch.isfinite(values).all():
+            raise ValueError("`body_shapes` contains NaN or infinite values.")
         outside = (values < ranges[:, 0] - 1e-6) | (values > ranges[:, 1] + 1e-6)
         if outside.any():
             column = int(outside.any(dim=0).nonzero()[0])
@@ -124,22 +123,42 @@ class BodyShapePipeline(SingleModelPipeline):
             raise ValueError(f"body parameter {self.parameter_names[column]!r} must be in [{low}, {high}].")
         return values
 
+    def _parameter_row(self, shape: Any, ranges: torch.Tensor) -> list[float]:
+        """One body shape (a mapping or a `BodyShape`-like object) -> its parameters in `parameter_names` order."""
+        if isinstance(shape, Mapping):
+            given = dict(shape)
+        elif all(hasattr(shape, name) for name in self.parameter_names):
+            given = {name: getattr(shape, name) for name in self.parameter_names}
+        else:
+            raise TypeError(
+                "a body shape must be a mapping of body parameters, an object with them as attributes (BodyShape) "
+                f"or a tensor, got {type(shape).__name__}; the parameters are {self.parameter_names}."
+            )
+        unknown = sorted(set(given) - set(self.parameter_names))
+        if unknown:
+            raise ValueError(f"unknown body parameters {unknown}; the parameters are {self.parameter_names}.")
+        for name, value in given.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"body parameter {name!r} must be a finite number, got {value!r}.")
+        return [float(given.get(name, ranges[i].mean())) for i, name in enumerate(self.parameter_names)]
+
     def _read(self, latents: torch.Tensor) -> list[dict[str, float]]:
         ranges = self._ranges()
         values = self.shape_head(latents).parameters.float().cpu().clamp(ranges[:, 0], ranges[:, 1])
         return [dict(zip(self.parameter_names, row.tolist(), strict=True)) for row in values]
 
     def _decode(self, latents: torch.Tensor, output_type: str) -> BodyShapePipelineOutput:
+        check_output_type(output_type)
         latents = latents.to(self.device, self.vae.dtype)
-        images = self.postprocess(self.vae.decode(latents).sample, output_type)
-        return BodyShapePipelineOutput(images=images, body_shapes=self._read(latents))
+        images = decode_latents(self.vae, latents, self.chunk_size)
+        return BodyShapePipelineOutput(images=self.postprocess(images, output_type), body_shapes=self._read(latents))
 
     def latents(self, bodies: Any) -> torch.Tensor:
         """Latents `(B, latent_dim)` of body shapes (see `parameters_tensor`) or of avatar images (PIL, numpy,
-        tensors: their posterior means)."""
+        tensors: their posterior means; see `hf_vaegan.data.images.images_to_tensor`)."""
         first = bodies[0] if isinstance(bodies, list) and bodies else bodies
         if isinstance(first, (PIL.Image.Image, np.ndarray)) or (isinstance(first, torch.Tensor) and first.ndim >= 3):
-            return self.vae.encode(self.preprocess(bodies)).latent_dist.mode()
+            return posterior_means(self.vae, self.preprocess(bodies), self.chunk_size)
         parameters = self.parameters_tensor(bodies).to(self.device, self.shape_head.dtype)
         return self.shape_head.latents_for(parameters)
 
@@ -160,6 +179,7 @@ class BodyShapePipeline(SingleModelPipeline):
         avatars' latents lie, so raw prior samples (`VAEPipeline` on the same folder) are mostly not bodies.
         """
         if body_shapes is None:
+            check_count("batch_size", batch_size, self.values_per_image)
             ranges = self._ranges()
             unit = torch.rand(batch_size, len(ranges), generator=generator)
             body_shapes = ranges[:, 0] + unit * (ranges[:, 1] - ranges[:, 0])
@@ -172,8 +192,7 @@ class BodyShapePipeline(SingleModelPipeline):
     ) -> BodyShapePipelineOutput:
         """`num_steps` avatars on the great circle between the latents of two bodies (body shapes or avatar images),
         ends included."""
-        if num_steps < 2:
-            raise ValueError(f"`num_steps` must be >= 2, got {num_steps}.")
+        check_num_steps(num_steps, self.values_per_image)
         codes = [self.latents(body) for body in (start, end)]
         if any(len(code) != 1 for code in codes):
             raise ValueError("`start` and `end` must be one body each.")

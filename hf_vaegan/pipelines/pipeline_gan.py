@@ -1,11 +1,53 @@
 """Sampling and latent interpolation with a (class-conditional) GAN generator."""
 
+import math
+import numbers
+
+import numpy as np
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..models import Generator
-from .pipeline_utils import SingleModelPipeline, slerp
+from .pipeline_utils import (
+    SingleModelPipeline,
+    check_count,
+    check_latents,
+    check_num_steps,
+    check_number,
+    check_output_type,
+    in_chunks,
+    slerp,
+)
+
+ClassLabels = int | list[int] | np.ndarray | torch.Tensor
+
+
+def truncated_normal(
+    shape: tuple[int, ...],
+    truncation: float,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """N(0, 1) draws conditioned on |z| <= `truncation`, sampled exactly by the inverse CDF: one uniform draw u per
+    value, z = sqrt(2) erfinv(u erf(truncation / sqrt(2))) with u ~ U(-1, 1), computed in float64.
+
+    Any truncation > 0 costs the same (rejection sampling needs ~1 / P(|z| <= t) rounds: a million at t = 1e-6). The
+    uniforms come from `generator` (one per row when a list, like diffusers' `randn_tensor`) on its device.
+    """
+    if isinstance(generator, list):
+        if len(generator) != shape[0]:
+            raise ValueError(f"Pass one generator per image ({shape[0]}), got {len(generator)}.")
+        rows = [torch.rand((1, *shape[1:]), generator=g, device=g.device, dtype=torch.float32) for g in generator]
+        uniform = torch.cat([row.cpu() for row in rows])
+    else:
+        draw_device = generator.device if generator is not None else device
+        uniform = torch.rand(shape, generator=generator, device=draw_device, dtype=torch.float32).cpu()
+    scale = math.erf(truncation / math.sqrt(2))
+    values = math.sqrt(2) * torch.erfinv((uniform.double() * 2 - 1) * scale)
+    # erfinv(+-1) is infinite and rounding may step just outside: keep every value within the bounds
+    return values.clamp(-truncation, truncation).to(device=device, dtype=dtype)
 
 
 class GANPipeline(SingleModelPipeline):
@@ -17,6 +59,9 @@ class GANPipeline(SingleModelPipeline):
     pipe = GANPipeline.from_pretrained("path/or/hub-id")
     images = pipe(batch_size=8, class_labels=3, generator=torch.Generator().manual_seed(0)).images
     ```
+
+    One call returns at most `max_batch_size(values_per_image)` images (`hf_vaegan.pipelines.pipeline_utils`: 1 GiB
+    of float32 pixels, 342,392 images of 28x28); the generator runs on chunks of them, so memory stays bounded.
     """
 
     model_name = "gan"
@@ -27,7 +72,7 @@ class GANPipeline(SingleModelPipeline):
         super().__init__()
         self.register_modules(gan=gan)
 
-    def _class_labels(self, class_labels: int | list[int] | torch.Tensor | None, batch_size: int):
+    def _class_labels(self, class_labels: ClassLabels | None, batch_size: int) -> torch.Tensor | None:
         num_classes = self.gan.config.num_classes
         if class_labels is None:
             if num_classes:
@@ -35,7 +80,23 @@ class GANPipeline(SingleModelPipeline):
             return None
         if not num_classes:
             raise ValueError("This generator is unconditional; do not pass `class_labels`.")
-        labels = torch.as_tensor(class_labels, dtype=torch.long).flatten().to(self.device)
+        labels = class_labels
+        if isinstance(labels, (list, tuple)) and all(isinstance(label, numbers.Integral) for label in labels):
+            labels = torch.tensor(labels, dtype=torch.long) if labels else torch.zeros(0, dtype=torch.long)
+        elif isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+            labels = torch.from_numpy(labels.astype(np.int64))
+        elif isinstance(labels, numbers.Integral) and not isinstance(labels, bool):
+            labels = torch.tensor([int(labels)])
+        is_integer_tensor = isinstance(labels, torch.Tensor) and not (
+            labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool
+        )
+        if not is_integer_tensor:
+            described = f"dtype {labels.dtype}" if isinstance(labels, (np.ndarray, torch.Tensor)) else repr(labels)
+            raise TypeError(
+                f"`class_labels` must be integers in [0, {num_classes - 1}] (an int, a list, a numpy or torch "
+                f"integer array), got {described}."
+            )
+        labels = labels.flatten().to(self.device, torch.long)
         if labels.numel() == 1:
             labels = labels.expand(batch_size)
         if labels.numel() != batch_size:
@@ -45,29 +106,27 @@ class GANPipeline(SingleModelPipeline):
         return labels
 
     def noise(
-        self, batch_size: int, generator: torch.Generator | None = None, truncation: float | None = None
+        self,
+        batch_size: int,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        truncation: float | None = None,
     ) -> torch.Tensor:
-        """N(0, I) noise `(batch_size, latent_dim)`; with `truncation`, components beyond +-truncation are redrawn
-        (the truncation trick, Brock et al. 2019: less variety, higher fidelity)."""
+        """N(0, I) noise `(batch_size, latent_dim)`; with `truncation`, every component is drawn from N(0, 1)
+        conditioned on |z| <= truncation (the truncation trick, Brock et al. 2019: less variety, higher fidelity),
+        exactly and at the same cost for any truncation > 0 (see `truncated_normal`)."""
+        check_count("batch_size", batch_size, self.values_per_image)
         shape = (batch_size, self.gan.config.latent_dim)
-        noise = randn_tensor(shape, generator=generator, device=self.device, dtype=self.gan.dtype)
         if truncation is None:
-            return noise
-        if truncation <= 0:
-            raise ValueError(f"`truncation` must be > 0, got {truncation}.")
-        outside = noise.abs() > truncation
-        while outside.any():
-            redrawn = randn_tensor(shape, generator=generator, device=self.device, dtype=self.gan.dtype)
-            noise = torch.where(outside, redrawn, noise)
-            outside = noise.abs() > truncation
-        return noise
+            return randn_tensor(shape, generator=generator, device=self.device, dtype=self.gan.dtype)
+        truncation = check_number("truncation", truncation, 0.0, inclusive=False)
+        return truncated_normal(shape, truncation, generator, self.device, self.gan.dtype)
 
     @torch.no_grad()
     def __call__(
         self,
         batch_size: int = 1,
-        class_labels: int | list[int] | torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        class_labels: ClassLabels | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         truncation: float | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
@@ -76,36 +135,55 @@ class GANPipeline(SingleModelPipeline):
         """Generates `batch_size` images.
 
         Args:
-            class_labels: for a conditional generator, one label for the whole batch or one per image.
-            generator: a `torch.Generator` making the draw reproducible.
-            truncation: the truncation threshold (e.g. 0.7); `None` samples the full prior.
-            latents: noise `(batch_size, latent_dim)` to use instead of drawing it.
+            batch_size: how many images, at most `max_batch_size(self.values_per_image)`.
+            class_labels: for a conditional generator, one label for the whole batch or one per image (ints, a list,
+                or a numpy or torch integer array).
+            generator: a `torch.Generator` (or one per image) making the draw reproducible.
+            truncation: the truncation threshold (> 0, e.g. 0.7); `None` samples the full prior.
+            latents: noise `(batch_size, latent_dim)` to use instead of drawing it (then `batch_size` is its length).
             output_type: `"pil"`, `"np"` (`(B, H, W, C)` in [0, 1]) or `"pt"` (`(B, C, H, W)` in [-1, 1]).
         """
+        check_output_type(output_type)
         if latents is None:
             latents = self.noise(batch_size, generator, truncation)
-        batch_size = latents.shape[0]
-        images = self.gan(latents.to(self.device, self.gan.dtype), self._class_labels(class_labels, batch_size)).sample
-        images = self.postprocess(images, output_type)
+        else:
+            if truncation is not None:
+                raise ValueError("`truncation` applies to drawn noise: truncate your `latents` yourself.")
+            latents = check_latents(latents, self.gan.config.latent_dim, self.values_per_image)
+        labels = self._class_labels(class_labels, latents.shape[0])
+
+        def generate(noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+            return self.gan(noise, labels).sample
+
+        latents = latents.to(self.device, self.gan.dtype)
+        images = self.postprocess(in_chunks(generate, self.chunk_size, noise=latents, labels=labels), output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    def _latent_vector(self, point, name: str) -> torch.Tensor:
+        latent_dim = self.gan.config.latent_dim
+        if not isinstance(point, torch.Tensor) or point.shape not in ((latent_dim,), (1, latent_dim)):
+            shape = tuple(point.shape) if isinstance(point, torch.Tensor) else type(point).__name__
+            raise ValueError(f"`{name}` must be a latent vector, a tensor of shape ({latent_dim},), got {shape}.")
+        return check_latents(point.reshape(1, latent_dim), latent_dim, 1, name)[0]
 
     @torch.no_grad()
     def interpolate(
         self,
         num_steps: int = 8,
-        class_labels: int | list[int] | torch.Tensor | None = None,
+        class_labels: ClassLabels | None = None,
         generator: torch.Generator | None = None,
         start: torch.Tensor | None = None,
         end: torch.Tensor | None = None,
         output_type: str = "pil",
     ) -> ImagePipelineOutput:
-        """Walks the latent space along a great circle from `start` to `end` (drawn when not given) in `num_steps`."""
-        if num_steps < 2:
-            raise ValueError(f"`num_steps` must be >= 2, got {num_steps}.")
+        """Walks the latent space along a great circle from `start` to `end` (latent vectors `(latent_dim,)`, drawn
+        when not given) in `num_steps` images, ends included."""
+        check_num_steps(num_steps, self.values_per_image)
         if start is None or end is None:
             drawn = self.noise(2, generator)
             start = drawn[0] if start is None else start
             end = drawn[1] if end is None else end
+        start, end = (self._latent_vector(point, name) for name, point in (("start", start), ("end", end)))
         weights = torch.linspace(0, 1, num_steps, device=self.device)
         path = slerp(start.to(self.device).float(), end.to(self.device).float(), weights)
         return self(class_labels=class_labels, latents=path, output_type=output_type)

@@ -1,45 +1,26 @@
 """Image-to-image translation with a `UNetGenerator`: sketches -> garments, one domain -> another."""
 
-import numpy as np
-import PIL.Image
 import torch
-import torch.nn.functional as F
-from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
+from diffusers.image_processor import PipelineImageInput
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from ..data.images import to_canonical_mode
+from ..data.images import Background, count_images, image_size, images_to_tensor
 from ..models.unet_generator import UNetGenerator
-from .pipeline_utils import SingleModelPipeline
+from .pipeline_utils import CHUNK_VALUES, SingleModelPipeline, check_count, check_output_type, in_chunks
 
-# ITU-R 601 luma, as PIL's convert("L").
-_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-def _as_nchw(image: np.ndarray | torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """An image array as a tensor `(N, C, H, W)`. numpy (channels last): `(H, W)`, `(H, W, C)`, `(N, H, W)` or
-    `(N, H, W, C)`; torch: `(H, W)`, `(C, H, W)` or `(N, C, H, W)`."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
-    if tensor.ndim == 2 or (channels_last and tensor.ndim == 3 and tensor.shape[-1] not in (1, 3, 4)):
-        tensor = tensor.unsqueeze(-1 if channels_last else 0)
-    if tensor.ndim == 3:
-        tensor = tensor[None]
-    if tensor.ndim != 4:
-        raise ValueError(f"image arrays must have 2, 3 or 4 dimensions, got shape {tuple(image.shape)}")
-    if channels_last:
-        tensor = tensor.permute(0, 3, 1, 2)
-    if tensor.shape[1] not in (1, 3, 4):
-        layout = "(N, H, W, C)" if channels_last else "(N, C, H, W)"
-        raise ValueError(f"images must have 1, 3 or 4 channels in the layout {layout}, got shape {tuple(image.shape)}")
-    return tensor
+# The largest image the pipeline translates (4 megapixels: about 1 GB per full-size layer of a 64-channel U-Net);
+# translate larger ones in tiles with the generator itself.
+MAX_IMAGE_PIXELS = 2048 * 2048
 
 
 class ImageToImagePipeline(SingleModelPipeline):
     r"""Translates images with a trained `UNetGenerator` (e.g. garment sketches -> garments).
 
-    Takes PIL images (any mode: transparent ones are composited on white, as drawings usually are), numpy arrays
-    `(H, W)`, `(H, W, C)` or `(N, H, W, C)` (uint8, or floats in [0, 1]) and tensors `(C, H, W)` or `(N, C, H, W)` in
-    [-1, 1], alone or in lists. Images are converted to the generator's channels and resized to the size it was
-    trained at (`generator.config.sample_size`), or to `height` x `width`.
+    Takes images as every pipeline does (`hf_vaegan.data.images.images_to_tensor`): PIL images of any mode
+    (transparent ones are composited on white, as drawings usually are), numpy arrays `(H, W)`, `(H, W, C)` or
+    `(N, H, W, C)` (uint8, or floats in [0, 1]) and tensors `(C, H, W)` or `(N, C, H, W)` in [-1, 1], alone or in
+    lists. Images are converted to the generator's channels and resized to the size it was trained at
+    (`generator.config.sample_size`), or to `height` x `width` (at most `MAX_IMAGE_PIXELS`).
 
     ```python
     from hf_vaegan import ImageToImagePipeline
@@ -63,98 +44,53 @@ class ImageToImagePipeline(SingleModelPipeline):
             )
         self.register_modules(generator=generator)
 
-    @property
-    def image_processor(self) -> VaeImageProcessor:
-        channels = self.generator.config.in_channels
-        return VaeImageProcessor(
-            vae_scale_factor=self.generator.downsampling_factor,
-            do_normalize=True,
-            do_convert_grayscale=channels == 1,
-            do_convert_rgb=channels == 3,
-            resample="lanczos",
-        )
-
-    def _target_size(self, height: int | None, width: int | None) -> tuple[int | None, int | None]:
+    def _target_size(self, images: list, height: int | None, width: int | None) -> tuple[int, int]:
+        """`(height, width)` given, else the generator's `sample_size`, else the first image's size rounded down to a
+        multiple of the downsampling factor."""
+        factor = self.generator.downsampling_factor
+        for name, value in (("height", height), ("width", width)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % factor:
+                raise ValueError(
+                    f"`{name}` must be a positive multiple of {factor} for this generator, got {value!r}."
+                )
         sample_size = self.generator.config.sample_size
         if sample_size is not None:
             default_height, default_width = (sample_size,) * 2 if isinstance(sample_size, int) else sample_size
-            height, width = height or default_height, width or default_width
-        factor = self.generator.downsampling_factor
-        for name, value in (("height", height), ("width", width)):
-            if value is not None and (value <= 0 or value % factor):
-                raise ValueError(f"`{name}` must be a positive multiple of {factor} for this generator, got {value}.")
-        return height, width
-
-    def _to_unit_range(self, images: list) -> torch.Tensor:
-        """numpy arrays (uint8 or [0, 1]) and tensors ([-1, 1]) -> one float batch `(N, in_channels, H, W)` in
-        [0, 1]."""
-        batches = []
-        for image in images:
-            if isinstance(image, np.ndarray):
-                if image.dtype == np.uint8:
-                    image = image.astype(np.float32) / 255.0
-                elif not np.issubdtype(image.dtype, np.floating):
-                    raise TypeError(f"numpy images must be uint8 or float in [0, 1], got dtype {image.dtype}")
-                elif image.min() < 0 or image.max() > 1:
-                    low, high = image.min(), image.max()
-                    raise ValueError(f"float numpy images must lie in [0, 1], got [{low:.3g}, {high:.3g}]")
-                batch = _as_nchw(image, channels_last=True).float()
-            else:
-                if not image.is_floating_point():
-                    raise TypeError(f"image tensors must be float in [-1, 1], got dtype {image.dtype}")
-                if image.min() < -1.001 or image.max() > 1.001:
-                    low, high = image.min().item(), image.max().item()
-                    raise ValueError(f"image tensors must lie in [-1, 1], got [{low:.3g}, {high:.3g}]")
-                batch = (_as_nchw(image, channels_last=False).float().cpu() + 1) / 2
-            batches.append(self._convert_channels(batch.clamp(0, 1)))
-        sizes = {tuple(batch.shape[2:]) for batch in batches}
-        if len(sizes) > 1:
-            raise ValueError(f"array and tensor images in one call must have the same size, got {sorted(sizes)}")
-        return torch.cat(batches)
-
-    def _convert_channels(self, batch: torch.Tensor) -> torch.Tensor:
-        if batch.shape[1] == 4:  # composite on white, like transparent PIL images
-            batch = batch[:, :3] * batch[:, 3:] + (1 - batch[:, 3:])
-        channels = self.generator.config.in_channels
-        if batch.shape[1] == 3 and channels == 1:
-            return torch.einsum("nchw,c->nhw", batch, torch.tensor(_LUMA_WEIGHTS)).unsqueeze(1)
-        return batch.expand(-1, channels, -1, -1) if channels == 3 else batch
-
-    def preprocess(
-        self, images: PipelineImageInput, height: int | None = None, width: int | None = None
-    ) -> torch.Tensor:
-        """Any accepted input -> the generator's input batch `(N, in_channels, height, width)` in [-1, 1]."""
-        if not isinstance(images, list):
-            images = [images]
-        if not images or any(image is None for image in images):
-            raise ValueError("No image was given: pass a PIL image, a numpy array, a tensor, or a list of them.")
-        if any(isinstance(image, np.ndarray) and image.size == 0 for image in images) or any(
-            isinstance(image, torch.Tensor) and image.numel() == 0 for image in images
-        ):
-            raise ValueError("An image array or tensor is empty.")
-        height, width = self._target_size(height, width)
-        is_pil = all(isinstance(image, PIL.Image.Image) for image in images)
-        if is_pil:
-            images = [to_canonical_mode(image, self.generator.config.in_channels) for image in images]
-        elif all(isinstance(image, (np.ndarray, torch.Tensor)) for image in images):
-            images = self._to_unit_range(images)
         else:
-            names = sorted({type(image).__name__ for image in images})
-            raise TypeError(
-                f"images must be PIL images, numpy arrays or torch tensors (not mixed with PIL), got {names}"
-            )
-        height, width = self.image_processor.get_default_height_width(images[0] if is_pil else images, height, width)
+            first_height, first_width = image_size(images[0])
+            default_height, default_width = first_height // factor * factor, first_width // factor * factor
+        height, width = height or default_height, width or default_width
         if not (height and width):
-            factor = self.generator.downsampling_factor
             raise ValueError(
                 f"images must be at least {factor}x{factor} pixels for this generator (or pass height and width)."
             )
-        if is_pil:
-            batch = self.image_processor.preprocess(images, height=height, width=width)
-        else:
-            if images.shape[2:] != (height, width):
-                images = F.interpolate(images, size=(height, width), mode="bicubic", antialias=True).clamp(0, 1)
-            batch = images * 2 - 1
+        if height * width > MAX_IMAGE_PIXELS:
+            raise ValueError(
+                f"{height}x{width} images are more than this pipeline translates ({MAX_IMAGE_PIXELS / 1e6:.1f} "
+                "megapixels): pass a smaller height and width, or run the generator on tiles."
+            )
+        return height, width
+
+    def preprocess(
+        self,
+        images: PipelineImageInput,
+        height: int | None = None,
+        width: int | None = None,
+        background: Background = 255,
+    ) -> torch.Tensor:
+        """Any accepted input -> the generator's input batch `(N, in_channels, height, width)` in [-1, 1]."""
+        items = images if isinstance(images, (list, tuple)) else [images]
+        if not items or any(item is None for item in items):
+            raise ValueError("No image was given: pass a PIL image, a numpy array, a tensor, or a list of them.")
+        size = self._target_size(items, height, width)
+        config = self.generator.config
+        values_per_image = max(config.in_channels, config.out_channels) * size[0] * size[1]
+        # minimum 0: empty arrays get images_to_tensor's own error
+        check_count("the number of images", sum(count_images(item) for item in items), values_per_image, minimum=0)
+        channels = self.generator.config.in_channels
+        batch = images_to_tensor(images, channels, size, background=background, name="image")
         return batch.to(device=self.device, dtype=self.generator.dtype)
 
     @torch.no_grad()
@@ -176,6 +112,11 @@ class ImageToImagePipeline(SingleModelPipeline):
                 in [-1, 1]).
             return_dict: Return an `ImagePipelineOutput` rather than a tuple.
         """
+        check_output_type(output_type)
         batch = self.preprocess(image, height, width)
-        images = self.postprocess(self.generator(batch).sample, output_type)
+        config = self.generator.config
+        values_per_image = max(config.in_channels, config.out_channels) * batch.shape[2] * batch.shape[3]
+        chunk_size = max(1, CHUNK_VALUES // values_per_image)
+        outputs = in_chunks(lambda sample: self.generator(sample).sample, chunk_size, sample=batch)
+        images = self.postprocess(outputs, output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)

@@ -1,5 +1,6 @@
 """Virtual try-on with a `TryOnModel`: a person and a garment in, the dressed person and the warped garment out."""
 
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from diffusers.utils import BaseOutput
 
+from ..data.images import images_to_tensor
 from ..data.wardrobe import GARMENT_GROUPS, POSE_KEYPOINTS, Avatar, Garment, agnostic, agnostic_region
 from ..models.tryon import TryOnModel
-from .pipeline_utils import SingleModelPipeline
+from .pipeline_utils import CHUNK_VALUES, SingleModelPipeline, check_count, check_output_type, in_chunks
 
 PERSON_KEYS = ("agnostic", "agnostic_mask", "body_mask", "pose_keypoints")
 GARMENT_KEYS = ("cloth", "cloth_mask")
@@ -35,19 +37,13 @@ class TryOnPipelineOutput(BaseOutput):
 
 
 def _image_array(value: Any, name: str) -> np.ndarray:
-    """An RGB image (PIL or uint8 array) -> (H, W, 3) uint8; anything else raises naming `name`."""
-    if isinstance(value, PIL.Image.Image):
-        if value.mode != "RGB":
-            raise ValueError(
-                f"`{name}` must be an RGB image, got mode {value.mode!r}; convert it first (transparent garments: "
-                "composite them on white)."
-            )
-        return np.asarray(value)
-    if isinstance(value, np.ndarray):
-        if value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] != 3:
-            raise ValueError(f"`{name}` must be an (H, W, 3) uint8 array, got {value.dtype} {value.shape}.")
-        return value
-    raise TypeError(f"`{name}` must be a PIL image or a numpy array, got {type(value).__name__}.")
+    """One image (see `hf_vaegan.data.images.images_to_tensor`; transparent pixels on white) -> (H, W, 3) uint8."""
+    if isinstance(value, (list, tuple)):
+        raise TypeError(f"`{name}` must be one image, got a {type(value).__name__}.")
+    batch = images_to_tensor(value, 3, name=name)
+    if len(batch) != 1:
+        raise ValueError(f"`{name}` must be one image, got a batch of {len(batch)}.")
+    return ((batch[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def _mask_array(value: Any, name: str) -> np.ndarray:
@@ -65,9 +61,15 @@ def _mask_array(value: Any, name: str) -> np.ndarray:
 
 
 def _keypoints_array(value: Any, name: str) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float32)
+    try:
+        array = np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
+    except (TypeError, ValueError):
+        expected = f"{len(POSE_KEYPOINTS)} x [x, y, confidence]"
+        raise TypeError(f"`{name}` must be numbers, {expected}, got {reprlib.repr(value)}.") from None
     if array.shape != (len(POSE_KEYPOINTS), 3):
         raise ValueError(f"`{name}` must be {len(POSE_KEYPOINTS)} x [x, y, confidence], got shape {array.shape}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
     return array
 
 
@@ -113,14 +115,16 @@ class TryOnPipeline(SingleModelPipeline):
       `agnostic` (RGB), `agnostic_mask` and `body_mask` (masks: PIL `L`/`1` images or bool/uint8 arrays) and
       `pose_keypoints` (18 x [x, y, confidence] in pixels, OpenPose COCO-18 order): a row of a wardrobe dataset or
       of `hf_vaegan.data.load_viton_hd` works as is.
-    - `garment`: a `Garment` (`hf_vaegan.data.make_garment`, `Wardrobe.garment`); an RGB PIL image or uint8 array
-      of the flat garment on white, with `garment_mask` or else the non-white pixels as its mask; or a mapping with
-      `cloth` and `cloth_mask` (a dataset row).
+    - `garment`: a `Garment` (`hf_vaegan.data.make_garment`, `Wardrobe.garment`); an image of the flat garment on
+      white, with `garment_mask` or else the non-white pixels as its mask; or a mapping with `cloth` and
+      `cloth_mask` (a dataset row).
     - `garment_category` (`"upper"`, `"lower"` or `"dress"`): which region to grey out on an `Avatar`; needed when
       the garment is not a `Garment` (whose label tells it).
 
-    Either may be a list (of equal lengths, or one of them of length 1 to pair with all). RGBA, greyscale or
-    palette images, wrong sizes and missing inputs raise `ValueError`/`TypeError` naming the input.
+    Either may be a list (of equal lengths, or one of them of length 1 to pair with all). Images (`agnostic`,
+    `cloth`, a garment image) follow every pipeline's contract (`hf_vaegan.data.images.images_to_tensor`: PIL
+    images of any mode, transparent ones composited on white; numpy uint8 or floats in [0, 1]; tensors in [-1, 1]),
+    converted to RGB. Wrong sizes, bad values and missing inputs raise `ValueError`/`TypeError` naming the input.
 
     ```python
     from hf_vaegan import TryOnPipeline
@@ -145,6 +149,12 @@ class TryOnPipeline(SingleModelPipeline):
     def resolution(self) -> tuple[int, int]:
         """(height, width) every input must have."""
         return tuple(self.tryon.config.sample_size)
+
+    @property
+    def values_per_image(self) -> int:
+        """Values of one try-on's outputs (the dressed person and the warped garment)."""
+        height, width = self.resolution
+        return 2 * 3 * height * width
 
     def _check_size(self, array: np.ndarray, name: str) -> None:
         if tuple(array.shape[:2]) != self.resolution:
@@ -236,6 +246,7 @@ class TryOnPipeline(SingleModelPipeline):
         count = max(len(persons), len(garments))
         if {len(persons), len(garments)} - {1, count}:
             raise ValueError(f"Got {len(persons)} persons and {len(garments)} garments: pass as many of each, or one.")
+        check_count("the number of persons and garments", count, self.values_per_image)
         rows = []
         for index in range(count):
             garment_index = index if len(garments) > 1 else 0
@@ -264,6 +275,9 @@ class TryOnPipeline(SingleModelPipeline):
         device, dtype = self.tryon.device, self.tryon.dtype
         return {name: tensor.to(device, dtype) for name, tensor in inputs.items()}
 
+    def _try_on(self, **inputs: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return self.tryon(**inputs, return_dict=False)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -284,9 +298,10 @@ class TryOnPipeline(SingleModelPipeline):
             output_type: `"pil"`, `"np"` (`(N, H, W, 3)` in [0, 1]) or `"pt"` (`(N, 3, H, W)` in [-1, 1]).
             return_dict: Return a `TryOnPipelineOutput` rather than a tuple `(images, warped_garments)`.
         """
+        check_output_type(output_type)
         inputs = self.prepare_inputs(person, garment, garment_category, garment_mask)
-        output = self.tryon(**inputs)
-        on_white = output.warped_cloth_mask * output.warped_cloth + (1 - output.warped_cloth_mask)
-        images = self.postprocess(output.sample, output_type)
-        warped = self.postprocess(on_white, output_type)
+        chunk_size = max(1, CHUNK_VALUES // self.values_per_image)
+        sample, warped_cloth, warped_mask, *_ = in_chunks(self._try_on, chunk_size, **inputs)
+        images = self.postprocess(sample, output_type)
+        warped = self.postprocess(warped_mask * warped_cloth + (1 - warped_mask), output_type)
         return TryOnPipelineOutput(images=images, warped_garments=warped) if return_dict else (images, warped)

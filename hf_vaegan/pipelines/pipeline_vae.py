@@ -8,7 +8,26 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..metrics import anomaly_scores
 from ..models import VAE
-from .pipeline_utils import SingleModelPipeline, slerp
+from .pipeline_utils import (
+    SingleModelPipeline,
+    check_count,
+    check_latents,
+    check_num_steps,
+    check_number,
+    check_output_type,
+    in_chunks,
+    slerp,
+)
+
+
+def posterior_means(vae: VAE, images: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """The posterior means `(N, latent_dim)` of images `(N, C, H, W)` in [-1, 1], `chunk_size` images at a time."""
+    return in_chunks(lambda images: vae.encode(images).latent_dist.mode(), chunk_size, images=images)
+
+
+def decode_latents(vae: VAE, latents: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """Images `(N, C, H, W)` in [-1, 1] of latents `(N, latent_dim)`, `chunk_size` at a time."""
+    return in_chunks(lambda latents: vae.decode(latents).sample, chunk_size, latents=latents)
 
 
 class VAEPipeline(SingleModelPipeline):
@@ -22,6 +41,11 @@ class VAEPipeline(SingleModelPipeline):
     strip = pipe.interpolate(image_a, image_b, num_steps=8).images
     scores = pipe.anomaly_scores([image_a, image_b])           # negative ELBO in nats: higher = more unusual
     ```
+
+    Images in follow `hf_vaegan.data.images.images_to_tensor` (PIL of any mode, numpy uint8 in [0, 255] or floats in
+    [0, 1], tensors in [-1, 1]); `preprocess(images, background=...)` chooses the colour transparent pixels are
+    composited on, and its output can be passed to every method. One call returns at most
+    `max_batch_size(values_per_image)` images; the VAE runs on chunks of them.
     """
 
     model_name = "vae"
@@ -36,27 +60,38 @@ class VAEPipeline(SingleModelPipeline):
     def __call__(
         self,
         batch_size: int = 1,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         temperature: float = 1.0,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> ImagePipelineOutput | tuple:
-        """Decodes `batch_size` draws from the prior N(0, temperature^2 I) (or the given `latents`)."""
+        """Decodes `batch_size` draws from the prior N(0, temperature^2 I) (or the given `latents` `(B, latent_dim)`).
+
+        `temperature` is a finite number >= 0 (0 decodes the prior's mean).
+        """
+        check_output_type(output_type)
+        latent_dim = self.vae.config.latent_dim
         if latents is None:
-            shape = (batch_size, self.vae.config.latent_dim)
+            check_count("batch_size", batch_size, self.values_per_image)
+            temperature = check_number("temperature", temperature, 0.0)
+            shape = (batch_size, latent_dim)
             latents = temperature * randn_tensor(shape, generator=generator, device=self.device, dtype=self.vae.dtype)
-        images = self.postprocess(self.vae.decode(latents.to(self.device, self.vae.dtype)).sample, output_type)
+        else:
+            latents = check_latents(latents, latent_dim, self.values_per_image)
+        images = decode_latents(self.vae, latents.to(self.device, self.vae.dtype), self.chunk_size)
+        images = self.postprocess(images, output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     @torch.no_grad()
     def encode(self, images: PipelineImageInput) -> torch.Tensor:
         """The posterior means `(B, latent_dim)` of the images."""
-        return self.vae.encode(self.preprocess(images)).latent_dist.mode()
+        return posterior_means(self.vae, self._preprocess(images), self.chunk_size)
 
     @torch.no_grad()
     def reconstruct(self, images: PipelineImageInput, output_type: str = "pil") -> ImagePipelineOutput:
         """Encodes and decodes the images through the posterior mean."""
+        check_output_type(output_type)
         return self(latents=self.encode(images), output_type=output_type)
 
     @torch.no_grad()
@@ -64,12 +99,15 @@ class VAEPipeline(SingleModelPipeline):
         self, start: PipelineImageInput, end: PipelineImageInput, num_steps: int = 8, output_type: str = "pil"
     ) -> ImagePipelineOutput:
         """Decodes `num_steps` points on the great circle between the codes of two images (ends included)."""
-        if num_steps < 2:
-            raise ValueError(f"`num_steps` must be >= 2, got {num_steps}.")
-        codes = self.encode([start, end] if not isinstance(start, list) else start + end)
-        if codes.shape[0] != 2:
-            raise ValueError("`start` and `end` must be one image each.")
-        path = slerp(codes[0].float(), codes[1].float(), torch.linspace(0, 1, num_steps, device=self.device))
+        check_num_steps(num_steps, self.values_per_image)
+        check_output_type(output_type)
+        codes = []
+        for name, image in (("start", start), ("end", end)):
+            code = posterior_means(self.vae, self._preprocess(image, name), self.chunk_size)
+            if code.shape[0] != 1:
+                raise ValueError(f"`{name}` must be one image, got {code.shape[0]}.")
+            codes.append(code[0].float())
+        path = slerp(*codes, torch.linspace(0, 1, num_steps, device=self.device))
         return self(latents=path, output_type=output_type)
 
     def anomaly_scores(
@@ -84,5 +122,6 @@ class VAEPipeline(SingleModelPipeline):
         `"elbo"`: the negative ELBO in nats, averaged over `num_samples` posterior samples; `"reconstruction"`: the
         mean squared error of the reconstruction through the posterior mean, in [-1, 1] pixel units.
         """
-        scores = anomaly_scores(self.vae, self.preprocess(images), method, num_samples, generator)
+        batch = self.preprocess(images)
+        scores = anomaly_scores(self.vae, batch, method, num_samples, generator, batch_size=self.chunk_size)
         return scores.float().numpy()
