@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from hf_vaegan.training.common import checkpoint_step, list_checkpoints
+from hf_vaegan.training.checkpoints import checkpoint_step, list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_GAN = REPO / "examples" / "train_gan.py"

@@ -32,7 +32,7 @@ from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
 from hf_vaegan.training import (
     DiffAugment,
-    TrainingDivergedError,
+    TrainingError,
     TrainingLoop,
     add_dataset_args,
     add_training_args,
@@ -379,5 +379,5 @@ def write_card(
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except TrainingDivergedError as error:
+    except TrainingError as error:
         sys.exit(f"error: {error}")

@@ -28,7 +28,7 @@ from hf_vaegan.training import (
     EvaluationReference,
     GANTrainer,
     ImageDatasetInfo,
-    TrainingDivergedError,
+    TrainingError,
     TrainingLoop,
     add_dataset_args,
     add_evaluation_args,
@@ -397,5 +397,5 @@ def write_card(
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except TrainingDivergedError as error:
+    except TrainingError as error:
         sys.exit(f"error: {error}")

@@ -29,7 +29,7 @@ from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.training import (
     DiffAugment,
-    TrainingDivergedError,
+    TrainingError,
     TrainingLoop,
     add_dataset_args,
     add_training_args,
@@ -251,5 +251,5 @@ def write_card(args, model, info, held_out, metrics, loop: TrainingLoop, seconds
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except TrainingDivergedError as error:
+    except TrainingError as error:
         sys.exit(f"error: {error}")

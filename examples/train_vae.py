@@ -24,7 +24,7 @@ from accelerate.logging import get_logger
 
 from hf_vaegan import VAE, AutoEncoder
 from hf_vaegan.training import (
-    TrainingDivergedError,
+    TrainingError,
     TrainingLoop,
     add_dataset_args,
     add_training_args,
@@ -213,5 +213,5 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except TrainingDivergedError as error:
+    except TrainingError as error:
         sys.exit(f"error: {error}")

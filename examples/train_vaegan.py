@@ -27,7 +27,7 @@ from diffusers.training_utils import EMAModel
 
 from hf_vaegan.models.vaegan import VAEGAN, VAEGAN_LIKELIHOODS
 from hf_vaegan.training import (
-    TrainingDivergedError,
+    TrainingError,
     TrainingLoop,
     add_dataset_args,
     add_training_args,
@@ -304,5 +304,5 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except TrainingDivergedError as error:
+    except TrainingError as error:
         sys.exit(f"error: {error}")

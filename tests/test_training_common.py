@@ -13,6 +13,7 @@ from PIL import Image
 from hf_vaegan import Discriminator, Generator
 from hf_vaegan.training import (
     CheckpointedTensors,
+    CheckpointError,
     DiffAugment,
     GANTrainer,
     TrainingDivergedError,
@@ -35,12 +36,8 @@ from hf_vaegan.training import (
     training_command,
     validate_training_args,
 )
-from hf_vaegan.training.common import (
-    ProcessGenerator,
-    fast_bf16_available,
-    remove_partial_checkpoints,
-    resolve_mixed_precision,
-)
+from hf_vaegan.training.checkpoints import remove_partial_checkpoints
+from hf_vaegan.training.common import ProcessGenerator, fast_bf16_available, resolve_mixed_precision
 
 
 @pytest.fixture
@@ -109,10 +106,11 @@ def test_checkpoints_are_atomic_and_pruned_to_the_limit(make_accelerator, tmp_pa
     assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
 
     exploding.armed = True
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*checkpoint-4: disk full; checkpoint-3"):
         save_checkpoint(accelerator, tmp_path, 4, total_limit=2)
-    assert (tmp_path / ".partial-checkpoint-4").is_dir()
+    assert not (tmp_path / ".partial-checkpoint-4").exists()
     assert resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
+    (tmp_path / ".partial-checkpoint-4").mkdir()  # what a SIGKILL mid-save leaves
     remove_partial_checkpoints(tmp_path)
     assert not (tmp_path / ".partial-checkpoint-4").exists()
 
@@ -361,7 +359,7 @@ def test_diffaugment_operations_are_random_per_image_and_differentiable():
 
 
 def test_checkpoint_step_of_paths():
-    from hf_vaegan.training.common import checkpoint_step
+    from hf_vaegan.training.checkpoints import checkpoint_step
 
     assert checkpoint_step(Path("out/checkpoint-120")) == 120
     assert checkpoint_step("checkpoint-") is None and checkpoint_step(".partial-checkpoint-3") is None

@@ -1,14 +1,12 @@
 """The training layer shared by the scripts in ``examples/``: data loading, the Accelerate loop, GAN craft."""
 
+from .checkpoints import list_checkpoints, resolve_checkpoint, save_checkpoint
 from .common import (
     CheckpointedTensors,
-    TrainingDivergedError,
     TrainingLoop,
     add_training_args,
     apply_channels_last,
-    assert_finite_parameters,
     averaged_copy,
-    check_finite,
     create_accelerator,
     create_ema,
     create_fixed_sample_inputs,
@@ -17,13 +15,10 @@ from .common import (
     create_training_rng,
     dataset_hub_ids,
     hub_repo_id,
-    list_checkpoints,
     log_sample_grid,
     make_sample_grid,
     push_output_dir,
     register_training_state,
-    resolve_checkpoint,
-    save_checkpoint,
     start_trackers,
     training_command,
     validate_training_args,
@@ -41,6 +36,7 @@ from .data import (
     make_dataloader,
     make_image_transform,
 )
+from .errors import CheckpointError, TrainingDivergedError, TrainingError
 from .evaluation import (
     EvaluationReference,
     add_evaluation_args,
@@ -59,6 +55,7 @@ from .gan import (
     generator_loss,
     input_gradient_penalty,
 )
+from .update import assert_finite_parameters, check_finite
 
 __all__ = [
     "EvaluationReference",
@@ -73,7 +70,9 @@ __all__ = [
     "GANTrainer",
     "ImageDatasetInfo",
     "PairedDatasetInfo",
+    "CheckpointError",
     "TrainingDivergedError",
+    "TrainingError",
     "TrainingLoop",
     "add_dataset_args",
     "add_training_args",

@@ -44,9 +44,7 @@ import logging
 import math
 import os
 import random
-import re
 import shlex
-import shutil
 import signal
 import sys
 import time
@@ -73,20 +71,23 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoints import (
+    CHECKPOINT_PREFIX,
+    PARTIAL_CHECKPOINT_PREFIX,
+    checkpoint_step,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from .errors import CheckpointError
+
 logger = get_logger(__name__)
 
-CHECKPOINT_PREFIX = "checkpoint-"
-# A checkpoint is written under this name and renamed once complete, so `latest` never picks a half-written one.
-PARTIAL_CHECKPOINT_PREFIX = ".partial-checkpoint-"
-_CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 # Folders of --output_dir that are not part of the model pushed to the Hub.
 HUB_IGNORE_PATTERNS = [f"{CHECKPOINT_PREFIX}*", f"{PARTIAL_CHECKPOINT_PREFIX}*", "logs/*", "samples/*"]
 _SECRET_FLAGS = ("--hub_token",)
 KILL_AFTER_STEP_ENV = "HF_VAEGAN_TEST_KILL_AFTER_STEP"
-
-
-class TrainingDivergedError(RuntimeError):
-    """A loss or a weight became NaN or infinite; the run stops without saving."""
 
 
 # Command-line flags
@@ -293,6 +294,7 @@ def validate_training_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
     if args.lr_warmup_steps < 0:
         raise ValueError(f"--lr_warmup_steps must be >= 0, got {args.lr_warmup_steps}")
+    _check_output_dir(args.output_dir)
     if args.resume_from_checkpoint not in (None, "latest"):
         path = Path(args.resume_from_checkpoint)
         if not path.is_dir():
@@ -314,6 +316,18 @@ def validate_training_args(args: argparse.Namespace) -> None:
         unknown = [name for name in args.report_to.split(",") if name not in known]
         if unknown:
             raise ValueError(f"--report_to: unknown tracker(s) {unknown}; choose from {sorted(known)}, or 'none'")
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """Refuse an ``--output_dir`` that is a file, or lies under one, before anything is written."""
+    path = Path(output_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--output_dir {output_dir!r} is a file, not a folder; pass a folder (new or existing)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--output_dir {output_dir!r} lies under {str(parent)!r}, which is a file")
+            break
 
 
 # The Accelerator
@@ -354,8 +368,6 @@ def create_accelerator(args: argparse.Namespace) -> Accelerator:
         logger.info(f"No --seed given; using seed {args.seed}")
     set_seed(args.seed)
     args.mixed_precision = accelerator.mixed_precision  # the resolved value, for the logs and the model card
-    if accelerator.is_main_process:
-        os.makedirs(args.output_dir, exist_ok=True)
     return accelerator
 
 
@@ -383,7 +395,9 @@ def resolve_mixed_precision(value: str) -> str:
 
 def start_trackers(accelerator: Accelerator, project_name: str, args: argparse.Namespace) -> None:
     """``accelerator.init_trackers`` with the run's flags as its config (TensorBoard needs scalars: others become
-    strings; the Hub token is left out)."""
+    strings; the Hub token is left out). Creates ``--output_dir``: nothing is written before this call."""
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
     config = {
         name: value if isinstance(value, (int, float, str, bool)) else str(value)
         for name, value in vars(args).items()
@@ -472,20 +486,23 @@ class TrainingState:
                 return
             pickled = sorted(Path(input_dir).glob("custom_checkpoint_*.pkl"))
             reason = f"it holds pickled state ({pickled[0].name}), never loaded" if pickled else "it is missing"
-            raise ValueError(f"cannot resume from {input_dir}: {TRAINING_STATE_NAME} {reason}")
+            raise CheckpointError(f"cannot resume from {input_dir}: {TRAINING_STATE_NAME} {reason}")
         try:
             with safe_open(path, framework="pt") as file:
                 skeleton = json.loads(file.metadata()["skeleton"])
                 tensors = {key: file.get_tensor(key) for key in file.keys()}
         except Exception as error:
-            raise ValueError(f"cannot resume from {input_dir}: {path.name} is corrupt ({error})") from error
+            raise CheckpointError(f"cannot resume from {input_dir}: {path.name} is corrupt ({error})") from error
         if len(skeleton) != len(self.objects):
-            raise ValueError(
-                f"cannot resume from {input_dir}: it holds the state of {len(skeleton)} objects (EMA, RNG, sample "
-                f"inputs...) but this run has {len(self.objects)}; resume with the same script and flags"
+            raise CheckpointError(
+                f"cannot resume from {input_dir}: its {path.name} holds the state of {len(skeleton)} objects (EMA, "
+                f"RNG, sample inputs...) but this run has {len(self.objects)}; resume with the same script and flags"
             )
         for obj, state in zip(self.objects, skeleton, strict=True):
-            obj.load_state_dict(_join_tensors(state, tensors))
+            try:
+                obj.load_state_dict(_join_tensors(state, tensors))
+            except (ValueError, KeyError, RuntimeError) as error:
+                raise CheckpointError(f"cannot resume from {input_dir}: {path.name}: {error}") from error
 
 
 _training_states: weakref.WeakKeyDictionary[Accelerator, TrainingState] = weakref.WeakKeyDictionary()
@@ -625,38 +642,6 @@ def averaged_copy(accelerator: Accelerator, model: nn.Module, ema: EMAModel | No
     return averaged.eval()
 
 
-# Divergence guard
-
-
-def check_finite(accelerator: Accelerator, step: int, **values: torch.Tensor) -> dict[str, float]:
-    """Average scalar ``values`` over the processes and raise :class:`TrainingDivergedError` if one is NaN or inf.
-
-    Every process gets the same answer, so all of them stop together. Call it between the backward pass and the
-    optimizer step, so a diverged loss never reaches the weights.
-
-    Returns:
-        The averaged values as floats, for logging.
-    """
-    stacked = torch.stack([value.detach().float().reshape(()) for value in values.values()])
-    averaged = accelerator.reduce(stacked, reduction="mean").tolist()
-    bad = {name: value for name, value in zip(values, averaged, strict=True) if not math.isfinite(value)}
-    if bad:
-        described = ", ".join(f"{name} = {value}" for name, value in bad.items())
-        raise TrainingDivergedError(
-            f"training diverged at step {step}: {described}. Nothing was saved from this step; lower the learning "
-            "rates, enable --max_grad_norm or R1, or resume from an earlier checkpoint."
-        )
-    return dict(zip(values, averaged, strict=True))
-
-
-def assert_finite_parameters(**models: nn.Module) -> None:
-    """Raise :class:`TrainingDivergedError` if a parameter or buffer of one of ``models`` is NaN or inf."""
-    for model_name, model in models.items():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise TrainingDivergedError(f"{model_name}.{name} holds NaN or inf values; refusing to save it")
-
-
 # Sample grids
 
 
@@ -694,81 +679,6 @@ def log_sample_grid(
         elif hasattr(tracker, "log_images"):
             tracker.log_images({name: [array]}, step=step)
     return path
-
-
-# Checkpoints
-
-
-def checkpoint_step(path: str | os.PathLike) -> int | None:
-    """The step of a ``checkpoint-<step>`` folder, or ``None`` if ``path`` is not named like one."""
-    match = _CHECKPOINT_PATTERN.match(Path(path).name)
-    return int(match.group(1)) if match else None
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """The complete checkpoints in ``output_dir``, oldest first."""
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return []
-    found = [path for path in folder.iterdir() if path.is_dir() and checkpoint_step(path) is not None]
-    return sorted(found, key=checkpoint_step)
-
-
-def resolve_checkpoint(output_dir: str | os.PathLike, resume_from_checkpoint: str | None) -> Path | None:
-    """The folder ``--resume_from_checkpoint`` designates: ``None``, a path, or ``"latest"`` (``None`` when
-    ``output_dir`` holds no checkpoint yet)."""
-    if resume_from_checkpoint is None:
-        return None
-    if resume_from_checkpoint == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        return checkpoints[-1] if checkpoints else None
-    path = Path(resume_from_checkpoint)
-    if not path.is_dir() or checkpoint_step(path) is None:
-        raise ValueError(f"{resume_from_checkpoint!r} is not a '{CHECKPOINT_PREFIX}<step>' folder")
-    return path
-
-
-def save_checkpoint(
-    accelerator: Accelerator,
-    output_dir: str | os.PathLike,
-    step: int,
-    total_limit: int | None = None,
-    models: Mapping[str, nn.Module] | None = None,
-) -> Path:
-    """``accelerator.save_state`` into ``output_dir/checkpoint-<step>``, atomically, then prune old checkpoints.
-
-    The state is written to a hidden partial folder and renamed when complete, so a crash mid-save leaves the
-    previous checkpoints intact and nothing that ``latest`` would pick. ``models`` are checked for NaN/inf first.
-    Call on every process.
-    """
-    if models:
-        assert_finite_parameters(**{name: accelerator.unwrap_model(model) for name, model in models.items()})
-    output_dir = Path(output_dir)
-    final = output_dir / f"{CHECKPOINT_PREFIX}{step}"
-    partial = output_dir / f"{PARTIAL_CHECKPOINT_PREFIX}{step}"
-    if accelerator.is_main_process and partial.exists():
-        shutil.rmtree(partial)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():  # a run restarted from an earlier checkpoint overwrites the later ones
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        if total_limit is not None:
-            for old in list_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old)
-        logger.info(f"Saved checkpoint {final}")
-    accelerator.wait_for_everyone()
-    return final
-
-
-def remove_partial_checkpoints(output_dir: str | os.PathLike) -> None:
-    """Delete checkpoints left half-written by a crash (main process only)."""
-    folder = Path(output_dir)
-    if folder.is_dir():
-        for path in folder.glob(f"{PARTIAL_CHECKPOINT_PREFIX}*"):
-            shutil.rmtree(path)
 
 
 # The training loop
@@ -838,7 +748,7 @@ class TrainingLoop:
             if self.args.resume_from_checkpoint == "latest":
                 logger.info(f"No checkpoint in {self.args.output_dir}; starting a new run")
             return None
-        self.accelerator.load_state(str(path))
+        load_checkpoint(self.accelerator, path)
         self.global_step = checkpoint_step(path)
         if self.global_step >= self.max_train_steps:
             logger.warning(f"{path} is at step {self.global_step}, already >= max_train_steps={self.max_train_steps}")

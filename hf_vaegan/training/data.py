@@ -29,6 +29,7 @@ and ``target_pixel_values`` augmented identically.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import zipfile
 from collections.abc import Callable, Sequence
@@ -41,6 +42,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ..data.images import ImageTransform, Resolution, infer_num_channels, make_image_transform
+
+logger = logging.getLogger(__name__)
 
 # Command-line flags
 
@@ -241,8 +244,7 @@ def _load_npz(path: str) -> datasets.Dataset:
         if len(labels) and labels.min() < 0:
             raise ValueError(f"'labels' in {path!r} must be >= 0, got {labels.min()}")
         if class_names is None:
-            num_classes = int(labels.max()) + 1 if len(labels) else 0
-            names = [str(index) for index in range(num_classes)]
+            names = [str(index) for index in range(_count_classes(labels, f"'labels' in {path!r}"))]
         else:
             if class_names.dtype.kind != "U" or class_names.ndim != 1:
                 raise ValueError(
@@ -330,14 +332,42 @@ def _resolve_label_column(
         raise ValueError(f"label column {column!r} does not exist; available columns: {_describe_features(dataset)}")
     feature = dataset.features[column]
     if isinstance(feature, datasets.ClassLabel):
+        labels = np.asarray(dataset[column])
+        if labels.size and (labels.min() < 0 or labels.max() >= feature.num_classes):
+            bad = int(np.flatnonzero((labels < 0) | (labels >= feature.num_classes))[0])
+            raise ValueError(
+                f"label column {column!r} holds the label {labels[bad]} at index {bad}, outside its "
+                f"{feature.num_classes} classes {feature.names}"
+            )
         return column, feature.num_classes, list(feature.names)
     if not (isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))):
         raise ValueError(f"label column {column!r} must be a ClassLabel or an integer Value, got {feature}")
     labels = np.asarray(dataset[column])
     if labels.size and labels.min() < 0:
         raise ValueError(f"label column {column!r} must hold labels >= 0, got {labels.min()}")
-    num_classes = int(labels.max()) + 1 if labels.size else 0
+    num_classes = _count_classes(labels, f"label column {column!r}")
     return column, num_classes, [str(index) for index in range(num_classes)]
+
+
+def _count_classes(labels: np.ndarray, source: str) -> int:
+    """The number of classes of integer labels without class names, ``max + 1``; refused when most of the classes
+    ``0..max`` would have no example (a stray label of 1000 would otherwise make a 1001-class model of a 10-class
+    dataset), with a warning naming the empty classes when only some are."""
+    if not labels.size:
+        return 0
+    present = np.unique(labels)
+    num_classes = int(present[-1]) + 1
+    missing = sorted(set(range(num_classes)) - set(present.tolist()))
+    if len(missing) > len(present):
+        example = int(np.flatnonzero(labels == present[-1])[0])
+        raise ValueError(
+            f"{source} go up to {num_classes - 1} (e.g. at index {example}) but only {len(present)} of the "
+            f"{num_classes} classes 0..{num_classes - 1} occur; fix the labels, or name the classes (an .npz "
+            "'class_names' array, a ClassLabel column) if the empty ones are meant"
+        )
+    if missing:
+        logger.warning("%s: no example of the classes %s of 0..%d", source, missing, num_classes - 1)
+    return num_classes
 
 
 def _load_nonempty(

@@ -17,7 +17,8 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from torch import nn
 
-from .common import CheckpointedTensors, check_finite, create_fixed_sample_inputs
+from .common import CheckpointedTensors, create_fixed_sample_inputs
+from .update import check_finite
 
 GAN_LOSSES = ("non-saturating", "hinge", "wgan-gp")
 DIFFAUGMENT_OPERATIONS = ("translation", "cutout", "color")

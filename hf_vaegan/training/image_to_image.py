@@ -31,9 +31,10 @@ from torch import nn
 
 from ..data.sketch import make_sketch_pairs
 from ..models.patch_discriminator import patch_logits_size
-from .common import check_finite, make_sample_grid, register_training_state
+from .common import make_sample_grid, register_training_state
 from .data import ImageDatasetInfo, PairedDatasetInfo, collate_examples
 from .gan import DiffAugment, discriminator_loss, generator_loss, parse_diffaugment_policy
+from .update import check_finite
 
 # The adversarial losses that make sense on patch logit maps (WGAN-GP's critic is not a patch classifier).
 IMAGE_TO_IMAGE_GAN_LOSSES = ("non-saturating", "hinge")

@@ -30,7 +30,6 @@ from ..models.vaegan import feature_reconstruction_nll
 from .common import (
     CheckpointedTensors,
     TrainingLoop,
-    check_finite,
     create_fixed_sample_inputs,
     dataset_hub_ids,
     hub_repo_id,
@@ -41,6 +40,7 @@ from .common import (
 )
 from .data import ImageDatasetInfo, load_image_dataset, make_image_transform
 from .gan import GAN_LOSSES, discriminator_loss, generator_loss, input_gradient_penalty
+from .update import check_finite
 
 # The VAE-GAN's discriminator update has no interpolates, so WGAN-GP's penalty has nothing to act on.
 VAEGAN_LOSSES = tuple(loss for loss in GAN_LOSSES if loss != "wgan-gp")
