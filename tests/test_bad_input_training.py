@@ -20,7 +20,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 
-from hf_vaegan.training import CheckpointError, load_image_dataset, register_training_state, save_checkpoint
+from hf_vaegan.data.loading import load_image_dataset
+from hf_vaegan.training import CheckpointError, register_training_state, save_checkpoint
 from hf_vaegan.training.checkpoints import MANIFEST_NAME, load_checkpoint, resolve_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +140,7 @@ def run(accelerator, tmp_path):
     optimizer = torch.optim.Adam(model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    register_training_state(accelerator, Counter())
+    register_training_state(accelerator, "counter", Counter())
     output_dir = tmp_path / "run"
     for step in (2, 4):
         with torch.no_grad():
@@ -218,11 +219,11 @@ def test_latest_skips_a_damaged_newest_checkpoint_with_a_warning(run, caplog):
 
 def test_a_checkpoint_of_another_model_is_refused_by_name(accelerator, tmp_path):
     model = accelerator.prepare(torch.nn.Linear(8, 8))
-    register_training_state(accelerator, Counter())
+    register_training_state(accelerator, "counter", Counter())
     checkpoint = save_checkpoint(accelerator, tmp_path, 1)
     other = Accelerator(cpu=True)
     other.prepare(torch.nn.Linear(8, 3))
-    register_training_state(other, Counter())
+    register_training_state(other, "counter", Counter())
     with pytest.raises(CheckpointError, match=f"cannot resume from {checkpoint}: it does not match this run"):
         load_checkpoint(other, checkpoint)
     assert model.weight.shape == (8, 8)
