@@ -30,10 +30,11 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from hf_vaegan.data import FASHION_MNIST_CLASSES
+from hf_vaegan.data.loading import load_image_dataset
 from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics import anomaly_scores, auroc, leave_one_class_out_auroc
 from hf_vaegan.models import VAE
-from hf_vaegan.training import load_image_dataset
+from hf_vaegan.training import Network
 from hf_vaegan.training.vae import VAEObjective, VAETrainer
 
 VAE_METHODS = {"-ELBO": "elbo", "recon. MSE": "reconstruction"}
@@ -70,9 +71,9 @@ def train_vae(images: torch.Tensor, args: argparse.Namespace, seed: int) -> VAE:
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=True)
     vae = VAE(latent_dim=args.latent_dim, base_channels=args.base_channels)
     optimizer = torch.optim.Adam(vae.parameters(), lr=args.learning_rate)
-    objective, optimizer = accelerator.prepare(VAEObjective(vae), optimizer)
+    network = Network.prepare(accelerator, VAEObjective(vae), optimizer)
     rng = torch.Generator().manual_seed(seed)
-    trainer = VAETrainer(accelerator, objective, optimizer, rng=rng)
+    trainer = VAETrainer(accelerator, network, rng=rng)
     steps_per_epoch = len(images) // args.train_batch_size
     num_steps = max(1, round(args.num_epochs * steps_per_epoch))
     order = torch.cat([torch.randperm(len(images), generator=rng) for _ in range(int(args.num_epochs) + 1)])
@@ -80,7 +81,7 @@ def train_vae(images: torch.Tensor, args: argparse.Namespace, seed: int) -> VAE:
         batch = images[order[(step - 1) * args.train_batch_size : step * args.train_batch_size]]
         logs = trainer.train_step({"pixel_values": batch}, step)
     print(f"  {num_steps} steps, final training -ELBO {logs['negative_elbo']:.1f} nats", flush=True)
-    return accelerator.unwrap_model(objective).model.eval()
+    return network.bare.model.eval()
 
 
 def png_length_nats(images: torch.Tensor) -> torch.Tensor:

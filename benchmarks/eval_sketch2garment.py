@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from hf_vaegan.data.loading import load_paired_dataset, make_dataloader
 from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics import FashionClassifierFeatures, classification_accuracy, feature_statistics, frechet_distance
 from hf_vaegan.metrics.image_quality import ssim
 from hf_vaegan.pipelines.pipeline_image_to_image import ImageToImagePipeline
-from hf_vaegan.training import load_paired_dataset, make_dataloader
-from hf_vaegan.training.image_to_image import comparison_grid
+from hf_vaegan.training.grids import comparison_grid
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -21,18 +21,12 @@ from pathlib import Path
 import torch
 
 import hf_vaegan
+from hf_vaegan.data.tryon import DEFAULT_TRYON_RESOLUTION, evaluation_batches, load_tryon_dataset
 from hf_vaegan.hardware import cpu_info
+from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, model_predictor
 from hf_vaegan.model_cards.sections import replace_card_section
 from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.pipelines.pipeline_tryon import paste_garment
-from hf_vaegan.training.tryon import (
-    DEFAULT_TRYON_RESOLUTION,
-    FID_PROTOCOL,
-    evaluate_tryon,
-    evaluation_batches,
-    load_tryon_dataset,
-    model_predictor,
-)
 
 BUNDLED_MODEL = Path(hf_vaegan.__file__).parent / "pretrained" / "wardrobe-tryon"
 SECTION_TITLE = "## Comparison on held-out pairs"

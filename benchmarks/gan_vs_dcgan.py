@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from hf_vaegan.hardware import cpu_info
-from hf_vaegan.training.common import checkpoint_step, list_checkpoints
+from hf_vaegan.training.checkpoints import checkpoint_step, list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_GAN = REPO / "examples" / "train_gan.py"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import hf_vaegan
 from hf_vaegan.auto import load_pretrained
+from hf_vaegan.data.loading import load_image_dataset
 from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics import FashionClassifierFeatures, evaluate_model
-from hf_vaegan.training import load_image_dataset
 
 BUNDLED_DIR = Path(hf_vaegan.__file__).parent / "pretrained"
 BUNDLED_MODELS = ("fashion-vae", "fashion-vaegan", "fashion-cgan")

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
 
 from hf_vaegan import Discriminator, Generator
 from hf_vaegan.hardware import cpu_info
-from hf_vaegan.training import GANTrainer, apply_channels_last, create_ema
+from hf_vaegan.training import GANTrainer, Network
+from hf_vaegan.training.session import apply_channels_last
 
 NUM_CLASSES = 10
 
@@ -83,15 +85,17 @@ class Bench:
         optimizers = [
             torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.0, 0.99)) for model in (generator, discriminator)
         ]
-        generator, discriminator, *optimizers = accelerator.prepare(generator, discriminator, *optimizers)
+        generator, discriminator = (
+            Network.prepare(accelerator, model, optimizer)
+            for model, optimizer in zip((generator, discriminator), optimizers, strict=True)
+        )
         self.trainer = GANTrainer(
             accelerator,
             generator,
             discriminator,
-            *optimizers,
             r1_gamma=0.1,
             r1_interval=16,
-            ema=create_ema(accelerator, generator, 0.999),
+            ema=EMAModel(generator.bare.parameters(), decay=0.999, foreach=True),  # as the script's, not checkpointed
             rng=torch.Generator(accelerator.device).manual_seed(0),
             channels_last=config.channels_last,
         )

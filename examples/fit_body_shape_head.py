@@ -25,7 +25,7 @@ from hf_vaegan.model_cards.sections import replace_card_section
 from hf_vaegan.models import VAE
 from hf_vaegan.models.body_shape import BodyShapeHead
 from hf_vaegan.pipelines.pipeline_body_shape import HEAD_SUBFOLDER, BodyShapePipeline
-from hf_vaegan.training.common import make_sample_grid
+from hf_vaegan.training.grids import make_sample_grid
 
 SECTION_TITLE = "## Body-shape head"
 SLIDER_STEPS = 7

@@ -18,8 +18,8 @@ import time
 
 import datasets
 
-from hf_vaegan.training import load_image_dataset
-from hf_vaegan.training.image_to_image import sketch_pairs_from_images
+from hf_vaegan.data.loading import load_image_dataset
+from hf_vaegan.data.sketch import sketch_pairs_from_images
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

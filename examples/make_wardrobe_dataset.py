@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from hf_vaegan.data import PARSE_LABELS, wardrobe_dataset_dict
-from hf_vaegan.training.data import parse_resolution
+from hf_vaegan.training.args import parse_resolution
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

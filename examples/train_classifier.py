@@ -27,20 +27,8 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+from hf_vaegan.data import FASHION_MNIST_CLASSES
 from hf_vaegan.models.fashion_classifier import FashionClassifier
-
-CLASS_NAMES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -115,7 +103,7 @@ def write_model_card(
     params: int,
 ) -> None:
     command = "python examples/train_classifier.py " + shlex.join(argv)
-    rows = "\n".join(f"| {i} | {name} | {per_class[i] * 100:.1f}% |" for i, name in enumerate(CLASS_NAMES))
+    rows = "\n".join(f"| {i} | {name} | {per_class[i] * 100:.1f}% |" for i, name in enumerate(FASHION_MNIST_CLASSES))
     card = f"""---
 library_name: diffusers
 license: apache-2.0

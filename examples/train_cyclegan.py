@@ -23,51 +23,25 @@ model card, the sample grids (`samples/`: A, A -> B, A -> B -> A, B, B -> A, B -
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 from accelerate.logging import get_logger
 
+from hf_vaegan.data.loading import UnpairedImageDataset, first_examples, load_image_dataset, select_classes
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
-from hf_vaegan.training import (
-    DiffAugment,
-    TrainingDivergedError,
-    TrainingLoop,
+from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
+from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
-    apply_channels_last,
-    assert_finite_parameters,
-    averaged_copy,
-    create_accelerator,
-    create_ema,
-    create_fixed_sample_inputs,
-    create_lr_scheduler,
-    create_optimizer,
-    create_training_rng,
-    dataset_hub_ids,
-    hub_repo_id,
-    load_image_dataset,
     load_image_dataset_from_args,
-    log_sample_grid,
-    make_dataloader,
-    push_output_dir,
-    start_trackers,
-    training_command,
-    validate_training_args,
-    write_model_card,
+    parse_and_validate,
 )
-from hf_vaegan.training.image_to_image import (
-    CycleGANTrainer,
-    UnpairedImageDataset,
-    add_image_to_image_args,
-    comparison_grid,
-    create_replay_buffer,
-    first_examples,
-    select_classes,
-    translate_samples,
-    validate_image_to_image_args,
-)
+from hf_vaegan.training.cyclegan import CycleGANTrainer, create_replay_buffer
+from hf_vaegan.training.grids import comparison_grid, log_sample_grid
+from hf_vaegan.training.hub import dataset_hub_ids, training_rows
+from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.pix2pix import translate_samples
+from hf_vaegan.training.session import run
 
 logger = get_logger(__name__)
 
@@ -121,25 +95,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Generated images kept per domain and shown again to the discriminators (CycleGAN: 50); 0 disables.",
     )
 
-    args = parser.parse_args(argv)
-    try:
-        validate_training_args(args)
-        validate_image_to_image_args(args)
-        for name in ("cycle_weight", "identity_weight", "replay_buffer_size"):
-            if getattr(args, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
-        same_source = args.dataset_name_b in (None, args.dataset_name) and args.image_column_b in (
-            None,
-            args.image_column,
+    return parse_and_validate(parser, argv, validate_image_to_image_args, _validate_domains)
+
+
+def _validate_domains(args: argparse.Namespace) -> None:
+    for name in ("cycle_weight", "identity_weight", "replay_buffer_size"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    same_source = args.dataset_name_b in (None, args.dataset_name) and args.image_column_b in (
+        None,
+        args.image_column,
+    )
+    if same_source and args.domain_a_classes == args.domain_b_classes:
+        raise ValueError(
+            "domains A and B are the same images: pass --domain_a_classes/--domain_b_classes, --dataset_name_b "
+            "or --image_column_b"
         )
-        if same_source and args.domain_a_classes == args.domain_b_classes:
-            raise ValueError(
-                "domains A and B are the same images: pass --domain_a_classes/--domain_b_classes, --dataset_name_b "
-                "or --image_column_b"
-            )
-    except ValueError as error:
-        parser.error(str(error))
-    return args
 
 
 def load_domains(args: argparse.Namespace):
@@ -164,21 +135,13 @@ def load_domains(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> None:
-    accelerator = create_accelerator(args)
-    with accelerator.main_process_first():
-        try:
-            domain_a, domain_b = load_domains(args)
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
+    session = TrainingSession(args, "train_cyclegan")
+    accelerator = session.accelerator
+    with session.loading_data():
+        domain_a, domain_b = load_domains(args)
     transform = {"random_flip": args.random_flip, "center_crop": args.center_crop}
     images_a = domain_a.with_image_transform(args.resolution, **transform)
     images_b = domain_b.with_image_transform(args.resolution, **transform)
-    dataloader = make_dataloader(
-        UnpairedImageDataset(images_a, images_b),
-        args.train_batch_size,
-        seed=args.seed,
-        num_workers=args.dataloader_num_workers,
-    )
 
     channels_a, channels_b = domain_a.num_channels, domain_b.num_channels
     generator_kwargs = {
@@ -194,53 +157,35 @@ def main(args: argparse.Namespace) -> None:
         "num_layers": args.discriminator_num_layers,
         "spectral_norm": args.spectral_norm,
     }
-    generator_a_to_b = UNetGenerator(in_channels=channels_a, out_channels=channels_b, **generator_kwargs)
-    generator_b_to_a = UNetGenerator(in_channels=channels_b, out_channels=channels_a, **generator_kwargs)
-    discriminator_a = PatchDiscriminator(in_channels=channels_a, **discriminator_kwargs)
-    discriminator_b = PatchDiscriminator(in_channels=channels_b, **discriminator_kwargs)
-    models = {
-        "generator_a_to_b": generator_a_to_b,
-        "generator_b_to_a": generator_b_to_a,
-        "discriminator_a": discriminator_a,
-        "discriminator_b": discriminator_b,
+    generators = {
+        "generator_a_to_b": UNetGenerator(in_channels=channels_a, out_channels=channels_b, **generator_kwargs),
+        "generator_b_to_a": UNetGenerator(in_channels=channels_b, out_channels=channels_a, **generator_kwargs),
     }
-    if args.channels_last:
-        apply_channels_last(*models.values())
-    generator_optimizer = create_optimizer(
-        [*generator_a_to_b.parameters(), *generator_b_to_a.parameters()], args.generator_learning_rate, args
-    )
-    discriminator_optimizer = create_optimizer(
-        [*discriminator_a.parameters(), *discriminator_b.parameters()], args.discriminator_learning_rate, args
-    )
-    *prepared, generator_optimizer, discriminator_optimizer, dataloader = accelerator.prepare(
-        *models.values(), generator_optimizer, discriminator_optimizer, dataloader
-    )
-    models = dict(zip(models, prepared, strict=True))
-    generator_a_to_b, generator_b_to_a, discriminator_a, discriminator_b = prepared
-    loop = TrainingLoop(accelerator, dataloader, args, models=models)
-    generator_lr_scheduler, discriminator_lr_scheduler = accelerator.prepare(
-        create_lr_scheduler(generator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-        create_lr_scheduler(discriminator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-    )
-    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
+    discriminators = {
+        "discriminator_a": PatchDiscriminator(in_channels=channels_a, **discriminator_kwargs),
+        "discriminator_b": PatchDiscriminator(in_channels=channels_b, **discriminator_kwargs),
+    }
+    loop = session.prepare_dataloader(UnpairedImageDataset(images_a, images_b))
+    generators = session.add_network("generators", generators, args.generator_learning_rate)
+    discriminators = session.add_network("discriminators", discriminators, args.discriminator_learning_rate)
     emas = (
-        create_ema(accelerator, generator_a_to_b, args.ema_decay),
-        create_ema(accelerator, generator_b_to_a, args.ema_decay),
+        session.create_ema(generators, "ema_a_to_b", model="generator_a_to_b"),
+        session.create_ema(generators, "ema_b_to_a", model="generator_b_to_a"),
     )
 
     def averaged_generators() -> list[UNetGenerator]:
-        return [averaged_copy(accelerator, model, ema) for model, ema in zip(prepared[:2], emas, strict=True)]
+        models = generators.models.values()
+        return [averaged_copy(accelerator, model, ema) for model, ema in zip(models, emas, strict=True)]
 
-    rng = create_training_rng(accelerator, args.seed)
-    sample_inputs = create_fixed_sample_inputs(
-        accelerator,
+    rng = session.create_rng()
+    sample_inputs = session.fixed_tensors(
         a=first_examples(images_a, args.num_sample_images)["pixel_values"],
         b=first_examples(images_b, args.num_sample_images)["pixel_values"],
     )
     image_size = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
     replay_buffers = (
-        create_replay_buffer(accelerator, args.replay_buffer_size, (channels_a, *image_size), rng),
-        create_replay_buffer(accelerator, args.replay_buffer_size, (channels_b, *image_size), rng),
+        create_replay_buffer(accelerator, "replay_buffer_a", args.replay_buffer_size, (channels_a, *image_size), rng),
+        create_replay_buffer(accelerator, "replay_buffer_b", args.replay_buffer_size, (channels_b, *image_size), rng),
     )
     # G_AB(b) = b only makes sense when both domains have the same channels.
     identity_weight = args.identity_weight if channels_a == channels_b else 0.0
@@ -248,68 +193,43 @@ def main(args: argparse.Namespace) -> None:
         logger.warning(f"No identity loss: the domains have {channels_a} and {channels_b} channels")
     trainer = CycleGANTrainer(
         accelerator,
-        generator_a_to_b,
-        generator_b_to_a,
-        discriminator_a,
-        discriminator_b,
-        generator_optimizer,
-        discriminator_optimizer,
-        generator_lr_scheduler,
-        discriminator_lr_scheduler,
+        generators,
+        discriminators,
         loss=args.loss,
         cycle_weight=args.cycle_weight,
         identity_weight=identity_weight,
         replay_buffers=replay_buffers,
         augment=DiffAugment(args.diffaugment),
-        max_grad_norm=args.max_grad_norm,
         emas=emas,
-        rng=rng,
-        channels_last=args.channels_last,
+        **session.trainer_options(rng=rng),
     )
-
-    start_trackers(accelerator, "train_cyclegan", args)
+    generator_size = sum(p.numel() for p in generators.bare_models["generator_a_to_b"].parameters())
+    discriminator_size = sum(p.numel() for p in discriminators.bare_models["discriminator_a"].parameters())
     logger.info(
         f"{len(domain_a.dataset)} images in domain A ({channels_a} channel(s)), {len(domain_b.dataset)} in domain B "
-        f"({channels_b}); each generator {sum(p.numel() for p in generator_a_to_b.parameters()):,} parameters, "
-        f"each discriminator {sum(p.numel() for p in discriminator_a.parameters()):,}"
+        f"({channels_b}); each generator {generator_size:,} parameters, each discriminator {discriminator_size:,}"
     )
-    loop.resume()
-    logs: dict[str, float] = {}
+    session.start()
+
     for batch in loop:
-        step_logs = trainer.train_step(batch, loop.next_step)
-        if not loop.step_done(step_logs):
+        if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
             continue
-        logs = step_logs
-        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
+        if loop.is_due(args.sample_steps):
             grid = sample_grid(*averaged_generators(), sample_inputs.a, sample_inputs.b)
             log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
-    seconds = loop.end()
-
-    accelerator.wait_for_everyone()
+    seconds = session.end_loop()
     if accelerator.is_main_process:
         final_a_to_b, final_b_to_a = averaged_generators()
-        final_discriminator_a = accelerator.unwrap_model(discriminator_a)
-        final_discriminator_b = accelerator.unwrap_model(discriminator_b)
-        assert_finite_parameters(
-            generator_a_to_b=final_a_to_b,
-            generator_b_to_a=final_b_to_a,
-            discriminator_a=final_discriminator_a,
-            discriminator_b=final_discriminator_b,
+        output_dir = session.save_models(
+            {"": final_a_to_b, "generator_b_to_a": final_b_to_a, **discriminators.bare_models}
         )
-        output_dir = Path(args.output_dir)
-        final_a_to_b.save_pretrained(output_dir)
-        final_b_to_a.save_pretrained(output_dir / "generator_b_to_a")
-        final_discriminator_a.save_pretrained(output_dir / "discriminator_a")
-        final_discriminator_b.save_pretrained(output_dir / "discriminator_b")
         sample_grid(final_a_to_b, final_b_to_a, sample_inputs.a, sample_inputs.b).save(output_dir / "samples.png")
-        write_card(args, final_a_to_b, domain_a, domain_b, identity_weight, loop, seconds, logs)
+        write_card(session, final_a_to_b, domain_a, domain_b, identity_weight, seconds)
         logger.info(
             f"Saved the A -> B generator (EMA weights) to {output_dir}, the B -> A generator and the discriminators "
             "to its subfolders"
         )
-        if args.push_to_hub:
-            logger.info(f"Pushed to {push_output_dir(args)}")
-    accelerator.end_training()
+    session.finish()
 
 
 def sample_grid(generator_a_to_b, generator_b_to_a, images_a, images_b):
@@ -332,40 +252,31 @@ def describe_domain(name: str, dataset_name: str, info, classes: list[str] | Non
 
 
 def write_card(
-    args, generator, domain_a, domain_b, identity_weight: float, loop: TrainingLoop, seconds: float, logs: dict
+    session: TrainingSession, generator, domain_a, domain_b, identity_weight: float, seconds: float
 ) -> None:
-    training = {
-        "steps": loop.global_step,
-        "batch size (all processes)": loop.batch_size,
-        "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
+    args = session.args
+    recipe = {
         "loss": f"{args.loss} + {args.cycle_weight} x cycle L1"
         + (f" + {args.cycle_weight * identity_weight} x identity L1" if identity_weight else ""),
         "replay buffer": args.replay_buffer_size,
         "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
-        "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
-        "EMA decay": args.ema_decay,
         "DiffAugment": args.diffaugment,
         "spectral norm": args.spectral_norm,
-        "mixed precision": loop.accelerator.mixed_precision,
-        "processes": loop.accelerator.num_processes,
-        "seed": args.seed,
-        "training time": f"{seconds / 60:.1f} min",
     }
-    training |= {f"final {name}": f"{value:.4g}" for name, value in logs.items() if name.endswith("_loss")}
+    logs = session.loop.step_logs
+    training = training_rows(
+        args, session.loop, seconds, recipe, logs, [name for name in logs if name.endswith("_loss")]
+    )
     height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
     dataset_b = args.dataset_name_b or args.dataset_name
-    write_model_card(
+    session.write_card(
         generator,
-        args.output_dir,
-        hub_repo_id(args),
         datasets=sorted({*(dataset_hub_ids(args.dataset_name) or []), *(dataset_hub_ids(dataset_b) or [])}) or None,
         tags=["cyclegan", "unpaired-image-translation"],
-        sample_image="samples.png",
         sample_caption="Each column, top to bottom: an A image, A -> B, back to A; a B image, B -> A, back to B (EMA "
         "generators). This repository's root holds the A -> B generator; the B -> A generator is in the "
         "`generator_b_to_a` subfolder.",
         training=training,
-        training_command=training_command("examples/train_cyclegan.py"),
         dataset_description=f"{describe_domain('A', args.dataset_name, domain_a, args.domain_a_classes)}; "
         f"{describe_domain('B', dataset_b, domain_b, args.domain_b_classes)}; at {height}x{width}.",
         limitations=(
@@ -377,7 +288,4 @@ def write_card(
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except TrainingDivergedError as error:
-        sys.exit(f"error: {error}")
+    run(main, parse_args())

@@ -15,51 +15,31 @@ exactly. The output folder loads with `Generator.from_pretrained(output_dir)` (E
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 from accelerate.logging import get_logger
 
 from hf_vaegan import Discriminator, Generator
 from hf_vaegan.models.blocks import NORM_TYPES, SUPPORTED_RESOLUTIONS
-from hf_vaegan.training import (
-    GAN_LOSSES,
-    DiffAugment,
-    EvaluationReference,
-    GANTrainer,
-    ImageDatasetInfo,
-    TrainingDivergedError,
-    TrainingLoop,
+from hf_vaegan.training import DiffAugment, GANTrainer, TrainingSession, averaged_copy
+from hf_vaegan.training.args import (
     add_dataset_args,
-    add_evaluation_args,
     add_training_args,
-    apply_channels_last,
-    assert_finite_parameters,
-    averaged_copy,
-    create_accelerator,
-    create_ema,
-    create_lr_scheduler,
-    create_optimizer,
-    create_sample_inputs,
-    create_training_rng,
-    dataset_hub_ids,
-    evaluation_card_sections,
-    generate_sample_images,
-    hub_repo_id,
-    load_evaluation_reference,
     load_image_dataset_from_args,
-    log_evaluation,
-    log_sample_grid,
-    make_dataloader,
-    make_sample_grid,
-    push_output_dir,
-    start_trackers,
-    training_command,
-    validate_evaluation_args,
-    validate_training_args,
-    write_model_card,
+    parse_and_validate,
 )
-from hf_vaegan.training.gan import parse_diffaugment_policy
+from hf_vaegan.training.augment import parse_diffaugment_policy
+from hf_vaegan.training.evaluation import (
+    add_evaluation_args,
+    evaluation_card_sections,
+    load_evaluation_reference,
+    log_evaluation,
+    validate_evaluation_args,
+)
+from hf_vaegan.training.gan import create_sample_inputs, generate_sample_images
+from hf_vaegan.training.grids import log_sample_grid, make_sample_grid
+from hf_vaegan.training.hub import training_rows
+from hf_vaegan.training.losses import GAN_LOSSES
+from hf_vaegan.training.session import run
 
 logger = get_logger(__name__)
 
@@ -131,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--spectral_norm",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018); on by default (on "
-        "Fashion-MNIST it gave FID 6.4 vs 8.0 without at step 1,000). --no-spectral_norm disables it.",
+        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018); on by default (the README "
+        "has the ablation). --no-spectral_norm disables it.",
     )
     model.add_argument(
         "--minibatch_std_group_size",
@@ -149,8 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.3,
         help="Weight of the mode-seeking regulariser of the generator (Mao et al., 2019): it rewards two images of "
         "the same class that differ as their noise vectors do, against the within-class mode collapse of "
-        "class-conditional GANs; costs half a batch of extra generator passes (on Fashion-MNIST at step 2,000: "
-        "FID 2.6, recall 0.53 with 0.3; 4.4, 0.59 with 1; collapse, recall 0.001, with 0). 0 disables it.",
+        "class-conditional GANs (the README has the ablation); costs half a batch of extra generator passes. 0 "
+        "disables it.",
     )
     gan.add_argument(
         "--loss",
@@ -186,14 +166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     add_evaluation_args(parser)
 
-    args = parser.parse_args(argv)
-    try:
-        validate_training_args(args)
-        validate_evaluation_args(args)
-        _validate_gan_args(args)
-    except ValueError as error:
-        parser.error(str(error))
-    return args
+    return parse_and_validate(parser, argv, validate_evaluation_args, _validate_gan_args)
 
 
 def _validate_gan_args(args: argparse.Namespace) -> None:
@@ -226,19 +199,11 @@ def resolve_num_classes(requested: int | str, dataset_num_classes: int | None, l
 
 
 def main(args: argparse.Namespace) -> None:
-    accelerator = create_accelerator(args)
-    with accelerator.main_process_first():
-        try:
-            info = load_image_dataset_from_args(args)
-            num_classes = resolve_num_classes(args.num_classes, info.num_classes, info.label_column)
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
-    dataloader = make_dataloader(
-        info.with_image_transform(args.resolution, random_flip=args.random_flip, center_crop=args.center_crop),
-        args.train_batch_size,
-        seed=args.seed,
-        num_workers=args.dataloader_num_workers,
-    )
+    session = TrainingSession(args, "train_gan")
+    accelerator = session.accelerator
+    with session.loading_data():
+        info = load_image_dataset_from_args(args)
+        num_classes = resolve_num_classes(args.num_classes, info.num_classes, info.label_column)
 
     generator = Generator(
         resolution=args.resolution,
@@ -257,30 +222,15 @@ def main(args: argparse.Namespace) -> None:
         norm_type=args.discriminator_norm_type,
         minibatch_std_group_size=args.minibatch_std_group_size,
     )
-    if args.channels_last:
-        apply_channels_last(generator, discriminator)
-    generator_optimizer = create_optimizer(generator.parameters(), args.generator_learning_rate, args)
-    discriminator_optimizer = create_optimizer(discriminator.parameters(), args.discriminator_learning_rate, args)
-    generator, discriminator, generator_optimizer, discriminator_optimizer, dataloader = accelerator.prepare(
-        generator, discriminator, generator_optimizer, discriminator_optimizer, dataloader
-    )
-    loop = TrainingLoop(accelerator, dataloader, args, models={"generator": generator, "discriminator": discriminator})
-    generator_lr_scheduler, discriminator_lr_scheduler = accelerator.prepare(
-        create_lr_scheduler(generator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-        create_lr_scheduler(discriminator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-    )
-    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
-    ema = create_ema(accelerator, generator, args.ema_decay)
-    rng = create_training_rng(accelerator, args.seed)
-    sample_inputs = create_sample_inputs(accelerator, args.latent_dim, args.num_sample_images, num_classes, args.seed)
+    transform = {"random_flip": args.random_flip, "center_crop": args.center_crop}
+    loop = session.prepare_dataloader(info.with_image_transform(args.resolution, **transform))
+    generator = session.add_network("generator", generator, args.generator_learning_rate)
+    discriminator = session.add_network("discriminator", discriminator, args.discriminator_learning_rate)
+    ema = session.create_ema(generator)
     trainer = GANTrainer(
         accelerator,
         generator,
         discriminator,
-        generator_optimizer,
-        discriminator_optimizer,
-        generator_lr_scheduler,
-        discriminator_lr_scheduler,
         loss=args.loss,
         r1_gamma=0.0 if args.loss == "wgan-gp" else args.r1_gamma,
         r1_interval=args.r1_interval,
@@ -288,16 +238,15 @@ def main(args: argparse.Namespace) -> None:
         max_grad_norm=args.max_grad_norm,
         mode_seeking_weight=args.mode_seeking_weight,
         ema=ema,
-        rng=rng,
+        rng=session.create_rng(),
         channels_last=args.channels_last,
     )
-
-    start_trackers(accelerator, "train_gan", args)
+    sample_inputs = create_sample_inputs(accelerator, args.latent_dim, args.num_sample_images, num_classes, args.seed)
     logger.info(
         f"{len(info.dataset)} training images, {info.num_channels} channel(s), "
         f"{'conditional on ' + str(num_classes) + ' classes' if num_classes else 'unconditional'}; "
-        f"generator {sum(p.numel() for p in generator.parameters()):,} parameters, "
-        f"discriminator {sum(p.numel() for p in discriminator.parameters()):,}"
+        f"generator {sum(p.numel() for p in generator.bare.parameters()):,} parameters, "
+        f"discriminator {sum(p.numel() for p in discriminator.bare.parameters()):,}"
     )
     reference = None
     if args.eval_steps and accelerator.is_main_process:
@@ -305,97 +254,55 @@ def main(args: argparse.Namespace) -> None:
             reference = load_evaluation_reference(args, info)
         except ValueError as error:
             raise SystemExit(f"error: {error}") from None
-    loop.resume()
-    logs: dict[str, float] = {}
+    session.start()
+
     metrics: dict[str, float] | None = None
     for batch in loop:
-        step_logs = trainer.train_step(batch, loop.next_step)
-        if not loop.step_done(step_logs):
+        if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
             continue
-        logs = step_logs
-        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
-            images = generate_sample_images(averaged_copy(accelerator, generator, ema), sample_inputs)
-            grid = make_sample_grid(images, rows=num_classes or None)
-            log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
-        if args.eval_steps and loop.is_due(args.eval_steps) and accelerator.is_main_process:
-            model = averaged_copy(accelerator, generator, ema)
+        if loop.is_due(args.sample_steps):
+            images = generate_sample_images(averaged_copy(accelerator, generator.model, ema), sample_inputs)
+            log_sample_grid(
+                accelerator, make_sample_grid(images, rows=num_classes or None), loop.global_step, args.output_dir
+            )
+        if args.eval_steps and loop.is_due(args.eval_steps):
+            model = averaged_copy(accelerator, generator.model, ema)
             metrics = log_evaluation(accelerator, model, reference, loop.global_step, args.eval_num_samples, args.seed)
-    seconds = loop.end()
-
-    accelerator.wait_for_everyone()
+    seconds = session.end_loop()
     if accelerator.is_main_process:
-        final_generator = averaged_copy(accelerator, generator, ema)
-        final_discriminator = accelerator.unwrap_model(discriminator)
-        assert_finite_parameters(generator=final_generator, discriminator=final_discriminator)
-        output_dir = Path(args.output_dir)
-        final_generator.save_pretrained(output_dir)
-        final_discriminator.save_pretrained(output_dir / "discriminator")
+        final_generator = averaged_copy(accelerator, generator.model, ema)
+        output_dir = session.save_models({"": final_generator, "discriminator": discriminator.bare})
         grid = make_sample_grid(generate_sample_images(final_generator, sample_inputs), rows=num_classes or None)
         grid.save(output_dir / "samples.png")
-        write_card(args, final_generator, info, num_classes, loop, seconds, logs, metrics, reference)
+        recipe = {
+            "loss": args.loss,
+            "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}" if args.loss != "wgan-gp" else "-",
+            "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
+            "DiffAugment": args.diffaugment,
+            "norm (G / D)": f"{args.generator_norm_type} / {args.discriminator_norm_type}",
+            "spectral norm": args.spectral_norm,
+            "minibatch std group size": args.minibatch_std_group_size,
+            "mode-seeking weight": args.mode_seeking_weight,
+        }
+        rows = "one row per class, in label order" if num_classes else "fixed noise"
+        classes = f", {num_classes} classes ({', '.join(info.class_names)})" if num_classes else ""
+        session.write_card(
+            final_generator,
+            tags=["class-conditional"] if num_classes else None,
+            sample_caption=f"Samples of the EMA generator ({rows}).",
+            training=training_rows(args, loop, seconds, recipe, loop.step_logs, final=("d_loss", "g_loss")),
+            dataset_description=f"`{args.dataset_name}`: {len(info.dataset):,} images{classes}, at "
+            f"{args.resolution}x{args.resolution}.",
+            limitations=(
+                f"A small convolutional GAN: it produces {args.resolution}x{args.resolution} images resembling its "
+                "training data and nothing else, and it can drop modes of the data. Judge its quality by the sample "
+                "grid and by metrics such as FID on held-out data."
+            ),
+            **evaluation_card_sections(metrics, reference),
+        )
         logger.info(f"Saved the generator (EMA weights) to {output_dir} and the discriminator to its subfolder")
-        if args.push_to_hub:
-            logger.info(f"Pushed to {push_output_dir(args)}")
-    accelerator.end_training()
-
-
-def write_card(
-    args: argparse.Namespace,
-    generator: Generator,
-    info: ImageDatasetInfo,
-    num_classes: int,
-    loop: TrainingLoop,
-    seconds: float,
-    logs: dict[str, float],
-    metrics: dict[str, float] | None,
-    reference: EvaluationReference | None,
-) -> None:
-    """Render the model card of the trained generator into --output_dir, with the last `--eval_steps` figures."""
-    classes = f", {num_classes} classes ({', '.join(info.class_names)})" if num_classes else ""
-    rows = "one row per class, in label order" if num_classes else "fixed noise"
-    training = {
-        "steps": loop.global_step,
-        "batch size (all processes)": loop.batch_size,
-        "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
-        "loss": args.loss,
-        "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}" if args.loss != "wgan-gp" else "-",
-        "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
-        "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
-        "EMA decay": args.ema_decay,
-        "DiffAugment": args.diffaugment,
-        "norm (G / D)": f"{args.generator_norm_type} / {args.discriminator_norm_type}",
-        "spectral norm": args.spectral_norm,
-        "minibatch std group size": args.minibatch_std_group_size,
-        "mode-seeking weight": args.mode_seeking_weight,
-        "mixed precision": loop.accelerator.mixed_precision,
-        "processes": loop.accelerator.num_processes,
-        "seed": args.seed,
-        "training time": f"{seconds / 60:.1f} min",
-    }
-    training |= {f"final {name}": f"{value:.4g}" for name, value in logs.items() if name in ("d_loss", "g_loss")}
-    write_model_card(
-        generator,
-        args.output_dir,
-        hub_repo_id(args),
-        datasets=dataset_hub_ids(args.dataset_name),
-        tags=["class-conditional"] if num_classes else None,
-        sample_image="samples.png",
-        sample_caption=f"Samples of the EMA generator ({rows}).",
-        training=training,
-        training_command=training_command("examples/train_gan.py"),
-        dataset_description=f"`{args.dataset_name}`: {len(info.dataset):,} images{classes}, at "
-        f"{args.resolution}x{args.resolution}.",
-        limitations=(
-            f"A small convolutional GAN: it produces {args.resolution}x{args.resolution} images resembling its "
-            "training data and nothing else, and it can drop modes of the data. Judge its quality by the sample "
-            "grid and by metrics such as FID on held-out data."
-        ),
-        **evaluation_card_sections(metrics, reference),
-    )
+    session.finish()
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except TrainingDivergedError as error:
-        sys.exit(f"error: {error}")
+    run(main, parse_args())

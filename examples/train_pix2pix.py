@@ -20,47 +20,24 @@ interrupted run exactly. The output folder loads with `ImageToImagePipeline.from
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 from accelerate.logging import get_logger
 
+from hf_vaegan.data.loading import first_examples
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
-from hf_vaegan.training import (
-    DiffAugment,
-    TrainingDivergedError,
-    TrainingLoop,
+from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
+from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
-    apply_channels_last,
-    assert_finite_parameters,
-    averaged_copy,
-    create_accelerator,
-    create_ema,
-    create_fixed_sample_inputs,
-    create_lr_scheduler,
-    create_optimizer,
-    create_training_rng,
-    dataset_hub_ids,
-    hub_repo_id,
     load_paired_dataset_from_args,
-    log_sample_grid,
-    make_dataloader,
-    push_output_dir,
-    start_trackers,
-    training_command,
-    validate_training_args,
-    write_model_card,
+    parse_and_validate,
 )
-from hf_vaegan.training.image_to_image import (
-    Pix2PixTrainer,
-    add_image_to_image_args,
-    comparison_grid,
-    first_examples,
-    translate_samples,
-    validate_image_to_image_args,
-)
+from hf_vaegan.training.grids import comparison_grid, log_sample_grid
+from hf_vaegan.training.hub import training_rows
+from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.pix2pix import Pix2PixTrainer, translate_samples
+from hf_vaegan.training.session import run
 
 logger = get_logger(__name__)
 
@@ -81,31 +58,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Weight of the discriminator feature-matching loss of pix2pixHD (e.g. 10); 0 disables it.",
     )
 
-    args = parser.parse_args(argv)
-    try:
-        validate_training_args(args)
-        validate_image_to_image_args(args)
-        for name in ("l1_weight", "feature_matching_weight"):
-            if getattr(args, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
-    except ValueError as error:
-        parser.error(str(error))
-    return args
+    return parse_and_validate(parser, argv, validate_image_to_image_args, _validate_loss_weights)
+
+
+def _validate_loss_weights(args: argparse.Namespace) -> None:
+    for name in ("l1_weight", "feature_matching_weight"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
 
 
 def main(args: argparse.Namespace) -> None:
-    accelerator = create_accelerator(args)
-    with accelerator.main_process_first():
-        try:
-            info = load_paired_dataset_from_args(args)
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
-    train_dataset = info.with_image_transform(
-        args.resolution, random_flip=args.random_flip, center_crop=args.center_crop
-    )
-    dataloader = make_dataloader(
-        train_dataset, args.train_batch_size, seed=args.seed, num_workers=args.dataloader_num_workers
-    )
+    session = TrainingSession(args, "train_pix2pix")
+    accelerator = session.accelerator
+    with session.loading_data():
+        info = load_paired_dataset_from_args(args)
 
     generator = UNetGenerator(
         in_channels=info.source_num_channels,
@@ -123,121 +89,72 @@ def main(args: argparse.Namespace) -> None:
         num_layers=args.discriminator_num_layers,
         spectral_norm=args.spectral_norm,
     )
-    if args.channels_last:
-        apply_channels_last(generator, discriminator)
-    generator_optimizer = create_optimizer(generator.parameters(), args.generator_learning_rate, args)
-    discriminator_optimizer = create_optimizer(discriminator.parameters(), args.discriminator_learning_rate, args)
-    generator, discriminator, generator_optimizer, discriminator_optimizer, dataloader = accelerator.prepare(
-        generator, discriminator, generator_optimizer, discriminator_optimizer, dataloader
+    train_dataset = info.with_image_transform(
+        args.resolution, random_flip=args.random_flip, center_crop=args.center_crop
     )
-    loop = TrainingLoop(accelerator, dataloader, args, models={"generator": generator, "discriminator": discriminator})
-    generator_lr_scheduler, discriminator_lr_scheduler = accelerator.prepare(
-        create_lr_scheduler(generator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-        create_lr_scheduler(discriminator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-    )
-    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
-    ema = create_ema(accelerator, generator, args.ema_decay)
-    rng = create_training_rng(accelerator, args.seed)
-    examples = first_examples(train_dataset, args.num_sample_images)
-    sample_inputs = create_fixed_sample_inputs(
-        accelerator, source=examples["source_pixel_values"], target=examples["target_pixel_values"]
-    )
+    loop = session.prepare_dataloader(train_dataset)
+    generator = session.add_network("generator", generator, args.generator_learning_rate)
+    discriminator = session.add_network("discriminator", discriminator, args.discriminator_learning_rate)
+    ema = session.create_ema(generator)
     trainer = Pix2PixTrainer(
         accelerator,
         generator,
         discriminator,
-        generator_optimizer,
-        discriminator_optimizer,
-        generator_lr_scheduler,
-        discriminator_lr_scheduler,
         loss=args.loss,
         l1_weight=args.l1_weight,
         feature_matching_weight=args.feature_matching_weight,
         augment=DiffAugment(args.diffaugment),
-        max_grad_norm=args.max_grad_norm,
-        ema=ema,
-        rng=rng,
-        channels_last=args.channels_last,
+        **session.trainer_options(ema),
     )
-
-    start_trackers(accelerator, "train_pix2pix", args)
+    examples = first_examples(train_dataset, args.num_sample_images)
+    sample_inputs = session.fixed_tensors(
+        source=examples["source_pixel_values"], target=examples["target_pixel_values"]
+    )
     logger.info(
         f"{len(info.dataset)} training pairs, {info.source_num_channels} -> {info.target_num_channels} channel(s); "
-        f"generator {sum(p.numel() for p in generator.parameters()):,} parameters, "
-        f"discriminator {sum(p.numel() for p in discriminator.parameters()):,}"
+        f"generator {sum(p.numel() for p in generator.bare.parameters()):,} parameters, "
+        f"discriminator {sum(p.numel() for p in discriminator.bare.parameters()):,}"
     )
-    loop.resume()
-    logs: dict[str, float] = {}
+    session.start()
+
     for batch in loop:
-        step_logs = trainer.train_step(batch, loop.next_step)
-        if not loop.step_done(step_logs):
+        if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
             continue
-        logs = step_logs
-        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
-            model = averaged_copy(accelerator, generator, ema)
-            outputs = translate_samples(model, sample_inputs.source)
+        if loop.is_due(args.sample_steps):
+            outputs = translate_samples(averaged_copy(accelerator, generator.model, ema), sample_inputs.source)
             grid = comparison_grid(sample_inputs.source, outputs, sample_inputs.target)
             log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
-    seconds = loop.end()
-
-    accelerator.wait_for_everyone()
+    seconds = session.end_loop()
     if accelerator.is_main_process:
-        final_generator = averaged_copy(accelerator, generator, ema)
-        final_discriminator = accelerator.unwrap_model(discriminator)
-        assert_finite_parameters(generator=final_generator, discriminator=final_discriminator)
-        output_dir = Path(args.output_dir)
-        final_generator.save_pretrained(output_dir)
-        final_discriminator.save_pretrained(output_dir / "discriminator")
+        final_generator = averaged_copy(accelerator, generator.model, ema)
+        output_dir = session.save_models({"": final_generator, "discriminator": discriminator.bare})
         outputs = translate_samples(final_generator, sample_inputs.source)
         comparison_grid(sample_inputs.source, outputs, sample_inputs.target).save(output_dir / "samples.png")
-        write_card(args, final_generator, info, loop, seconds, logs)
+        recipe = {
+            "loss": f"{args.loss} + {args.l1_weight} x L1"
+            + (f" + {args.feature_matching_weight} x feature matching" if args.feature_matching_weight else ""),
+            "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
+            "DiffAugment": args.diffaugment,
+            "spectral norm": args.spectral_norm,
+        }
+        final = [name for name in loop.step_logs if name.endswith(("_loss", "l1"))]
+        height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+        session.write_card(
+            final_generator,
+            sample_caption="Training inputs (top row of each block), outputs of the EMA generator (middle) and "
+            "targets (bottom).",
+            training=training_rows(args, loop, seconds, recipe, loop.step_logs, final),
+            dataset_description=f"`{args.dataset_name}` (split `{args.dataset_split}`): {len(info.dataset):,} "
+            f"pairs `{info.source_column}` -> `{info.target_column}`, at {height}x{width}.",
+            limitations=(
+                "A small pix2pix model: it translates inputs resembling its training inputs, at the training "
+                "resolution, and produces one plausible output per input (no diversity). Judge it on held-out pairs "
+                "(L1, SSIM) and by FID against real images."
+            ),
+        )
         logger.info(f"Saved the generator (EMA weights) to {output_dir} and the discriminator to its subfolder")
-        if args.push_to_hub:
-            logger.info(f"Pushed to {push_output_dir(args)}")
-    accelerator.end_training()
-
-
-def write_card(args, generator, info, loop: TrainingLoop, seconds: float, logs: dict) -> None:
-    training = {
-        "steps": loop.global_step,
-        "batch size (all processes)": loop.batch_size,
-        "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
-        "loss": f"{args.loss} + {args.l1_weight} x L1"
-        + (f" + {args.feature_matching_weight} x feature matching" if args.feature_matching_weight else ""),
-        "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
-        "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
-        "EMA decay": args.ema_decay,
-        "DiffAugment": args.diffaugment,
-        "spectral norm": args.spectral_norm,
-        "mixed precision": loop.accelerator.mixed_precision,
-        "processes": loop.accelerator.num_processes,
-        "seed": args.seed,
-        "training time": f"{seconds / 60:.1f} min",
-    }
-    training |= {f"final {name}": f"{value:.4g}" for name, value in logs.items() if name.endswith(("_loss", "l1"))}
-    height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
-    write_model_card(
-        generator,
-        args.output_dir,
-        hub_repo_id(args),
-        datasets=dataset_hub_ids(args.dataset_name),
-        sample_image="samples.png",
-        sample_caption="Training inputs (top row of each block), outputs of the EMA generator (middle) and targets "
-        "(bottom).",
-        training=training,
-        training_command=training_command("examples/train_pix2pix.py"),
-        dataset_description=f"`{args.dataset_name}` (split `{args.dataset_split}`): {len(info.dataset):,} pairs "
-        f"`{info.source_column}` -> `{info.target_column}`, at {height}x{width}.",
-        limitations=(
-            "A small pix2pix model: it translates inputs resembling its training inputs, at the training resolution, "
-            "and produces one plausible output per input (no diversity). Judge it on held-out pairs (L1, SSIM) and "
-            "by FID against real images."
-        ),
-    )
+    session.finish()
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except TrainingDivergedError as error:
-        sys.exit(f"error: {error}")
+    run(main, parse_args())

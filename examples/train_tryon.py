@@ -20,54 +20,156 @@ logs (`logs/`) and the checkpoints.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 from accelerate.logging import get_logger
 
+from hf_vaegan.data import TRYON_COLUMNS
+from hf_vaegan.data.loading import first_examples
+from hf_vaegan.data.tryon import (
+    DEFAULT_TRYON_RESOLUTION,
+    TryOnDatasetInfo,
+    evaluation_batches,
+    load_tryon_dataset,
+)
+from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, format_metrics, model_predictor
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.tryon import TryOnModel
-from hf_vaegan.training import (
-    DiffAugment,
-    TrainingDivergedError,
-    TrainingLoop,
-    add_dataset_args,
-    add_training_args,
-    apply_channels_last,
-    assert_finite_parameters,
-    averaged_copy,
-    create_accelerator,
-    create_ema,
-    create_fixed_sample_inputs,
-    create_lr_scheduler,
-    create_optimizer,
-    create_training_rng,
-    dataset_hub_ids,
-    hub_repo_id,
-    log_sample_grid,
-    make_dataloader,
-    push_output_dir,
-    start_trackers,
-    training_command,
-    validate_training_args,
-    write_model_card,
-)
-from hf_vaegan.training.image_to_image import first_examples
-from hf_vaegan.training.tryon import (
-    DEFAULT_TRYON_RESOLUTION,
-    FID_PROTOCOL,
-    TryOnTrainer,
-    add_tryon_args,
-    evaluate_tryon,
-    evaluation_batches,
-    format_metrics,
-    load_tryon_dataset_from_args,
-    model_predictor,
-    tryon_grid,
-    validate_tryon_args,
-)
+from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
+from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
+from hf_vaegan.training.grids import log_sample_grid
+from hf_vaegan.training.hub import training_rows
+from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.session import run
+from hf_vaegan.training.tryon import TryOnTrainer, tryon_grid
 
 logger = get_logger(__name__)
+
+
+def add_tryon_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Add the model, GAN, loss and data flags of ``train_tryon.py`` (the U-Net and PatchGAN flags are those of
+    ``train_pix2pix.py``); returns the loss group. Call :func:`validate_tryon_args` after parsing."""
+    gan = add_image_to_image_args(parser)
+    parser.set_defaults(base_channels=8, discriminator_base_channels=16, num_downsamplings=3)
+    model = parser.add_argument_group("try-on model")
+    model.add_argument(
+        "--use_warping",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Warp the garment with the appearance-flow U-Net (default); --no-use_warping trains the ablation that "
+        "feeds the try-on U-Net the unwarped garment.",
+    )
+    model.add_argument(
+        "--max_channel_multiplier",
+        type=int,
+        default=8,
+        help="Cap on the U-Nets' widths, as a multiple of --base_channels.",
+    )
+    model.add_argument(
+        "--warp_downsampling", type=int, default=2, help="The warping U-Net works at 1/N of the image size."
+    )
+    model.add_argument(
+        "--keypoint_sigma",
+        type=float,
+        default=0.02,
+        help="Width of the pose keypoint heatmaps, as a fraction of the image height.",
+    )
+
+    gan.add_argument("--l1_weight", type=float, default=10.0, help="Weight of the multi-scale L1 loss to the target.")
+    gan.add_argument(
+        "--feature_matching_weight",
+        type=float,
+        default=5.0,
+        help="Weight of the PatchGAN feature-matching loss (pix2pixHD), the perceptual-style loss; 0 disables it.",
+    )
+    gan.add_argument(
+        "--warp_weight",
+        type=float,
+        default=10.0,
+        help="Weight of the multi-scale L1 loss between the warped garment (and its mask) and the garment as worn.",
+    )
+    gan.add_argument(
+        "--flow_smoothness_weight",
+        type=float,
+        default=1.0,
+        help="Weight of the total variation of the appearance flow.",
+    )
+
+    data = parser.add_argument_group("try-on data")
+    data.add_argument(
+        "--num_wardrobe_samples",
+        type=int,
+        default=8000,
+        help="When --dataset_name is a Fashion-MNIST .npz: rows of the synthetic wardrobe rendered for training.",
+    )
+    data.add_argument(
+        "--wardrobe_seed",
+        type=int,
+        default=0,
+        help="When --dataset_name is a Fashion-MNIST .npz: seed of the rendered wardrobe (avatars, garment split).",
+    )
+    data.add_argument(
+        "--validation_split",
+        type=str,
+        default="test",
+        help="Held-out split for the sample grids and the final evaluation (rendered for a .npz).",
+    )
+    data.add_argument(
+        "--num_validation_examples",
+        type=int,
+        default=500,
+        help="Held-out pairs evaluated at the end (SSIM, L1, FID); 0 skips the evaluation and takes the grids' "
+        "examples from the training data.",
+    )
+    return gan
+
+
+def validate_tryon_args(args: argparse.Namespace) -> None:
+    """Check the flags of :func:`add_tryon_args` (and the shared data flags try-on cannot honour); raises
+    ``ValueError`` naming the flag."""
+    if isinstance(args.resolution, int):
+        args.resolution = (args.resolution, args.resolution)
+    validate_image_to_image_args(args)
+    for name in ("image_column", "label_column", "num_channels"):
+        if getattr(args, name) is not None:
+            raise ValueError(f"--{name} does not apply: try-on datasets have the fixed columns {TRYON_COLUMNS}")
+    if args.random_flip or not args.center_crop:
+        raise ValueError(
+            "--random_flip and --no-center_crop do not apply: try-on images are resized whole, so that masks and "
+            "keypoints stay aligned"
+        )
+    height, width = args.resolution
+    factor = args.warp_downsampling * 2**args.num_downsamplings
+    if args.warp_downsampling < 1 or height % factor or width % factor:
+        raise ValueError(
+            f"--resolution {height}x{width} must be a multiple of --warp_downsampling x 2**--num_downsamplings = "
+            f"{factor}"
+        )
+    if args.max_channel_multiplier < 1:
+        raise ValueError(f"--max_channel_multiplier must be a positive integer, got {args.max_channel_multiplier}")
+    if not args.keypoint_sigma > 0:
+        raise ValueError(f"--keypoint_sigma must be positive, got {args.keypoint_sigma}")
+    for name in ("l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.num_wardrobe_samples < 1:
+        raise ValueError(f"--num_wardrobe_samples must be positive, got {args.num_wardrobe_samples}")
+    if args.num_validation_examples < 0:
+        raise ValueError(f"--num_validation_examples must be >= 0, got {args.num_validation_examples}")
+
+
+def load_tryon_dataset_from_args(args: argparse.Namespace, split: str, max_samples: int | None) -> TryOnDatasetInfo:
+    """:func:`load_tryon_dataset` with the script's flags."""
+    return load_tryon_dataset(
+        args.dataset_name,
+        split,
+        args.resolution,
+        dataset_config_name=args.dataset_config_name,
+        cache_dir=args.cache_dir,
+        max_samples=max_samples,
+        seed=args.seed,
+        num_wardrobe_samples=args.num_wardrobe_samples if split == "train" else args.num_validation_examples,
+        wardrobe_seed=args.wardrobe_seed,
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,29 +178,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_training_args(parser, default_output_dir="tryon-model", default_num_epochs=10)
     parser.set_defaults(train_batch_size=16, adam_beta1=0.5, adam_beta2=0.999, num_sample_images=16)
     add_tryon_args(parser)
-    args = parser.parse_args(argv)
-    try:
-        validate_training_args(args)
-        validate_tryon_args(args)
-    except ValueError as error:
-        parser.error(str(error))
-    return args
+    return parse_and_validate(parser, argv, validate_tryon_args)
 
 
 def main(args: argparse.Namespace) -> None:
-    accelerator = create_accelerator(args)
-    with accelerator.main_process_first():
-        try:
-            info = load_tryon_dataset_from_args(args, args.dataset_split, args.max_train_samples)
-            held_out = None
-            if args.num_validation_examples:
-                held_out = load_tryon_dataset_from_args(args, args.validation_split, args.num_validation_examples)
-        except (ValueError, FileNotFoundError) as error:
-            raise SystemExit(f"error: {error}") from None
-    train_dataset = info.with_transform(args.resolution)
-    dataloader = make_dataloader(
-        train_dataset, args.train_batch_size, seed=args.seed, num_workers=args.dataloader_num_workers
-    )
+    session = TrainingSession(args, "train_tryon")
+    accelerator = session.accelerator
+    with session.loading_data():
+        info = load_tryon_dataset_from_args(args, args.dataset_split, args.max_train_samples)
+        held_out = None
+        if args.num_validation_examples:
+            held_out = load_tryon_dataset_from_args(args, args.validation_split, args.num_validation_examples)
 
     model = TryOnModel(
         sample_size=args.resolution,
@@ -118,105 +208,70 @@ def main(args: argparse.Namespace) -> None:
         num_layers=args.discriminator_num_layers,
         spectral_norm=args.spectral_norm,
     )
-    if args.channels_last:
-        apply_channels_last(model, discriminator)
-    model_optimizer = create_optimizer(model.parameters(), args.generator_learning_rate, args)
-    discriminator_optimizer = create_optimizer(discriminator.parameters(), args.discriminator_learning_rate, args)
-    model, discriminator, model_optimizer, discriminator_optimizer, dataloader = accelerator.prepare(
-        model, discriminator, model_optimizer, discriminator_optimizer, dataloader
-    )
-    loop = TrainingLoop(accelerator, dataloader, args, models={"model": model, "discriminator": discriminator})
-    model_lr_scheduler, discriminator_lr_scheduler = accelerator.prepare(
-        create_lr_scheduler(model_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-        create_lr_scheduler(discriminator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-    )
-    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
-    ema = create_ema(accelerator, model, args.ema_decay)
-    rng = create_training_rng(accelerator, args.seed)
-    grid_dataset = held_out.with_transform(args.resolution) if held_out is not None else train_dataset
-    sample_inputs = create_fixed_sample_inputs(accelerator, **first_examples(grid_dataset, args.num_sample_images))
+    train_dataset = info.with_transform(args.resolution)
+    loop = session.prepare_dataloader(train_dataset)
+    model = session.add_network("model", model, args.generator_learning_rate)
+    discriminator = session.add_network("discriminator", discriminator, args.discriminator_learning_rate)
+    ema = session.create_ema(model)
     trainer = TryOnTrainer(
         accelerator,
         model,
         discriminator,
-        model_optimizer,
-        discriminator_optimizer,
-        model_lr_scheduler,
-        discriminator_lr_scheduler,
         loss=args.loss,
         l1_weight=args.l1_weight,
         feature_matching_weight=args.feature_matching_weight,
         warp_weight=args.warp_weight,
         flow_smoothness_weight=args.flow_smoothness_weight,
         augment=DiffAugment(args.diffaugment),
-        max_grad_norm=args.max_grad_norm,
-        ema=ema,
-        rng=rng,
-        channels_last=args.channels_last,
+        **session.trainer_options(ema),
     )
-
-    start_trackers(accelerator, "train_tryon", args)
+    grid_dataset = held_out.with_transform(args.resolution) if held_out is not None else train_dataset
+    sample_inputs = session.fixed_tensors(**first_examples(grid_dataset, args.num_sample_images))
     logger.info(
         f"{len(info.dataset)} training pairs ({info.source}) at {args.resolution[0]}x{args.resolution[1]}; try-on "
-        f"model {sum(p.numel() for p in model.parameters()):,} parameters "
+        f"model {sum(p.numel() for p in model.bare.parameters()):,} parameters "
         f"({'with' if args.use_warping else 'without'} warping), "
-        f"discriminator {sum(p.numel() for p in discriminator.parameters()):,}"
+        f"discriminator {sum(p.numel() for p in discriminator.bare.parameters()):,}"
     )
-    loop.resume()
-    logs: dict[str, float] = {}
-    for batch in loop:
-        step_logs = trainer.train_step(batch, loop.next_step)
-        if not loop.step_done(step_logs):
-            continue
-        logs = step_logs
-        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
-            grid = tryon_grid(averaged_copy(accelerator, model, ema), sample_inputs.state_dict())
-            log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
-    seconds = loop.end()
+    session.start()
 
-    accelerator.wait_for_everyone()
+    for batch in loop:
+        if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
+            continue
+        if loop.is_due(args.sample_steps):
+            grid = tryon_grid(averaged_copy(accelerator, model.model, ema), sample_inputs.state_dict())
+            log_sample_grid(accelerator, grid, loop.global_step, args.output_dir)
+    seconds = session.end_loop()
     if accelerator.is_main_process:
-        final_model = averaged_copy(accelerator, model, ema)
-        final_discriminator = accelerator.unwrap_model(discriminator)
-        assert_finite_parameters(model=final_model, discriminator=final_discriminator)
-        output_dir = Path(args.output_dir)
-        final_model.save_pretrained(output_dir)
-        final_discriminator.save_pretrained(output_dir / "discriminator")
+        final_model = averaged_copy(accelerator, model.model, ema)
+        output_dir = session.save_models({"": final_model, "discriminator": discriminator.bare})
         tryon_grid(final_model, sample_inputs.state_dict()).save(output_dir / "samples.png")
         metrics = {}
         if held_out is not None:
             batches = evaluation_batches(held_out, args.resolution)
             metrics = evaluate_tryon({"model": model_predictor(final_model)}, batches)["model"]
             logger.info(f"Held-out figures: {metrics}")
-        write_card(args, final_model, info, held_out, metrics, loop, seconds, logs)
+        write_card(session, final_model, info, held_out, metrics, seconds)
         logger.info(f"Saved the try-on model (EMA weights) to {output_dir} and the discriminator to its subfolder")
-        if args.push_to_hub:
-            logger.info(f"Pushed to {push_output_dir(args)}")
-    accelerator.end_training()
+    session.finish()
 
 
-def write_card(args, model, info, held_out, metrics, loop: TrainingLoop, seconds: float, logs: dict) -> None:
+def write_card(session: TrainingSession, model, info, held_out, metrics, seconds: float) -> None:
+    args = session.args
     weights = (
         f"{args.loss} + {args.l1_weight} x multi-scale L1 + {args.feature_matching_weight} x PatchGAN feature matching"
     )
     if args.use_warping:
         weights += f" + {args.warp_weight} x warp L1 + {args.flow_smoothness_weight} x flow TV"
-    training = {
-        "steps": loop.global_step,
-        "batch size (all processes)": loop.batch_size,
-        "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
+    recipe = {
         "warping": "appearance flow" if args.use_warping else "none (ablation)",
         "loss": weights,
         "learning rates (model / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
-        "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
-        "EMA decay": args.ema_decay,
         "DiffAugment": args.diffaugment,
-        "mixed precision": loop.accelerator.mixed_precision,
-        "processes": loop.accelerator.num_processes,
-        "seed": args.seed,
-        "training time": f"{seconds / 60:.1f} min",
     }
-    training |= {f"final {name}": f"{value:.4g}" for name, value in logs.items() if name.endswith(("_loss", "l1"))}
+    logs = session.loop.step_logs
+    final = [name for name in logs if name.endswith(("_loss", "l1"))]
+    training = training_rows(args, session.loop, seconds, recipe, logs, final)
     height, width = args.resolution
     protocol = None
     if held_out is not None:
@@ -225,18 +280,13 @@ def write_card(args, model, info, held_out, metrics, loop: TrainingLoop, seconds
             f"their own garment, against the ground truth, with the EMA weights. SSIM and L1 over whole images. "
             + FID_PROTOCOL
         )
-    write_model_card(
+    session.write_card(
         model,
-        args.output_dir,
-        hub_repo_id(args),
-        datasets=dataset_hub_ids(args.dataset_name),
-        sample_image="samples.png",
         sample_caption="Held-out examples, one per column; rows: garment, agnostic person, warped garment, try-on "
         "result of the EMA model, ground truth.",
         metrics=format_metrics(metrics),
         metrics_protocol=protocol,
         training=training,
-        training_command=training_command("examples/train_tryon.py"),
         dataset_description=f"`{args.dataset_name}` ({info.source}, split `{args.dataset_split}`): "
         f"{len(info.dataset):,} try-on pairs at {height}x{width}.",
         limitations=(
@@ -249,7 +299,4 @@ def write_card(args, model, info, held_out, metrics, loop: TrainingLoop, seconds
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except TrainingDivergedError as error:
-        sys.exit(f"error: {error}")
+    run(main, parse_args())

@@ -17,30 +17,16 @@ figures, the sample grids (`samples/`), the TensorBoard logs (`logs/`) and the c
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 from accelerate.logging import get_logger
 
 from hf_vaegan import VAE, AutoEncoder
-from hf_vaegan.training import (
-    TrainingDivergedError,
-    TrainingLoop,
+from hf_vaegan.training import TrainingSession, averaged_copy
+from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
-    apply_channels_last,
-    assert_finite_parameters,
-    averaged_copy,
-    create_accelerator,
-    create_ema,
-    create_lr_scheduler,
-    create_optimizer,
-    create_training_rng,
     load_image_dataset_from_args,
-    make_dataloader,
-    push_output_dir,
-    start_trackers,
-    validate_training_args,
+    parse_and_validate,
 )
 from hf_vaegan.training.evaluation import (
     EvaluationReference,
@@ -49,15 +35,15 @@ from hf_vaegan.training.evaluation import (
     log_evaluation,
     validate_evaluation_args,
 )
+from hf_vaegan.training.model_args import add_vae_args, validate_vae_args
+from hf_vaegan.training.session import run
 from hf_vaegan.training.vae import (
     VAEObjective,
     VAETrainer,
-    add_vae_args,
     create_vae_sample_inputs,
     evaluate_held_out,
     log_reconstructions,
     split_held_out,
-    validate_vae_args,
     write_vae_card,
 )
 
@@ -81,31 +67,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_vae_args(parser)
     add_evaluation_args(parser, reference_flags=False)
-    args = parser.parse_args(argv)
-    try:
-        validate_training_args(args)
-        validate_vae_args(args)
-        validate_evaluation_args(args)
-        if args.eval_steps and args.model_type != "vae":
-            raise ValueError("--eval_steps measures samples from the prior: it needs --model_type vae")
-    except ValueError as error:
-        parser.error(str(error))
-    return args
+    return parse_and_validate(parser, argv, validate_vae_args, validate_evaluation_args, _validate_model_type)
+
+
+def _validate_model_type(args: argparse.Namespace) -> None:
+    if args.eval_steps and args.model_type != "vae":
+        raise ValueError("--eval_steps measures samples from the prior: it needs --model_type vae")
 
 
 def main(args: argparse.Namespace) -> None:
-    accelerator = create_accelerator(args)
-    with accelerator.main_process_first():
-        try:
-            info, held_out = split_held_out(args, load_image_dataset_from_args(args))
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
-    dataloader = make_dataloader(
-        info.with_image_transform(args.resolution, random_flip=args.random_flip, center_crop=args.center_crop),
-        args.train_batch_size,
-        seed=args.seed,
-        num_workers=args.dataloader_num_workers,
-    )
+    session = TrainingSession(args, "train_vae")
+    accelerator = session.accelerator
+    with session.loading_data():
+        info, held_out = split_held_out(args, load_image_dataset_from_args(args))
 
     shared = {
         "resolution": args.resolution,
@@ -118,33 +92,19 @@ def main(args: argparse.Namespace) -> None:
         model = VAE(likelihood=args.likelihood, beta=args.beta, **shared)
     else:
         model = AutoEncoder(**shared)
-    if args.channels_last:
-        apply_channels_last(model)
-    optimizer = create_optimizer(model.parameters(), args.learning_rate, args)
-    objective, optimizer, dataloader = accelerator.prepare(VAEObjective(model), optimizer, dataloader)
-    loop = TrainingLoop(accelerator, dataloader, args, models={args.model_type: objective})
-    lr_scheduler = accelerator.prepare(
-        create_lr_scheduler(optimizer, args, loop.max_train_steps, accelerator.num_processes)
-    )
-    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
-    ema = create_ema(accelerator, objective, args.ema_decay)
-    rng = create_training_rng(accelerator, args.seed)
-    prior_dim = args.latent_dim if args.model_type == "vae" else 0
-    sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, prior_dim, args.seed)
+    transform = {"random_flip": args.random_flip, "center_crop": args.center_crop}
+    loop = session.prepare_dataloader(info.with_image_transform(args.resolution, **transform))
+    objective = session.add_network(args.model_type, VAEObjective(model), args.learning_rate)
+    ema = session.create_ema(objective)
     trainer = VAETrainer(
         accelerator,
         objective,
-        optimizer,
-        lr_scheduler,
         beta=args.beta,
         kl_warmup_steps=args.kl_warmup_steps,
-        max_grad_norm=args.max_grad_norm,
-        ema=ema,
-        rng=rng,
-        channels_last=args.channels_last,
+        **session.trainer_options(ema),
     )
-
-    start_trackers(accelerator, "train_vae", args)
+    prior_dim = args.latent_dim if args.model_type == "vae" else 0
+    sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, prior_dim, args.seed)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
         f"{type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} parameters"
@@ -157,22 +117,20 @@ def main(args: argparse.Namespace) -> None:
             args.validation_dataset_name or args.dataset_name,
             args.validation_split if args.validation_dataset_name else args.dataset_split,
         )
-    loop.resume()
-    logs: dict[str, float] = {}
+    session.start()
+
     sample_metrics: dict[str, float] | None = None
     for batch in loop:
-        step_logs = trainer.train_step(batch, loop.next_step)
-        if not loop.step_done(step_logs):
+        if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
             continue
-        logs = step_logs
-        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
-            averaged = averaged_copy(accelerator, objective, ema).model
+        if loop.is_due(args.sample_steps):
+            averaged = averaged_copy(accelerator, objective.model, ema).model
             log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
-        if args.eval_steps and loop.is_due(args.eval_steps) and accelerator.is_main_process:
+        if args.eval_steps and loop.is_due(args.eval_steps):
             # Likelihoods on the first 1,000 reference images (evaluate_model's default), K as at the end.
             figures = log_evaluation(
                 accelerator,
-                averaged_copy(accelerator, objective, ema).model,
+                averaged_copy(accelerator, objective.model, ema).model,
                 reference,
                 loop.global_step,
                 args.eval_num_samples,
@@ -181,37 +139,27 @@ def main(args: argparse.Namespace) -> None:
             )
             # The card takes the likelihoods from the final held-out evaluation.
             sample_metrics = {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
-    seconds = loop.end()
-
-    accelerator.wait_for_everyone()
+    seconds = session.end_loop()
     if accelerator.is_main_process:
-        final_model = averaged_copy(accelerator, objective, ema).model
-        assert_finite_parameters(**{args.model_type: final_model})
-        final_model.save_pretrained(args.output_dir)
+        final_model = averaged_copy(accelerator, objective.model, ema).model
+        output_dir = session.save_models({"": final_model})
         metrics = evaluate_held_out(final_model, held_out, args.seed, args.num_importance_samples)
         logger.info(f"Held-out figures: {metrics}")
         write_vae_card(
-            args,
+            session,
             final_model,
             sample_inputs,
             info,
             len(held_out),
             metrics,
-            loop,
             seconds,
-            logs,
+            loop.step_logs,
             evaluation=evaluation_card_sections(sample_metrics, reference),
-            script="examples/train_vae.py",
             training={"KL warm-up steps": args.kl_warmup_steps} if args.model_type == "vae" else {},
         )
-        logger.info(f"Saved the {type(final_model).__name__} to {Path(args.output_dir)}")
-        if args.push_to_hub:
-            logger.info(f"Pushed to {push_output_dir(args)}")
-    accelerator.end_training()
+        logger.info(f"Saved the {type(final_model).__name__} to {output_dir}")
+    session.finish()
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except TrainingDivergedError as error:
-        sys.exit(f"error: {error}")
+    run(main, parse_args())

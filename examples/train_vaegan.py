@@ -19,30 +19,16 @@ figures, the sample grids (`samples/`), the TensorBoard logs (`logs/`) and the c
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 from accelerate.logging import get_logger
-from diffusers.training_utils import EMAModel
 
 from hf_vaegan.models.vaegan import VAEGAN, VAEGAN_LIKELIHOODS
-from hf_vaegan.training import (
-    TrainingDivergedError,
-    TrainingLoop,
+from hf_vaegan.training import TrainingSession
+from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
-    apply_channels_last,
-    assert_finite_parameters,
-    create_accelerator,
-    create_ema,
-    create_lr_scheduler,
-    create_optimizer,
-    create_training_rng,
     load_image_dataset_from_args,
-    make_dataloader,
-    push_output_dir,
-    start_trackers,
-    validate_training_args,
+    parse_and_validate,
 )
 from hf_vaegan.training.evaluation import (
     EvaluationReference,
@@ -51,18 +37,16 @@ from hf_vaegan.training.evaluation import (
     log_evaluation,
     validate_evaluation_args,
 )
+from hf_vaegan.training.model_args import add_vae_args, validate_vae_args
+from hf_vaegan.training.session import run
 from hf_vaegan.training.vae import (
-    VAEGAN_LOSSES,
-    VAEGANObjective,
-    VAEGANTrainer,
-    add_vae_args,
     create_vae_sample_inputs,
     evaluate_held_out,
     log_reconstructions,
     split_held_out,
-    validate_vae_args,
     write_vae_card,
 )
+from hf_vaegan.training.vaegan import VAEGAN_LOSSES, VAEGANObjective, VAEGANTrainer, averaged_vaegan
 
 logger = get_logger(__name__)
 
@@ -126,15 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
 
     add_evaluation_args(parser, reference_flags=False)
-    args = parser.parse_args(argv)
-    try:
-        validate_training_args(args)
-        validate_vae_args(args)
-        validate_evaluation_args(args)
-        _validate_gan_args(args)
-    except ValueError as error:
-        parser.error(str(error))
-    return args
+    return parse_and_validate(parser, argv, validate_vae_args, validate_evaluation_args, _validate_gan_args)
 
 
 def _validate_gan_args(args: argparse.Namespace) -> None:
@@ -150,32 +126,11 @@ def _validate_gan_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}")
 
 
-def averaged_vaegan(vaegan: VAEGAN, ema: EMAModel | None) -> VAEGAN:
-    """A copy of ``vaegan`` in eval mode whose encoder and decoder hold the EMA weights.
-
-    Built anew rather than deep-copied: the prepared submodules carry Accelerate's mixed-precision forward.
-    """
-    config = {name: value for name, value in vaegan.config.items() if name != "_use_default_values"}
-    averaged = VAEGAN.from_config(config).to(vaegan.device)
-    averaged.load_state_dict(vaegan.state_dict())
-    if ema is not None:
-        ema.copy_to(averaged.vae.parameters())
-    return averaged.eval()
-
-
 def main(args: argparse.Namespace) -> None:
-    accelerator = create_accelerator(args)
-    with accelerator.main_process_first():
-        try:
-            info, held_out = split_held_out(args, load_image_dataset_from_args(args))
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
-    dataloader = make_dataloader(
-        info.with_image_transform(args.resolution, random_flip=args.random_flip, center_crop=args.center_crop),
-        args.train_batch_size,
-        seed=args.seed,
-        num_workers=args.dataloader_num_workers,
-    )
+    session = TrainingSession(args, "train_vaegan")
+    accelerator = session.accelerator
+    with session.loading_data():
+        info, held_out = split_held_out(args, load_image_dataset_from_args(args))
 
     vaegan = VAEGAN(
         resolution=args.resolution,
@@ -188,46 +143,25 @@ def main(args: argparse.Namespace) -> None:
         discriminator_base_channels=args.discriminator_base_channels or args.base_channels,
         discriminator_spectral_norm=args.spectral_norm,
     )
-    if args.channels_last:
-        apply_channels_last(vaegan)
-    vae_optimizer = create_optimizer(vaegan.vae.parameters(), args.learning_rate, args)
-    discriminator_optimizer = create_optimizer(
-        vaegan.discriminator.parameters(), args.discriminator_learning_rate, args
-    )
+    transform = {"random_flip": args.random_flip, "center_crop": args.center_crop}
+    loop = session.prepare_dataloader(info.with_image_transform(args.resolution, **transform))
     objective = VAEGANObjective(vaegan.vae, pixel_likelihood=args.likelihood != "features")
-    objective, discriminator, vae_optimizer, discriminator_optimizer, dataloader = accelerator.prepare(
-        objective, vaegan.discriminator, vae_optimizer, discriminator_optimizer, dataloader
-    )
-    loop = TrainingLoop(accelerator, dataloader, args, models={"vae": objective, "discriminator": discriminator})
-    vae_lr_scheduler, discriminator_lr_scheduler = accelerator.prepare(
-        create_lr_scheduler(vae_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-        create_lr_scheduler(discriminator_optimizer, args, loop.max_train_steps, accelerator.num_processes),
-    )
-    # Checkpointed in this order; keep it stable so old checkpoints stay loadable.
-    ema = create_ema(accelerator, objective, args.ema_decay)
-    rng = create_training_rng(accelerator, args.seed)
-    sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, args.latent_dim, args.seed)
+    vae = session.add_network("vae", objective, args.learning_rate)
+    discriminator = session.add_network("discriminator", vaegan.discriminator, args.discriminator_learning_rate)
+    ema = session.create_ema(vae)
     trainer = VAEGANTrainer(
         accelerator,
-        objective,
+        vae,
         discriminator,
-        vae_optimizer,
-        discriminator_optimizer,
-        vae_lr_scheduler,
-        discriminator_lr_scheduler,
         loss=args.loss,
         feature_loss_weight=args.feature_loss_weight,
         beta=args.beta,
         kl_warmup_steps=args.kl_warmup_steps,
         r1_gamma=args.r1_gamma,
         r1_interval=args.r1_interval,
-        max_grad_norm=args.max_grad_norm,
-        ema=ema,
-        rng=rng,
-        channels_last=args.channels_last,
+        **session.trainer_options(ema),
     )
-
-    start_trackers(accelerator, "train_vaegan", args)
+    sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, args.latent_dim, args.seed)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
         f"encoder and decoder {sum(p.numel() for p in vaegan.vae.parameters()):,} parameters, "
@@ -241,18 +175,16 @@ def main(args: argparse.Namespace) -> None:
             args.validation_dataset_name or args.dataset_name,
             args.validation_split if args.validation_dataset_name else args.dataset_split,
         )
-    loop.resume()
-    logs: dict[str, float] = {}
+    session.start()
+
     sample_metrics: dict[str, float] | None = None
     for batch in loop:
-        step_logs = trainer.train_step(batch, loop.next_step)
-        if not loop.step_done(step_logs):
+        if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
             continue
-        logs = step_logs
-        if loop.is_due(args.sample_steps) and accelerator.is_main_process:
+        if loop.is_due(args.sample_steps):
             averaged = averaged_vaegan(vaegan, ema)
             log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
-        if args.eval_steps and loop.is_due(args.eval_steps) and accelerator.is_main_process:
+        if args.eval_steps and loop.is_due(args.eval_steps):
             # Likelihoods on the first 1,000 reference images (evaluate_model's default), K as at the end.
             figures = log_evaluation(
                 accelerator,
@@ -265,27 +197,22 @@ def main(args: argparse.Namespace) -> None:
             )
             # The card takes the likelihoods from the final held-out evaluation.
             sample_metrics = {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
-    seconds = loop.end()
-
-    accelerator.wait_for_everyone()
+    seconds = session.end_loop()
     if accelerator.is_main_process:
         final_model = averaged_vaegan(vaegan, ema)
-        assert_finite_parameters(vaegan=final_model)
-        final_model.save_pretrained(args.output_dir)
+        output_dir = session.save_models({"": final_model})
         metrics = evaluate_held_out(final_model, held_out, args.seed, args.num_importance_samples)
         logger.info(f"Held-out figures: {metrics}")
         write_vae_card(
-            args,
+            session,
             final_model,
             sample_inputs,
             info,
             len(held_out),
             metrics,
-            loop,
             seconds,
-            logs,
+            loop.step_logs,
             evaluation=evaluation_card_sections(sample_metrics, reference),
-            script="examples/train_vaegan.py",
             training={
                 "KL warm-up steps": args.kl_warmup_steps,
                 "feature loss weight (gamma)": args.feature_loss_weight,
@@ -295,14 +222,9 @@ def main(args: argparse.Namespace) -> None:
                 "spectral norm": args.spectral_norm,
             },
         )
-        logger.info(f"Saved the VAEGAN (encoder and decoder with EMA weights) to {Path(args.output_dir)}")
-        if args.push_to_hub:
-            logger.info(f"Pushed to {push_output_dir(args)}")
-    accelerator.end_training()
+        logger.info(f"Saved the VAEGAN (encoder and decoder with EMA weights) to {output_dir}")
+    session.finish()
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except TrainingDivergedError as error:
-        sys.exit(f"error: {error}")
+    run(main, parse_args())

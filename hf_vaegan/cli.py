@@ -19,6 +19,7 @@ from diffusers.utils import make_image_grid
 from tqdm.auto import tqdm
 
 from .auto import load_pretrained
+from .data.loading import load_image_dataset
 from .metrics import (
     FashionClassifierFeatures,
     FeatureExtractor,
@@ -29,7 +30,6 @@ from .metrics import (
 from .models import Generator
 from .pipelines import GANPipeline, VAEPipeline
 from .pipelines.pipeline_utils import max_batch_size
-from .training.data import load_image_dataset
 
 OUTPUT_SUFFIXES = (".png", ".npz")
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -15,19 +15,15 @@ import torch
 from accelerate import Accelerator
 from comparisons import assert_same_weights
 
+from hf_vaegan.data.loading import UnpairedImageDataset, load_image_dataset, select_classes
 from hf_vaegan.metrics.image_quality import ssim
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
 from hf_vaegan.pipelines.pipeline_image_to_image import ImageToImagePipeline
-from hf_vaegan.training import load_image_dataset
-from hf_vaegan.training.image_to_image import (
-    ImageReplayBuffer,
-    UnpairedImageDataset,
-    comparison_grid,
-    feature_matching_loss,
-    select_classes,
-    validate_image_to_image_args,
-)
+from hf_vaegan.training.cyclegan import ImageReplayBuffer
+from hf_vaegan.training.grids import comparison_grid
+from hf_vaegan.training.losses import feature_matching_loss
+from hf_vaegan.training.model_args import validate_image_to_image_args
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "fashion_mnist_1k.npz"

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from hf_vaegan.data.loading import load_paired_dataset
 from hf_vaegan.data.sketch import garment_to_sketch, make_sketch_pairs
-from hf_vaegan.training.data import load_paired_dataset
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
 

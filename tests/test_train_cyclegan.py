@@ -11,6 +11,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from crash import kill_when
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -131,7 +132,8 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path):
     check(train(*flags, "--output_dir", str(tmp_path / "uninterrupted")))
 
     interrupted = tmp_path / "interrupted"
-    killed = train(*flags, "--output_dir", str(interrupted), env={"HF_VAEGAN_TEST_KILL_AFTER_STEP": "4"})
+    command = [sys.executable, str(SCRIPT), *TINY, "--seed", "0", "--report_to", "none", *flags]
+    killed = kill_when([*command, "--output_dir", str(interrupted)], interrupted / "checkpoint-3")
     assert killed.returncode == -9, killed.stderr
     output = check(train(*flags, "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"))
     assert "Resumed from" in output

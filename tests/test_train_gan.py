@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,12 +12,14 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from crash import kill_when
 from huggingface_hub import ModelCard, list_repo_files
 from PIL import Image
 from safetensors.torch import load_file
 
 from hf_vaegan import Discriminator, Generator
-from hf_vaegan.training import load_evaluation_reference, load_image_dataset
+from hf_vaegan.data.loading import load_image_dataset
+from hf_vaegan.training.evaluation import load_evaluation_reference
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_gan.py"
@@ -25,10 +28,18 @@ TINY = ["--base_channels", "8", "--latent_dim", "8", "--train_batch_size", "8", 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
+def command(*args: str, launcher: list[str] | None = None) -> list[str]:
+    return [*(launcher or [sys.executable]), str(SCRIPT), *TINY, "--seed", "0", *args]
+
+
 def train(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    command = [*(launcher or [sys.executable]), str(SCRIPT), *TINY, "--seed", "0", *args]
     return subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+        command(*args, launcher=launcher),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -85,7 +96,12 @@ def test_two_processes_train_checkpoint_and_save(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path):
+@pytest.mark.parametrize(
+    ("crash_at", "delay"),
+    [("checkpoint-4", 0.0), (".partial-checkpoint-8", 0.0)],
+    ids=["after a checkpoint", "during a save"],
+)
+def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, crash_at, delay):
     flags = [
         "--dataset_name", str(FIXTURE), "--max_train_samples", "40", "--max_train_steps", "8",
         "--gradient_accumulation_steps", "2", "--checkpointing_steps", "4", "--sample_steps", "4",
@@ -95,7 +111,8 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path):
     check(train(*flags, "--output_dir", str(tmp_path / "uninterrupted")))
 
     interrupted = tmp_path / "interrupted"
-    killed = train(*flags, "--output_dir", str(interrupted), env={"HF_VAEGAN_TEST_KILL_AFTER_STEP": "5"})
+    # Killed from outside once checkpoint-4 is complete, or in the middle of writing checkpoint-8.
+    killed = kill_when(command(*flags, "--output_dir", str(interrupted)), interrupted / crash_at, delay=delay)
     assert killed.returncode == -9, killed.stderr
     assert [p.name for p in interrupted.glob("checkpoint-*")] == ["checkpoint-4"]
     assert not (interrupted / WEIGHTS).exists()
@@ -315,3 +332,40 @@ def test_bad_data_fails_with_a_clear_message(tmp_path, argv, message):
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# Checkpoints written before the training state was named (tests/fixtures/legacy_gan_run, see its README entry).
+LEGACY_RUN = REPO / "tests" / "fixtures" / "legacy_gan_run"
+LEGACY_FLAGS = [
+    "--dataset_name", str(FIXTURE), "--base_channels", "4", "--latent_dim", "4", "--train_batch_size", "4",
+    "--num_sample_images", "10", "--max_train_samples", "16", "--checkpointing_steps", "2", "--ema_decay", "0.9",
+    "--report_to", "none", "--mixed_precision", "no",
+]  # fmt: skip
+
+
+def test_a_checkpoint_written_before_named_state_resumes(tmp_path):
+    output_dir = tmp_path / "run"
+    shutil.copytree(LEGACY_RUN, output_dir)
+    output = check(
+        train(*LEGACY_FLAGS, "--max_train_steps", "4", "--output_dir", str(output_dir), "--resume_from_checkpoint",
+              "latest")
+    )  # fmt: skip
+    assert "predates named training state; its objects are, in order, ['ema', 'rng', 'sample_inputs']" in output
+    assert f"Resumed from {output_dir / 'checkpoint-2'} (step 2" in output
+    assert (output_dir / "checkpoint-4" / "checkpoint.json").is_file()  # new checkpoints are named
+    assert all(torch.isfinite(tensor).all() for tensor in load_weights(output_dir).values())
+
+
+def test_a_checkpoint_written_before_named_state_that_does_not_fit_is_refused(tmp_path):
+    output_dir = tmp_path / "run"
+    shutil.copytree(LEGACY_RUN, output_dir)
+    checkpoint = output_dir / "checkpoint-2"
+    result = train(
+        *LEGACY_FLAGS, "--max_train_steps", "4", "--ema_decay", "0", "--output_dir", str(output_dir),
+        "--resume_from_checkpoint", str(checkpoint),
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: cannot resume from {checkpoint}: it was written before hf-vaegan named the training state" in (
+        result.stderr
+    )
+    assert "resume with the script and flags that wrote it, or start a new run" in result.stderr

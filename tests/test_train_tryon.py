@@ -11,22 +11,18 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from crash import kill_when
 from PIL import Image
 from safetensors.torch import load_file
 from test_viton import make_viton_folder
 
 from hf_vaegan.data import Wardrobe, build_wardrobe_dataset
+from hf_vaegan.data.loading import make_dataloader
+from hf_vaegan.data.tryon import TryOnDatasetInfo, load_tryon_dataset
+from hf_vaegan.metrics.tryon import evaluate_tryon, tryon_region_crops
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
-from hf_vaegan.training.data import make_dataloader
-from hf_vaegan.training.tryon import (
-    TryOnDatasetInfo,
-    evaluate_tryon,
-    load_tryon_dataset,
-    multiscale_l1,
-    total_variation,
-    tryon_region_crops,
-)
+from hf_vaegan.training.losses import multiscale_l1, total_variation
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_tryon.py"
@@ -116,7 +112,9 @@ def test_ablation_resumes_exactly_after_sigkill(tmp_path):
     ]  # fmt: skip
     check(train(*flags, "--output_dir", str(tmp_path / "uninterrupted")))
     interrupted = tmp_path / "interrupted"
-    killed = train(*flags, "--output_dir", str(interrupted), env={"HF_VAEGAN_TEST_KILL_AFTER_STEP": "4"})
+    killed = kill_when(
+        [sys.executable, str(SCRIPT), *TINY, *flags, "--output_dir", str(interrupted)], interrupted / "checkpoint-3"
+    )
     assert killed.returncode == -9, killed.stderr
     output = check(train(*flags, "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"))
     assert "Resumed from" in output

@@ -1,4 +1,4 @@
-"""The shared training layer (`hf_vaegan.training.common`) and the GAN craft (`hf_vaegan.training.gan`), in-process."""
+"""The training layer in-process: the loop, checkpoints, named state, the update, losses, DiffAugment, grids, cards."""
 
 import argparse
 import math
@@ -13,11 +13,12 @@ from PIL import Image
 from hf_vaegan import Discriminator, Generator
 from hf_vaegan.training import (
     CheckpointedTensors,
+    CheckpointError,
     DiffAugment,
     GANTrainer,
+    Network,
     TrainingDivergedError,
     TrainingLoop,
-    add_training_args,
     assert_finite_parameters,
     check_finite,
     create_ema,
@@ -27,20 +28,17 @@ from hf_vaegan.training import (
     generator_loss,
     input_gradient_penalty,
     list_checkpoints,
-    log_sample_grid,
-    make_sample_grid,
     register_training_state,
     resolve_checkpoint,
     save_checkpoint,
-    training_command,
-    validate_training_args,
 )
-from hf_vaegan.training.common import (
-    ProcessGenerator,
-    fast_bf16_available,
-    remove_partial_checkpoints,
-    resolve_mixed_precision,
-)
+from hf_vaegan.training.args import add_training_args, validate_training_args
+from hf_vaegan.training.checkpoints import checkpoint_step, remove_partial_checkpoints
+from hf_vaegan.training.grids import log_sample_grid, make_sample_grid
+from hf_vaegan.training.hub import training_command
+from hf_vaegan.training.losses import mode_seeking_loss
+from hf_vaegan.training.session import fast_bf16_available, resolve_mixed_precision
+from hf_vaegan.training.state import ProcessGenerator
 
 
 @pytest.fixture
@@ -103,16 +101,17 @@ def test_checkpoints_are_atomic_and_pruned_to_the_limit(make_accelerator, tmp_pa
     optimizer = torch.optim.Adam(model.parameters())
     model, optimizer = accelerator.prepare(model, optimizer)
     exploding = ExplodingState()
-    register_training_state(accelerator, exploding)
+    register_training_state(accelerator, "exploding", exploding)
     for step in (1, 2, 3):
         save_checkpoint(accelerator, tmp_path, step, total_limit=2, models={"model": model})
     assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
 
     exploding.armed = True
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*checkpoint-4: disk full; checkpoint-3"):
         save_checkpoint(accelerator, tmp_path, 4, total_limit=2)
-    assert (tmp_path / ".partial-checkpoint-4").is_dir()
+    assert not (tmp_path / ".partial-checkpoint-4").exists()
     assert resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
+    (tmp_path / ".partial-checkpoint-4").mkdir()  # what a SIGKILL mid-save leaves
     remove_partial_checkpoints(tmp_path)
     assert not (tmp_path / ".partial-checkpoint-4").exists()
 
@@ -227,12 +226,57 @@ def test_training_state_round_trips_through_a_checkpoint_without_pickle(make_acc
     assert ema.optimization_step == 3 and isinstance(ema.optimization_step, int)
     assert torch.equal(inputs.noise, noise) and torch.equal(inputs.labels, torch.arange(4))
 
-    register_training_state(accelerator, CheckpointedTensors(extra=torch.zeros(1)))
-    with pytest.raises(ValueError, match="state of 3 objects .* this run has 4"):
+    register_training_state(accelerator, "extra", CheckpointedTensors(extra=torch.zeros(1)))
+    with pytest.raises(CheckpointError, match=r"holds the training state \['ema', 'rng', 'sample_inputs'\] but this"):
         accelerator.load_state(str(checkpoint))
     (checkpoint / "training_state.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="training_state.safetensors is corrupt"):
         accelerator.load_state(str(checkpoint))
+
+
+class Value:
+    def __init__(self, value: float):
+        self.value = torch.tensor(value)
+
+    def state_dict(self):
+        return {"value": self.value}
+
+    def load_state_dict(self, state_dict):
+        self.value = state_dict["value"]
+
+
+def test_training_state_is_matched_by_name_not_by_registration_order(make_accelerator, tmp_path):
+    accelerator = make_accelerator()
+    accelerator.prepare(torch.nn.Linear(2, 2))
+    register_training_state(accelerator, "first", Value(1.0))
+    register_training_state(accelerator, "second", Value(2.0))
+    checkpoint = save_checkpoint(accelerator, tmp_path, 1)
+    with pytest.raises(ValueError, match="'first' is already registered"):
+        register_training_state(accelerator, "first", Value(0.0))
+
+    other = Accelerator(cpu=True)
+    other.prepare(torch.nn.Linear(2, 2))
+    second, first = Value(0.0), Value(0.0)
+    register_training_state(other, "second", second)
+    register_training_state(other, "first", first)
+    other.load_state(str(checkpoint))
+    assert (first.value.item(), second.value.item()) == (1.0, 2.0)
+
+
+def test_networks_prepared_in_another_order_are_refused(tmp_path):
+    from hf_vaegan.training.state import training_state
+
+    def run(names):
+        accelerator = Accelerator(cpu=True)
+        for name in names:
+            model = torch.nn.Linear(2, 2)
+            Network.prepare(accelerator, {name: model}, torch.optim.SGD(model.parameters(), lr=0.1))
+            training_state(accelerator).networks.append(name)
+        return accelerator
+
+    checkpoint = save_checkpoint(run(["generator", "discriminator"]), tmp_path, 1)
+    with pytest.raises(CheckpointError, match=r"holds the networks \['generator', 'discriminator'\], in this order"):
+        run(["discriminator", "generator"]).load_state(str(checkpoint))
 
 
 def test_process_generator_refuses_another_number_of_processes(make_accelerator):
@@ -361,8 +405,6 @@ def test_diffaugment_operations_are_random_per_image_and_differentiable():
 
 
 def test_checkpoint_step_of_paths():
-    from hf_vaegan.training.common import checkpoint_step
-
     assert checkpoint_step(Path("out/checkpoint-120")) == 120
     assert checkpoint_step("checkpoint-") is None and checkpoint_step(".partial-checkpoint-3") is None
 
@@ -370,23 +412,23 @@ def test_checkpoint_step_of_paths():
 def test_mode_seeking_term_penalises_a_generator_that_ignores_its_noise(make_accelerator):
     noise, twin_noise = torch.randn(4, 8), torch.randn(4, 8)
     images = torch.rand(4, 1, 28, 28) * 2 - 1
-    collapsed = GANTrainer._mode_seeking_loss(noise, images, twin_noise, images.clone())
-    varied = GANTrainer._mode_seeking_loss(noise, images, twin_noise, -images)
+    collapsed = mode_seeking_loss(noise, images, twin_noise, images.clone())
+    varied = mode_seeking_loss(noise, images, twin_noise, -images)
     assert collapsed.item() == pytest.approx(1e5) and varied.item() < 10
 
     accelerator = make_accelerator()
     generator = Generator(latent_dim=8, base_channels=4, num_classes=3)
     discriminator = Discriminator(base_channels=4, num_classes=3, minibatch_std_group_size=2)
-    optimizers = [torch.optim.Adam(model.parameters(), lr=1e-4) for model in (generator, discriminator)]
-    generator, discriminator, *optimizers = accelerator.prepare(generator, discriminator, *optimizers)
-    trainer = GANTrainer(
-        accelerator, generator, discriminator, *optimizers, mode_seeking_weight=1.0, rng=torch.Generator()
+    generator, discriminator = (
+        Network.prepare(accelerator, model, torch.optim.Adam(model.parameters(), lr=1e-4))
+        for model in (generator, discriminator)
     )
+    trainer = GANTrainer(accelerator, generator, discriminator, mode_seeking_weight=1.0, rng=torch.Generator())
     batch = {"pixel_values": torch.rand(4, 1, 28, 28) * 2 - 1, "labels": torch.tensor([0, 1, 2, 0])}
     logs = trainer.train_step(batch, step=1)
     assert 0 < logs["mode_seeking"] < 1e5 and math.isfinite(logs["g_loss"])
     with pytest.raises(ValueError, match="mode_seeking_weight"):
-        GANTrainer(accelerator, generator, discriminator, *optimizers, mode_seeking_weight=-1.0)
+        GANTrainer(accelerator, generator, discriminator, mode_seeking_weight=-1.0)
 
 
 @pytest.mark.parametrize(("capability", "isa"), [("avx2", "AVX2"), ("default", "SSE41")])
@@ -396,7 +438,7 @@ def test_mixed_precision_auto_is_fp32_on_cpus_capped_below_amx(run_python, capab
     script = (
         "import os; os.environ.pop('ACCELERATE_MIXED_PRECISION', None); os.environ['ACCELERATE_USE_CPU'] = '1'\n"
         "from hf_vaegan.hardware import cpu_info\n"
-        "from hf_vaegan.training.common import resolve_mixed_precision\n"
+        "from hf_vaegan.training.session import resolve_mixed_precision\n"
         "info = cpu_info()\n"
         "print(info.kernels, info.amx, info.avx512, resolve_mixed_precision('auto'))\n"
     )

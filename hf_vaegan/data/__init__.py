@@ -1,63 +1,13 @@
-"""Try-on datasets: the synthetic virtual wardrobe and a VITON-HD folder loader, with shared column names."""
+"""Data: images in any form as model inputs, and the datasets the package trains and evaluates on.
 
+- ``images``: the canonical image modes and the training transform;
+- ``loading``: image and paired datasets from a Hub id, a folder, an ``.npz`` or a ``save_to_disk`` folder;
+- ``sketch``: garment sketches and sketch/garment pairs; ``tryon``: try-on datasets as tensors;
+- ``wardrobe``: the synthetic virtual wardrobe (its public names are re-exported here); ``viton``: VITON-HD folders.
+"""
+
+from . import wardrobe
 from .viton import load_viton_hd, read_openpose_keypoints, viton_features
-from .wardrobe import (
-    AGNOSTIC_FILL,
-    BODY_SHAPE_RANGES,
-    DEFAULT_RESOLUTION,
-    FASHION_MNIST_CLASSES,
-    GARMENT_GROUPS,
-    GARMENT_LABELS,
-    PARSE_LABELS,
-    POSE_KEYPOINTS,
-    TEST_AVATAR_ID_OFFSET,
-    TRYON_COLUMNS,
-    Avatar,
-    BodyShape,
-    DressedAvatar,
-    Garment,
-    Wardrobe,
-    agnostic,
-    agnostic_region,
-    build_wardrobe_dataset,
-    check_resolution,
-    dress,
-    make_background,
-    make_garment,
-    render_avatar,
-    split_garments,
-    wardrobe_dataset_dict,
-    wardrobe_features,
-)
+from .wardrobe import *  # noqa: F403 (the wardrobe's __all__)
 
-__all__ = [
-    "AGNOSTIC_FILL",
-    "BODY_SHAPE_RANGES",
-    "DEFAULT_RESOLUTION",
-    "FASHION_MNIST_CLASSES",
-    "GARMENT_GROUPS",
-    "GARMENT_LABELS",
-    "PARSE_LABELS",
-    "POSE_KEYPOINTS",
-    "TEST_AVATAR_ID_OFFSET",
-    "TRYON_COLUMNS",
-    "Avatar",
-    "BodyShape",
-    "DressedAvatar",
-    "Garment",
-    "Wardrobe",
-    "agnostic",
-    "agnostic_region",
-    "check_resolution",
-    "build_wardrobe_dataset",
-    "dress",
-    "load_viton_hd",
-    "make_background",
-    "make_garment",
-    "read_openpose_keypoints",
-    "render_avatar",
-    "split_garments",
-    "viton_features",
-    "wardrobe_dataset_dict",
-    "wardrobe_features",
-]
+__all__ = [*wardrobe.__all__, "load_viton_hd", "read_openpose_keypoints", "viton_features"]

@@ -22,6 +22,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .images import to_canonical_mode
+from .loading import ImageDatasetInfo, PairedDatasetInfo
 
 # Neighbour offsets (dy, dx) along the gradient for directions 0, 45, 90 and 135 degrees.
 _GRADIENT_NEIGHBOURS = ((0, 1), (1, 1), (1, 0), (1, -1))
@@ -175,3 +176,15 @@ def make_sketch_pairs(
             names=list(class_names) if class_names is not None else [str(index) for index in range(num_classes)]
         )
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+def sketch_pairs_from_images(info: ImageDatasetInfo, seed: int = 0, jitter: float = 0.6) -> PairedDatasetInfo:
+    """Pair every image of an image dataset with its sketch (:func:`hf_vaegan.data.sketch.make_sketch_pairs`).
+
+    The result has a ``sketch`` (source) and an ``image`` (target) column; the sketches are a function of the images
+    and ``seed`` only, so anyone can regenerate the same pairs.
+    """
+    labels = info.dataset[info.label_column] if info.label_column is not None else None
+    class_names = info.class_names if labels is not None else None
+    pairs = make_sketch_pairs(info.dataset[info.image_column], labels, seed, jitter=jitter, class_names=class_names)
+    return PairedDatasetInfo(pairs, "sketch", "image", 1, info.num_channels)

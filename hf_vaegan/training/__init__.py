@@ -1,115 +1,60 @@
-"""The training layer shared by the scripts in ``examples/``: data loading, the Accelerate loop, GAN craft."""
+"""The training layer of the scripts in ``examples/``: the plumbing of a run, the recipes, their losses.
 
-from .common import (
+One module per concern:
+
+- ``args`` (the shared flags) and ``model_args`` (the flags of model families shared by several scripts);
+- ``session`` (the Accelerator, trackers, networks with their optimizers and schedules), ``loop`` (epochs, resuming,
+  logging, periodic checkpoints), ``state`` (named training state: RNG, EMA, fixed inputs), ``checkpoints``;
+- ``update`` (the one optimizer update, ``frozen()``, the divergence guard), ``losses``, ``augment`` (DiffAugment);
+- ``grids`` (sample grids), ``hub`` (model cards, push), ``evaluation`` (``--eval_steps``);
+- one recipe each: ``gan``, ``vae``, ``vaegan``, ``pix2pix``, ``cyclegan``, ``tryon``.
+
+Datasets are loaded by ``hf_vaegan.data`` and evaluated by ``hf_vaegan.metrics``, which never import this package.
+"""
+
+from .augment import DiffAugment
+from .checkpoints import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .errors import CheckpointError, TrainingDivergedError, TrainingError
+from .gan import GANTrainer
+from .loop import TrainingLoop
+from .losses import GAN_LOSSES, discriminator_loss, generator_loss, input_gradient_penalty
+from .session import TrainingSession, create_accelerator
+from .state import (
     CheckpointedTensors,
-    TrainingDivergedError,
-    TrainingLoop,
-    add_training_args,
-    apply_channels_last,
-    assert_finite_parameters,
     averaged_copy,
-    check_finite,
-    create_accelerator,
     create_ema,
     create_fixed_sample_inputs,
-    create_lr_scheduler,
-    create_optimizer,
     create_training_rng,
-    dataset_hub_ids,
-    hub_repo_id,
-    list_checkpoints,
-    log_sample_grid,
-    make_sample_grid,
-    push_output_dir,
     register_training_state,
-    resolve_checkpoint,
-    save_checkpoint,
-    start_trackers,
-    training_command,
-    validate_training_args,
-    write_model_card,
 )
-from .data import (
-    ImageDatasetInfo,
-    PairedDatasetInfo,
-    add_dataset_args,
-    collate_examples,
-    load_image_dataset,
-    load_image_dataset_from_args,
-    load_paired_dataset,
-    load_paired_dataset_from_args,
-    make_dataloader,
-    make_image_transform,
-)
-from .evaluation import (
-    EvaluationReference,
-    add_evaluation_args,
-    evaluation_card_sections,
-    load_evaluation_reference,
-    log_evaluation,
-    validate_evaluation_args,
-)
-from .gan import (
-    GAN_LOSSES,
-    DiffAugment,
-    GANTrainer,
-    create_sample_inputs,
-    discriminator_loss,
-    generate_sample_images,
-    generator_loss,
-    input_gradient_penalty,
-)
+from .update import Network, assert_finite_parameters, check_finite, frozen, optimizer_update
 
 __all__ = [
-    "EvaluationReference",
-    "add_evaluation_args",
-    "evaluation_card_sections",
-    "load_evaluation_reference",
-    "log_evaluation",
-    "validate_evaluation_args",
     "GAN_LOSSES",
+    "CheckpointError",
     "CheckpointedTensors",
     "DiffAugment",
     "GANTrainer",
-    "ImageDatasetInfo",
-    "PairedDatasetInfo",
+    "Network",
     "TrainingDivergedError",
+    "TrainingError",
     "TrainingLoop",
-    "add_dataset_args",
-    "add_training_args",
-    "apply_channels_last",
+    "TrainingSession",
     "assert_finite_parameters",
     "averaged_copy",
     "check_finite",
-    "collate_examples",
     "create_accelerator",
     "create_ema",
     "create_fixed_sample_inputs",
-    "create_lr_scheduler",
-    "create_optimizer",
-    "create_sample_inputs",
     "create_training_rng",
-    "dataset_hub_ids",
     "discriminator_loss",
-    "generate_sample_images",
+    "frozen",
     "generator_loss",
-    "hub_repo_id",
     "input_gradient_penalty",
     "list_checkpoints",
-    "load_image_dataset",
-    "load_image_dataset_from_args",
-    "load_paired_dataset",
-    "load_paired_dataset_from_args",
-    "log_sample_grid",
-    "make_dataloader",
-    "make_image_transform",
-    "make_sample_grid",
-    "push_output_dir",
+    "load_checkpoint",
+    "optimizer_update",
     "register_training_state",
     "resolve_checkpoint",
     "save_checkpoint",
-    "start_trackers",
-    "training_command",
-    "validate_training_args",
-    "write_model_card",
 ]

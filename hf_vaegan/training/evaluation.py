@@ -13,10 +13,10 @@ reference = load_evaluation_reference(args, info) if args.eval_steps and acceler
 for batch in loop:
     ...
     if args.eval_steps and loop.is_due(args.eval_steps) and accelerator.is_main_process:
-        metrics = log_evaluation(accelerator, averaged_copy(accelerator, model, ema), reference, loop.global_step,
-                                 args.eval_num_samples, seed=args.seed)
+        metrics = log_evaluation(accelerator, averaged_copy(accelerator, generator.model, ema), reference,
+                                 loop.global_step, args.eval_num_samples, seed=args.seed)
 ...
-write_model_card(..., **evaluation_card_sections(metrics, reference))
+session.write_card(..., **evaluation_card_sections(metrics, reference))
 ```
 
 Scripts that already hold held-out images (the VAE scripts) build the reference from them with
@@ -33,8 +33,8 @@ import os
 import torch
 from accelerate import Accelerator
 
+from ..data.loading import ImageDatasetInfo, load_image_dataset
 from ..metrics import FashionClassifierFeatures, evaluate_model
-from .data import ImageDatasetInfo, load_image_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -1,149 +1,34 @@
-"""VAE training craft: KL warm-up, held-out data, the VAE and VAE-GAN update steps, reconstruction grids, evaluation.
+"""The VAE recipe of ``examples/train_vae.py`` (a ``VAE`` or an ``AutoEncoder``), and what both VAE scripts share:
+KL warm-up, held-out data, reconstruction grids, held-out evaluation and the model card.
 
-Used by ``examples/train_vae.py`` (a ``VAE`` or an ``AutoEncoder``) and ``examples/train_vaegan.py`` (a ``VAEGAN``).
-The VAE-GAN follows Larsen et al. (2016), Algorithm 1: the encoder minimises beta * KL + the reconstruction term, the
-decoder gamma * the reconstruction term + the adversarial loss on reconstructions and prior samples, and the
-discriminator the adversarial loss; the reconstruction term is measured in the discriminator's feature space (or,
-optionally, with a pixel likelihood).
+Per batch: the negative ELBO ``-log p(x|z) + kl_weight * KL(q(z|x) || p(z))`` with one posterior sample (the KL
+weight rising linearly to ``--beta`` over ``--kl_warmup_steps``), or an autoencoder's mean squared error; one
+:func:`~hf_vaegan.training.update.optimizer_update`; the EMA. The VAE-GAN's recipe is in
+:mod:`~hf_vaegan.training.vaegan`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from accelerate import Accelerator
-from diffusers.training_utils import EMAModel
 from PIL import Image
 from torch import nn
 
+from ..data.images import make_image_transform
+from ..data.loading import ImageDatasetInfo, load_image_dataset
 from ..metrics.likelihood import evaluate_vae, evaluation_mode, negative_elbo, reconstruction_error
 from ..models import VAE, AutoEncoder
-from ..models.blocks import SUPPORTED_RESOLUTIONS
-from ..models.vae import LIKELIHOODS
-from ..models.vaegan import feature_reconstruction_nll
-from .common import (
-    CheckpointedTensors,
-    TrainingLoop,
-    check_finite,
-    create_fixed_sample_inputs,
-    dataset_hub_ids,
-    hub_repo_id,
-    log_sample_grid,
-    make_sample_grid,
-    training_command,
-    write_model_card,
-)
-from .data import ImageDatasetInfo, load_image_dataset, make_image_transform
-from .gan import GAN_LOSSES, discriminator_loss, generator_loss, input_gradient_penalty
-
-# The VAE-GAN's discriminator update has no interpolates, so WGAN-GP's penalty has nothing to act on.
-VAEGAN_LOSSES = tuple(loss for loss in GAN_LOSSES if loss != "wgan-gp")
-
-
-# Command-line flags
-
-
-def add_vae_args(
-    parser: argparse.ArgumentParser,
-    *,
-    likelihoods: tuple[str, ...] = LIKELIHOODS,
-    default_likelihood: str = "bernoulli",
-    default_latent_dim: int = 16,
-    default_learning_rate: float = 1e-3,
-) -> argparse._ArgumentGroup:
-    """Add the model, KL and held-out evaluation flags shared by ``train_vae.py`` and ``train_vaegan.py``."""
-    group = parser.add_argument_group("VAE")
-    group.add_argument("--latent_dim", type=int, default=default_latent_dim, help="Size of the latent vector.")
-    group.add_argument(
-        "--base_channels",
-        type=int,
-        default=32,
-        help="Width of the full-resolution layers of the encoder and decoder; widths double at each halving.",
-    )
-    group.add_argument(
-        "--norm_type",
-        type=str,
-        choices=("group", "batch", "none"),
-        default="group",
-        help="Normalisation of the encoder and decoder layers.",
-    )
-    group.add_argument(
-        "--likelihood",
-        type=str,
-        choices=likelihoods,
-        default=default_likelihood,
-        help="The reconstruction term -log p(x|z): 'bernoulli' on intensities in [0, 1], or 'gaussian' / 'laplace' "
-        "with a learned per-channel scale"
-        + (
-            ", or 'features': a unit Gaussian on the discriminator's last hidden layer (Larsen et al. 2016)."
-            if "features" in likelihoods
-            else "."
-        ),
-    )
-    group.add_argument(
-        "--beta", type=float, default=1.0, help="Weight of the KL term (beta-VAE, Higgins et al. 2017); 1 is the ELBO."
-    )
-    group.add_argument(
-        "--kl_warmup_steps",
-        type=int,
-        default=0,
-        help="Raise the KL weight linearly from 0 to --beta over this many steps (against posterior collapse).",
-    )
-    group.add_argument(
-        "--learning_rate", type=float, default=default_learning_rate, help="Learning rate of the encoder and decoder."
-    )
-    group.add_argument(
-        "--validation_dataset_name",
-        type=str,
-        default=None,
-        help="Held-out images for the reconstruction grids and the final evaluation, in any form --dataset_name "
-        "takes (e.g. the test split). Default: --num_validation_images images held out of the training data.",
-    )
-    group.add_argument(
-        "--validation_split",
-        type=str,
-        default="test",
-        help="The split of --validation_dataset_name to use (ignored by .npz files, which hold one split).",
-    )
-    group.add_argument(
-        "--num_validation_images",
-        type=int,
-        default=1000,
-        help="Number of held-out images: evaluated at every sample grid and at the end (a random subset of "
-        "--validation_dataset_name when it is larger).",
-    )
-    group.add_argument(
-        "--num_importance_samples",
-        type=int,
-        default=100,
-        help="Posterior samples of the final importance-weighted NLL bound (IWAE, Burda et al. 2016).",
-    )
-    return group
-
-
-def validate_vae_args(args: argparse.Namespace) -> None:
-    """Raise ``ValueError`` naming the flag for the values of :func:`add_vae_args` flags argparse cannot check."""
-    if not isinstance(args.resolution, int) or args.resolution not in SUPPORTED_RESOLUTIONS:
-        raise ValueError(f"--resolution must be one of {SUPPORTED_RESOLUTIONS} (square), got {args.resolution}")
-    for name in ("latent_dim", "base_channels", "num_validation_images", "num_importance_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    if not (args.beta >= 0 and math.isfinite(args.beta)):
-        raise ValueError(f"--beta must be a finite number >= 0, got {args.beta}")
-    if args.kl_warmup_steps < 0:
-        raise ValueError(f"--kl_warmup_steps must be >= 0, got {args.kl_warmup_steps}")
-    if not args.learning_rate > 0:
-        raise ValueError(f"--learning_rate must be positive, got {args.learning_rate}")
-    if args.num_sample_images < 2:
-        raise ValueError(
-            f"--num_sample_images must be >= 2 (images and reconstructions), got {args.num_sample_images}"
-        )
+from .grids import log_sample_grid, make_sample_grid
+from .hub import training_rows
+from .session import TrainingSession
+from .state import CheckpointedTensors, create_fixed_sample_inputs
+from .update import Network, Trainer
 
 
 def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
@@ -213,121 +98,24 @@ class VAEObjective(nn.Module):
         return self.model.loss(images, beta=kl_weight, generator=generator).to_tuple()
 
 
-class VAEGANForward(NamedTuple):
-    kl: torch.Tensor
-    latents: torch.Tensor
-    decoder_latents: torch.Tensor
-    reconstruction: torch.Tensor
-    prior_images: torch.Tensor
-    pixel_nll: torch.Tensor | None
-
-
-class VAEGANObjective(nn.Module):
-    """The VAE half of a VAE-GAN step as a forward pass, for ``accelerator.prepare``.
-
-    ``forward(images, prior_latents, generator)`` encodes ``images``, draws latents from the posterior and decodes
-    them together with ``prior_latents``. The decoder reads the posterior latents through a detached leaf
-    (``decoder_latents``), so that the encoder's and the decoder's gradients of the reconstruction term can be
-    weighted differently (1 and gamma) in a single backward pass: see :class:`VAEGANTrainer`.
-
-    Returns a :class:`VAEGANForward`: per-example ``kl`` ``(B,)``, ``latents`` (with the encoder's graph),
-    ``decoder_latents``, ``reconstruction`` and ``prior_images`` in [-1, 1], and the per-example pixel
-    ``-log p(x|z)`` when ``pixel_likelihood`` (else ``None``).
-    """
-
-    def __init__(self, vae: VAE, pixel_likelihood: bool):
-        super().__init__()
-        self.model = vae
-        self.pixel_likelihood = pixel_likelihood
-
-    def forward(
-        self, images: torch.Tensor, prior_latents: torch.Tensor, generator: torch.Generator | None = None
-    ) -> VAEGANForward:
-        posterior = self.model.encode(images).latent_dist
-        latents = posterior.sample(generator=generator)
-        # float32, so that Accelerate's conversion of the outputs to float32 returns this very tensor
-        decoder_latents = latents.detach().float().requires_grad_(True)
-        decoded = self.model.decode(torch.cat([decoder_latents, prior_latents.to(decoder_latents)])).sample
-        reconstruction, prior_images = decoded.split(len(images))
-        pixel_nll = self.model.reconstruction_nll(images, decoder_latents) if self.pixel_likelihood else None
-        return VAEGANForward(posterior.kl(), latents, decoder_latents, reconstruction, prior_images, pixel_nll)
-
-
-# Update steps
-
-
-def apply_gradients(
-    accelerator: Accelerator,
-    step: int,
-    loss: torch.Tensor,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    max_grad_norm: float | None,
-    grad_norm_name: str,
-    /,
-    **values: torch.Tensor,
-) -> dict[str, float]:
-    """Backward ``loss``, clip ``model``'s gradients at optimizer steps (logging their norm as ``grad_norm_name``),
-    stop on NaN/inf ``values`` (:func:`check_finite`), then step the optimizer and scheduler.
-
-    Returns the ``values`` (and the gradient norm) averaged over the processes.
-    """
-    accelerator.backward(loss)
-    if accelerator.sync_gradients:
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm or math.inf)
-        # An fp16 gradient scaler makes inf gradient norms routine (it then skips the step); losses must stay finite.
-        if accelerator.scaler is None:
-            values[grad_norm_name] = grad_norm
-    logs = check_finite(accelerator, step, **values)
-    optimizer.step()
-    if lr_scheduler is not None:
-        lr_scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return logs
-
-
-class VAETrainer:
+class VAETrainer(Trainer):
     """One update per batch of a ``VAE`` (negative ELBO with KL warm-up) or an ``AutoEncoder`` (MSE).
 
     Args:
         accelerator: The run's Accelerator.
-        objective: The prepared :class:`VAEObjective`.
-        optimizer: Its prepared optimizer.
-        lr_scheduler: Its prepared scheduler, or ``None``.
+        network: The network of the prepared :class:`VAEObjective`.
         beta: Weight of the KL term after the warm-up.
         kl_warmup_steps: Optimizer steps over which the KL weight rises linearly from 0 to ``beta``.
-        max_grad_norm: Clip the gradient norm to this; ``None`` only measures it.
-        ema: EMA of the model's parameters, stepped after each optimizer step.
-        rng: Generator of the posterior samples (see ``create_training_rng``).
-        channels_last: Feed the model channels-last images.
+        options: ``ema``, ``max_grad_norm``, ``rng``, ``channels_last`` of :class:`~hf_vaegan.training.update.Trainer`.
     """
 
     def __init__(
-        self,
-        accelerator: Accelerator,
-        objective: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        *,
-        beta: float = 1.0,
-        kl_warmup_steps: int = 0,
-        max_grad_norm: float | None = None,
-        ema: EMAModel | None = None,
-        rng: torch.Generator | None = None,
-        channels_last: bool = False,
+        self, accelerator: Accelerator, network: Network, *, beta: float = 1.0, kl_warmup_steps: int = 0, **options
     ):
-        self.accelerator = accelerator
-        self.objective = objective
-        self.bare_objective = accelerator.unwrap_model(objective)
-        self.optimizer = optimizer
-        self.lr_scheduler = lr_scheduler
+        super().__init__(accelerator, **options)
+        self.network = network
         self.beta = beta
         self.kl_warmup_steps = kl_warmup_steps
-        self.max_grad_norm = max_grad_norm
-        self.ema = ema
-        self.rng = rng
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def train_step(self, batch: Mapping[str, torch.Tensor], step: int) -> dict[str, float]:
         """Train on ``batch["pixel_values"]`` ``(B, C, H, W)`` in [-1, 1]; ``step`` is the 1-based optimizer step.
@@ -335,199 +123,23 @@ class VAETrainer:
         Returns the loss (and for a VAE the negative ELBO, its two terms and the KL weight), the gradient norm and
         the learning rate, averaged over the processes.
         """
-        images = batch["pixel_values"].contiguous(memory_format=self.memory_format)
+        images = self.images(batch["pixel_values"])
         weight = kl_weight(step, self.beta, self.kl_warmup_steps)
-        with self.accelerator.accumulate(self.objective):
-            if self.bare_objective.variational:
-                loss, reconstruction_nll, kl = self.objective(images, weight, self.rng)
+        objective, variational = self.network.model, self.network.bare.variational
+        with self.accelerator.accumulate(objective):
+            if variational:
+                loss, reconstruction_nll, kl = objective(images, weight, self.rng)
                 values = {"reconstruction_nll": reconstruction_nll, "kl": kl, "negative_elbo": reconstruction_nll + kl}
             else:
-                loss = self.objective(images)
+                loss = objective(images)
                 values = {}
-            logs = apply_gradients(
-                self.accelerator,
-                step,
-                loss,
-                self.objective,
-                self.optimizer,
-                self.lr_scheduler,
-                self.max_grad_norm,
-                "grad_norm",
-                loss=loss,
-                **values,
-            )
+            logs = self.update(self.network, loss, step, "grad_norm", loss=loss, **values)
         if self.accelerator.sync_gradients:
             if self.ema is not None:
-                self.ema.step(self.bare_objective.parameters())
-            logs["lr"] = self.optimizer.param_groups[0]["lr"]
-            if self.bare_objective.variational:
+                self.ema.step(self.network.bare.parameters())
+            logs["lr"] = self.network.learning_rate
+            if variational:
                 logs["kl_weight"] = weight
-        return logs
-
-
-class VAEGANTrainer:
-    """One VAE-GAN update per batch (Larsen et al., 2016, Algorithm 1), under ``accelerator.accumulate``.
-
-    For each batch: encode the real images, draw posterior latents, decode them (reconstructions) together with
-    prior latents (samples). The discriminator learns real vs both kinds of decoded images (with lazy R1). Then,
-    against the updated discriminator with frozen weights, the encoder minimises ``beta * KL + L`` and the decoder
-    ``gamma * L + adversarial`` where ``L`` is the reconstruction term (half the squared distance between the
-    discriminator features of the images and of their reconstructions, or a pixel ``-log p(x|z)``) and
-    ``adversarial`` the generator loss on reconstructions plus that on prior samples.
-
-    Args:
-        accelerator: The run's Accelerator.
-        objective: The prepared :class:`VAEGANObjective` (the VAE half).
-        discriminator: The prepared ``Discriminator``.
-        vae_optimizer: Prepared optimizer of the encoder and decoder.
-        discriminator_optimizer: Prepared optimizer of the discriminator.
-        vae_lr_scheduler: Prepared scheduler of the VAE, or ``None``.
-        discriminator_lr_scheduler: Prepared scheduler of the discriminator, or ``None``.
-        loss: One of :data:`VAEGAN_LOSSES`.
-        feature_loss_weight: gamma, the decoder's weight of the reconstruction term against the adversarial loss.
-        beta: Weight of the KL term after the warm-up.
-        kl_warmup_steps: Optimizer steps over which the KL weight rises linearly from 0 to ``beta``.
-        r1_gamma: Weight of R1 (``gamma / 2 * ||grad D(real)||^2``); 0 disables it.
-        r1_interval: Apply R1 every this many steps, scaled by the interval (lazy regularisation).
-        max_grad_norm: Clip both gradient norms to this; ``None`` only measures them.
-        ema: EMA of the VAE's parameters, stepped after each VAE update.
-        rng: Generator of the latents (see ``create_training_rng``).
-        channels_last: Feed the models channels-last images.
-    """
-
-    def __init__(
-        self,
-        accelerator: Accelerator,
-        objective: nn.Module,
-        discriminator: nn.Module,
-        vae_optimizer: torch.optim.Optimizer,
-        discriminator_optimizer: torch.optim.Optimizer,
-        vae_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        discriminator_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        *,
-        loss: str = "non-saturating",
-        feature_loss_weight: float = 1.0,
-        beta: float = 1.0,
-        kl_warmup_steps: int = 0,
-        r1_gamma: float = 0.0,
-        r1_interval: int = 16,
-        max_grad_norm: float | None = None,
-        ema: EMAModel | None = None,
-        rng: torch.Generator | None = None,
-        channels_last: bool = False,
-    ):
-        if loss not in VAEGAN_LOSSES:
-            raise ValueError(f"loss must be one of {VAEGAN_LOSSES}, got {loss!r}")
-        if r1_gamma < 0 or r1_interval < 1:
-            raise ValueError(f"r1_gamma must be >= 0 and r1_interval >= 1, got {r1_gamma} and {r1_interval}")
-        self.accelerator = accelerator
-        self.objective = objective
-        self.discriminator = discriminator
-        self.bare_objective = accelerator.unwrap_model(objective)
-        # The encoder and decoder update calls the bare discriminator with frozen weights, as GANTrainer does.
-        self.bare_discriminator = accelerator.unwrap_model(discriminator)
-        self.vae_optimizer = vae_optimizer
-        self.discriminator_optimizer = discriminator_optimizer
-        self.vae_lr_scheduler = vae_lr_scheduler
-        self.discriminator_lr_scheduler = discriminator_lr_scheduler
-        self.loss = loss
-        self.feature_loss_weight = feature_loss_weight
-        self.beta = beta
-        self.kl_warmup_steps = kl_warmup_steps
-        self.r1_gamma = r1_gamma
-        self.r1_interval = r1_interval
-        self.max_grad_norm = max_grad_norm
-        self.ema = ema
-        self.rng = rng
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def train_step(self, batch: Mapping[str, torch.Tensor], step: int) -> dict[str, float]:
-        """Train on ``batch["pixel_values"]`` ``(B, C, H, W)`` in [-1, 1]; ``step`` is the 1-based optimizer step.
-
-        Returns the losses (``encoder_loss``, ``decoder_loss``, ``d_loss``), the ELBO terms (``reconstruction_nll``,
-        ``kl``, ``negative_elbo``), the adversarial loss ``g_loss``, R1, mean logits, gradient norms, learning rates
-        and the KL weight, averaged over the processes.
-        """
-        accelerator = self.accelerator
-        real = batch["pixel_values"].contiguous(memory_format=self.memory_format)
-        batch_size = real.shape[0]
-        apply_r1 = self.r1_gamma > 0 and step % self.r1_interval == 0
-        weight = kl_weight(step, self.beta, self.kl_warmup_steps)
-        latent_dim = self.bare_objective.model.config.latent_dim
-        logs: dict[str, float] = {}
-        with accelerator.accumulate(self.objective, self.discriminator):
-            prior_latents = torch.randn(batch_size, latent_dim, generator=self.rng, device=real.device)
-            out = self.objective(real, prior_latents, self.rng)
-            fakes = torch.cat([out.reconstruction, out.prior_images]).contiguous(memory_format=self.memory_format)
-
-            # Discriminator: real images vs reconstructions and prior samples, one forward pass over all of them.
-            real_input = real.detach().requires_grad_(apply_r1)
-            logits, _ = self.discriminator(torch.cat([real_input, fakes.detach()]), return_dict=False)
-            real_logits, fake_logits = logits.float().split([batch_size, 2 * batch_size])
-            d_loss = discriminator_loss(real_logits, fake_logits, self.loss)
-            penalties: dict[str, torch.Tensor] = {}
-            if apply_r1:
-                penalties["r1"] = input_gradient_penalty(real_logits, real_input)
-                d_loss = d_loss + 0.5 * self.r1_gamma * self.r1_interval * penalties["r1"]
-            logs |= apply_gradients(
-                accelerator,
-                step,
-                d_loss,
-                self.discriminator,
-                self.discriminator_optimizer,
-                self.discriminator_lr_scheduler,
-                self.max_grad_norm,
-                "d_grad_norm",
-                d_loss=d_loss,
-                real_logits=real_logits.mean(),
-                fake_logits=fake_logits.mean(),
-                **penalties,
-            )
-
-            # Encoder and decoder, against the updated discriminator.
-            self.bare_discriminator.requires_grad_(False)
-            try:
-                logits, features = self.bare_discriminator(torch.cat([real, fakes]), return_dict=False)
-                _, reconstruction_logits, prior_logits = logits.float().chunk(3)
-                if out.pixel_nll is None:
-                    real_features, reconstruction_features, _ = features.float().chunk(3)
-                    reconstruction_nll = feature_reconstruction_nll(real_features, reconstruction_features).mean()
-                else:
-                    reconstruction_nll = out.pixel_nll.float().mean()
-                adversarial = generator_loss(reconstruction_logits, self.loss)
-                adversarial = adversarial + generator_loss(prior_logits, self.loss)
-                kl = out.kl.float().mean()
-                # The decoder read the latents through a leaf, so the backward pass of `gamma * L` reaches the
-                # decoder only; the encoder gets L's gradient with weight 1 through the chain rule at the leaf.
-                (latent_gradient,) = torch.autograd.grad(reconstruction_nll, out.decoder_latents, retain_graph=True)
-                encoder_surrogate = (out.latents.float() * latent_gradient).sum()
-                decoder_loss = self.feature_loss_weight * reconstruction_nll + adversarial
-                vae_loss = weight * kl + encoder_surrogate + decoder_loss
-                logs |= apply_gradients(
-                    accelerator,
-                    step,
-                    vae_loss,
-                    self.objective,
-                    self.vae_optimizer,
-                    self.vae_lr_scheduler,
-                    self.max_grad_norm,
-                    "vae_grad_norm",
-                    encoder_loss=weight * kl + reconstruction_nll,
-                    decoder_loss=decoder_loss,
-                    g_loss=adversarial,
-                    reconstruction_nll=reconstruction_nll,
-                    kl=kl,
-                    negative_elbo=reconstruction_nll + kl,
-                )
-            finally:
-                self.bare_discriminator.requires_grad_(True)
-
-        if accelerator.sync_gradients:
-            if self.ema is not None:
-                self.ema.step(self.bare_objective.parameters())
-            logs["lr_vae"] = self.vae_optimizer.param_groups[0]["lr"]
-            logs["lr_discriminator"] = self.discriminator_optimizer.param_groups[0]["lr"]
-            logs["kl_weight"] = weight
         return logs
 
 
@@ -632,23 +244,22 @@ _FINAL_LOSSES = (
 
 
 def write_vae_card(
-    args: argparse.Namespace,
+    session: TrainingSession,
     model: nn.Module,
     inputs: CheckpointedTensors,
     info: ImageDatasetInfo,
     num_held_out: int,
     metrics: Mapping[str, float],
-    loop: TrainingLoop,
     seconds: float,
     logs: Mapping[str, float],
     *,
-    script: str,
     training: Mapping[str, Any],
     evaluation: Mapping[str, Any] | None = None,
 ) -> None:
     """Save the final grid as ``samples.png`` and write the model card (held-out figures, hyperparameters and
     ``training``'s extra rows, the command) to ``--output_dir``. ``evaluation`` (the sections of
     ``hf_vaegan.training.evaluation.evaluation_card_sections``) adds the sample-quality rows and their protocol."""
+    args, loop = session.args, session.loop
     reconstruction_grid(model, inputs).save(Path(args.output_dir) / "samples.png")
     variational = not isinstance(model, AutoEncoder)
     likelihood = model.config.likelihood if variational else None
@@ -671,35 +282,21 @@ def write_vae_card(
     if evaluation:
         metric_rows |= evaluation["metrics"]
         protocol += " Sample quality: " + evaluation["metrics_protocol"]
-    rows = {
-        "steps": loop.global_step,
-        "batch size (all processes)": loop.batch_size,
-        "epochs": f"{loop.global_step / loop.steps_per_epoch:.1f}",
+    recipe = {
         "latent dimensions": args.latent_dim,
         "likelihood": likelihood or "- (MSE)",
         "beta": args.beta if variational else "-",
         **training,
         "learning rate": args.learning_rate,
-        "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
-        "EMA decay": args.ema_decay,
-        "mixed precision": args.mixed_precision or "accelerate config",
-        "processes": loop.accelerator.num_processes,
-        "seed": args.seed,
-        "training time": f"{seconds / 60:.1f} min",
     }
-    rows |= {f"final training {name}": f"{logs[name]:.4g}" for name in _FINAL_LOSSES if name in logs}
+    rows = training_rows(args, loop, seconds, recipe, logs, _FINAL_LOSSES, "final training")
     caption = "Held-out images (odd columns) next to their reconstructions from the posterior mean (even columns)"
-    write_model_card(
+    session.write_card(
         model,
-        args.output_dir,
-        hub_repo_id(args),
-        datasets=dataset_hub_ids(args.dataset_name),
-        sample_image="samples.png",
         sample_caption=caption + ("; right: samples from the prior." if variational else "."),
         metrics=metric_rows,
         metrics_protocol=protocol,
         training=rows,
-        training_command=training_command(script),
         dataset_description=f"`{args.dataset_name}`: {len(info.dataset):,} training images, at "
         f"{args.resolution}x{args.resolution}, {info.num_channels} channel(s).",
         limitations=(

@@ -1,19 +1,6 @@
-"""The one place the training scripts load image data.
+"""Image datasets from any source, as the training scripts, the CLI and the benchmarks read them.
 
-Every script in ``examples/`` calls :func:`add_dataset_args` so the flags are the same everywhere, then::
-
-    info = load_image_dataset_from_args(args)
-    train_dataset = info.with_image_transform(
-        args.resolution, random_flip=args.random_flip, center_crop=args.center_crop
-    )
-    train_dataloader = make_dataloader(
-        train_dataset, args.train_batch_size, seed=args.seed, num_workers=args.dataloader_num_workers
-    )
-    for batch in train_dataloader:
-        batch["pixel_values"]  # (B, C, H, W) float32 in [-1, 1]
-        batch.get("labels")  # (B,) int64, absent when the dataset has no label column
-
-``--dataset_name`` accepts four kinds of source:
+``load_image_dataset`` accepts four kinds of source:
 
 - a Hub dataset id (``user/name``), loaded with :func:`datasets.load_dataset`;
 - a local folder: of images, where each subfolder is a class (``datasets`` infers the ``imagefolder`` builder), or a
@@ -22,13 +9,21 @@ Every script in ``examples/`` calls :func:`add_dataset_args` so the flags are th
   integers) and ``class_names`` (strings);
 - a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``.
 
-Image-to-image scripts (pix2pix) use :func:`load_paired_dataset` instead, whose batches hold ``source_pixel_values``
-and ``target_pixel_values`` augmented identically.
+::
+
+    info = load_image_dataset("fashion_mnist/train.npz")
+    dataloader = make_dataloader(info.with_image_transform(28, random_flip=True), batch_size=64, seed=0)
+    for batch in dataloader:
+        batch["pixel_values"]  # (B, C, H, W) float32 in [-1, 1]
+        batch.get("labels")  # (B,) int64, absent when the dataset has no label column
+
+Image-to-image data uses :func:`load_paired_dataset`, whose batches hold ``source_pixel_values`` and
+``target_pixel_values`` augmented identically; CycleGAN's two domains :class:`UnpairedImageDataset`.
 """
 
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 import zipfile
 from collections.abc import Callable, Sequence
@@ -40,128 +35,9 @@ import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from ..data.images import ImageTransform, Resolution, infer_num_channels, make_image_transform
+from .images import ImageTransform, Resolution, infer_num_channels, make_image_transform
 
-# Command-line flags
-
-
-def parse_resolution(value: str) -> Resolution:
-    """Parse ``--resolution``: ``"64"`` for a square, ``"64x48"`` (height x width) otherwise."""
-    parts = value.lower().replace(",", "x").split("x")
-    try:
-        sizes = [int(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"resolution must be N or HxW (e.g. 32 or 64x48), got {value!r}") from None
-    if len(sizes) not in (1, 2) or min(sizes) <= 0:
-        raise argparse.ArgumentTypeError(f"resolution must be N or HxW with positive sizes, got {value!r}")
-    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
-
-
-def add_dataset_args(
-    parser: argparse.ArgumentParser, *, paired: bool = False, default_resolution: int = 32
-) -> argparse._ArgumentGroup:
-    """Add the dataset and dataloader flags shared by every training script.
-
-    Args:
-        parser: The script's parser.
-        paired: Add ``--source_column``/``--target_column`` (image-to-image) instead of
-            ``--image_column``/``--label_column``/``--num_channels``.
-        default_resolution: Default of ``--resolution``.
-
-    Returns:
-        The argument group holding the flags.
-    """
-    group = parser.add_argument_group("data")
-    group.add_argument(
-        "--dataset_name",
-        type=str,
-        required=True,
-        help=(
-            "The training data: a dataset id on the Hugging Face Hub (e.g. 'user/fashion'); a local folder of images "
-            "where each subfolder is a class, or a local clone of a dataset repository; a local .npz file with an "
-            "'images' array (N, H, W) or (N, H, W, C) and optionally 'labels' (N,) and 'class_names'; or a folder "
-            "written by Dataset.save_to_disk / DatasetDict.save_to_disk."
-        ),
-    )
-    group.add_argument(
-        "--dataset_config_name",
-        type=str,
-        default=None,
-        help="The config of the dataset, leave as None if there's only one config.",
-    )
-    group.add_argument("--dataset_split", type=str, default="train", help="The split to train on (default: 'train').")
-    if paired:
-        group.add_argument(
-            "--source_column",
-            type=str,
-            default="sketch",
-            help="The column holding the input images (e.g. sketches) of the image-to-image pairs.",
-        )
-        group.add_argument(
-            "--target_column",
-            type=str,
-            default="image",
-            help="The column holding the images to produce from the source images.",
-        )
-    else:
-        group.add_argument(
-            "--image_column",
-            type=str,
-            default=None,
-            help="The column holding the images. Default: the first column with an Image feature.",
-        )
-        group.add_argument(
-            "--label_column",
-            type=str,
-            default=None,
-            help="The column holding integer class labels. Default: the first column with a ClassLabel feature.",
-        )
-        group.add_argument(
-            "--num_channels",
-            type=int,
-            choices=(1, 3),
-            default=None,
-            help="Train on grayscale (1) or RGB (3) images. Default: inferred from the first image.",
-        )
-    group.add_argument(
-        "--resolution",
-        type=parse_resolution,
-        default=default_resolution,
-        help=(
-            "The resolution images are resized to: N for N x N, or HxW. Images keep their aspect ratio and are "
-            f"cropped to fit. Default: {default_resolution}."
-        ),
-    )
-    group.add_argument(
-        "--center_crop",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Crop images at their center after resizing (default); --no-center_crop crops at random places.",
-    )
-    group.add_argument("--random_flip", action="store_true", help="Flip images horizontally at random.")
-    group.add_argument(
-        "--max_train_samples",
-        type=int,
-        default=None,
-        help="For debugging or quicker training, train on a random subset of this many examples (drawn with --seed).",
-    )
-    group.add_argument(
-        "--train_batch_size", type=int, default=32, help="Batch size (per device) for the training dataloader."
-    )
-    group.add_argument(
-        "--dataloader_num_workers",
-        type=int,
-        default=0,
-        help="Number of subprocesses for data loading; 0 loads the data in the main process.",
-    )
-    group.add_argument(
-        "--cache_dir",
-        type=str,
-        default=None,
-        help="The directory where the downloaded and prepared datasets are stored.",
-    )
-    return group
-
+logger = logging.getLogger(__name__)
 
 # Loading
 
@@ -241,8 +117,7 @@ def _load_npz(path: str) -> datasets.Dataset:
         if len(labels) and labels.min() < 0:
             raise ValueError(f"'labels' in {path!r} must be >= 0, got {labels.min()}")
         if class_names is None:
-            num_classes = int(labels.max()) + 1 if len(labels) else 0
-            names = [str(index) for index in range(num_classes)]
+            names = [str(index) for index in range(_count_classes(labels, f"'labels' in {path!r}"))]
         else:
             if class_names.dtype.kind != "U" or class_names.ndim != 1:
                 raise ValueError(
@@ -330,14 +205,42 @@ def _resolve_label_column(
         raise ValueError(f"label column {column!r} does not exist; available columns: {_describe_features(dataset)}")
     feature = dataset.features[column]
     if isinstance(feature, datasets.ClassLabel):
+        labels = np.asarray(dataset[column])
+        if labels.size and (labels.min() < 0 or labels.max() >= feature.num_classes):
+            bad = int(np.flatnonzero((labels < 0) | (labels >= feature.num_classes))[0])
+            raise ValueError(
+                f"label column {column!r} holds the label {labels[bad]} at index {bad}, outside its "
+                f"{feature.num_classes} classes {feature.names}"
+            )
         return column, feature.num_classes, list(feature.names)
     if not (isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))):
         raise ValueError(f"label column {column!r} must be a ClassLabel or an integer Value, got {feature}")
     labels = np.asarray(dataset[column])
     if labels.size and labels.min() < 0:
         raise ValueError(f"label column {column!r} must hold labels >= 0, got {labels.min()}")
-    num_classes = int(labels.max()) + 1 if labels.size else 0
+    num_classes = _count_classes(labels, f"label column {column!r}")
     return column, num_classes, [str(index) for index in range(num_classes)]
+
+
+def _count_classes(labels: np.ndarray, source: str) -> int:
+    """The number of classes of integer labels without class names, ``max + 1``; refused when most of the classes
+    ``0..max`` would have no example (a stray label of 1000 would otherwise make a 1001-class model of a 10-class
+    dataset), with a warning naming the empty classes when only some are."""
+    if not labels.size:
+        return 0
+    present = np.unique(labels)
+    num_classes = int(present[-1]) + 1
+    missing = sorted(set(range(num_classes)) - set(present.tolist()))
+    if len(missing) > len(present):
+        example = int(np.flatnonzero(labels == present[-1])[0])
+        raise ValueError(
+            f"{source} go up to {num_classes - 1} (e.g. at index {example}) but only {len(present)} of the "
+            f"{num_classes} classes 0..{num_classes - 1} occur; fix the labels, or name the classes (an .npz "
+            "'class_names' array, a ClassLabel column) if the empty ones are meant"
+        )
+    if missing:
+        logger.warning("%s: no example of the classes %s of 0..%d", source, missing, num_classes - 1)
+    return num_classes
 
 
 def _load_nonempty(
@@ -431,18 +334,26 @@ def load_image_dataset(
     return ImageDatasetInfo(dataset, image_column, label_column, num_classes, num_channels, class_names)
 
 
-def load_image_dataset_from_args(args: argparse.Namespace) -> ImageDatasetInfo:
-    """:func:`load_image_dataset` with the flags of :func:`add_dataset_args` (and the script's ``--seed``)."""
-    return load_image_dataset(
-        args.dataset_name,
-        args.dataset_config_name,
-        split=args.dataset_split,
-        image_column=args.image_column,
-        label_column=args.label_column,
-        cache_dir=args.cache_dir,
-        max_train_samples=args.max_train_samples,
-        seed=args.seed,
-        num_channels=args.num_channels,
+def select_classes(info: ImageDatasetInfo, classes: Sequence[str]) -> ImageDatasetInfo:
+    """Keep the examples of ``classes`` (class names or integer ids, as strings), e.g. one domain of a CycleGAN.
+
+    Raises ``ValueError`` naming the unknown classes, or when the dataset has no label column.
+    """
+    if info.label_column is None:
+        raise ValueError(f"selecting classes {list(classes)} needs a dataset with a label column")
+    ids = set()
+    for name in classes:
+        if name in info.class_names:
+            ids.add(info.class_names.index(name))
+        elif name.isdigit() and int(name) < len(info.class_names):
+            ids.add(int(name))
+        else:
+            raise ValueError(f"unknown class {name!r}; the classes are {info.class_names} (or their ids)")
+    selected = info.dataset.filter(lambda label: label in ids, input_columns=info.label_column)
+    if len(selected) == 0:
+        raise ValueError(f"the dataset has no example of the classes {list(classes)}")
+    return ImageDatasetInfo(
+        selected, info.image_column, info.label_column, info.num_classes, info.num_channels, info.class_names
     )
 
 
@@ -506,20 +417,6 @@ def load_paired_dataset(
         target_column,
         infer_num_channels(first[source_column]),
         infer_num_channels(first[target_column]),
-    )
-
-
-def load_paired_dataset_from_args(args: argparse.Namespace) -> PairedDatasetInfo:
-    """:func:`load_paired_dataset` with the flags of ``add_dataset_args(parser, paired=True)`` and ``--seed``."""
-    return load_paired_dataset(
-        args.dataset_name,
-        args.dataset_config_name,
-        split=args.dataset_split,
-        source_column=args.source_column,
-        target_column=args.target_column,
-        cache_dir=args.cache_dir,
-        max_train_samples=args.max_train_samples,
-        seed=args.seed,
     )
 
 
@@ -602,3 +499,36 @@ def make_dataloader(
         generator=generator,
         persistent_workers=num_workers > 0,
     )
+
+
+def first_examples(dataset: torch.utils.data.Dataset, count: int) -> dict[str, torch.Tensor]:
+    """The first ``count`` examples of a transformed dataset, stacked: the fixed inputs of the sample grids."""
+    return collate_examples([dataset[index] for index in range(min(count, len(dataset)))])
+
+
+class UnpairedImageDataset(torch.utils.data.Dataset):
+    """Two image datasets read side by side, without pairing: ``{"pixel_values_a", "pixel_values_b"}``.
+
+    Its length is that of the larger domain; example ``i`` holds image ``i`` of each domain, wrapping around the
+    smaller one. Only the batch composition couples the domains (every CycleGAN loss is a sum of per-domain terms), and
+    the shuffled sampler draws new compositions every epoch.
+
+    Args:
+        domain_a: Dataset yielding ``{"pixel_values": (C, H, W)}`` (e.g. ``ImageDatasetInfo.with_image_transform``).
+        domain_b: The same for domain B.
+    """
+
+    def __init__(self, domain_a: datasets.Dataset, domain_b: datasets.Dataset):
+        if len(domain_a) == 0 or len(domain_b) == 0:
+            raise ValueError(f"both domains need images, got {len(domain_a)} and {len(domain_b)}")
+        self.domain_a = domain_a
+        self.domain_b = domain_b
+
+    def __len__(self) -> int:
+        return max(len(self.domain_a), len(self.domain_b))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {
+            "pixel_values_a": self.domain_a[index % len(self.domain_a)]["pixel_values"],
+            "pixel_values_b": self.domain_b[index % len(self.domain_b)]["pixel_values"],
+        }

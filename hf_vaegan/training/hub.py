@@ -1,0 +1,116 @@
+"""Model cards and the Hub: the card's training rows, the command that reproduces the run, the push.
+
+Every card has a ``training`` table: the run (steps, batch size, epochs), the recipe (each script's own rows), then the
+shared settings (optimizer, EMA, precision, processes, seed, time) and the final losses (:func:`training_rows`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from huggingface_hub import create_repo, upload_folder
+from torch import nn
+
+from .checkpoints import CHECKPOINT_PREFIX, PARTIAL_CHECKPOINT_PREFIX
+
+if TYPE_CHECKING:
+    from .loop import TrainingLoop
+
+# Folders of --output_dir that are not part of the model pushed to the Hub.
+HUB_IGNORE_PATTERNS = [f"{CHECKPOINT_PREFIX}*", f"{PARTIAL_CHECKPOINT_PREFIX}*", "logs/*", "samples/*"]
+_SECRET_FLAGS = ("--hub_token",)
+
+
+def training_rows(
+    args: argparse.Namespace,
+    loop: TrainingLoop,
+    seconds: float,
+    recipe: Mapping[str, Any],
+    logs: Mapping[str, float] | None = None,
+    final: Iterable[str] = (),
+    final_label: str = "final",
+) -> dict[str, Any]:
+    """The ``training`` table of a model card: steps, batch size and epochs, the script's ``recipe`` rows, the shared
+    settings, and ``<final_label> <name>`` for each of the ``final`` losses present in the last step's ``logs``."""
+    rows = {
+        "steps": loop.global_step,
+        "batch size (all processes)": loop.batch_size,
+        "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
+        **recipe,
+        "Adam betas": f"({args.adam_beta1}, {args.adam_beta2})",
+        "EMA decay": args.ema_decay,
+        "mixed precision": loop.accelerator.mixed_precision,
+        "processes": loop.accelerator.num_processes,
+        "seed": args.seed,
+        "training time": f"{seconds / 60:.1f} min",
+    }
+    logs = logs or {}
+    return rows | {f"{final_label} {name}": f"{logs[name]:.4g}" for name in final if name in logs}
+
+
+def hub_repo_id(args: argparse.Namespace) -> str:
+    """``--hub_model_id``, or the name of ``--output_dir`` (the Hub puts it under the token's account)."""
+    return args.hub_model_id or Path(args.output_dir).resolve().name
+
+
+def training_command(script: str, argv: Sequence[str] | None = None) -> str:
+    """The ``accelerate launch`` command of this run, for the model card, with secrets redacted."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    redacted: list[str] = []
+    hide_next = False
+    for argument in argv:
+        if hide_next:
+            redacted.append("***")
+            hide_next = False
+        elif argument in _SECRET_FLAGS:
+            redacted.append(argument)
+            hide_next = True
+        elif argument.startswith(tuple(f"{flag}=" for flag in _SECRET_FLAGS)):
+            redacted.append(argument.split("=", 1)[0] + "=***")
+        else:
+            redacted.append(argument)
+    return shlex.join(["accelerate", "launch", script, *redacted])
+
+
+def dataset_hub_ids(dataset_name: str) -> list[str] | None:
+    """``[dataset_name]`` for a Hub dataset id (for the card's ``datasets`` metadata), ``None`` for local data."""
+    if os.path.exists(os.path.expanduser(dataset_name)):
+        return None
+    return [dataset_name]
+
+
+def write_model_card(
+    model: nn.Module,
+    output_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    datasets: list[str] | None = None,
+    **template_kwargs: Any,
+) -> Path:
+    """Render ``model.create_model_card`` (the package template: ``sample_image``, ``metrics``, ``training``,
+    ``training_command``, ``dataset_description``, ``limitations``) to ``output_dir/README.md``."""
+    path = Path(output_dir) / "README.md"
+    model.create_model_card(repo_id, datasets=datasets, **template_kwargs).save(path)
+    return path
+
+
+def push_output_dir(args: argparse.Namespace, commit_message: str = "End of training") -> str:
+    """Upload ``--output_dir`` (model, subfolders, README.md, sample grid) to ``hub_repo_id(args)``, leaving out
+    checkpoints, logs and intermediate samples. Returns the commit URL."""
+    repo_id = create_repo(
+        hub_repo_id(args), exist_ok=True, private=args.hub_private_repo or None, token=args.hub_token
+    ).repo_id
+    commit = upload_folder(
+        repo_id=repo_id,
+        folder_path=args.output_dir,
+        commit_message=commit_message,
+        ignore_patterns=HUB_IGNORE_PATTERNS,
+        token=args.hub_token,
+    )
+    return commit.commit_url
