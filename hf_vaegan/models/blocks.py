@@ -123,7 +123,8 @@ def check_image_batch(
         raise ValueError(f"`{name}` holds empty {images.shape[2]}x{images.shape[3]} images.")
     range_text = f" in [{value_range[0]:g}, {value_range[1]:g}]" if value_range is not None else ""
     check_floating(images, name, range_text)
-    check_values(images, name, value_range)
+    if value_range is not None:
+        check_values(images, name, value_range)
     return images if dtype is None else images.to(dtype)
 
 

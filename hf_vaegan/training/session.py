@@ -312,5 +312,9 @@ def run(main: Callable[[argparse.Namespace], None], args: argparse.Namespace) ->
     written."""
     try:
         main(args)
+        return
     except TrainingError as error:
-        raise SystemExit(f"error: {error}") from None
+        message = f"error: {error}"
+    # Raised once the failed run's frames are released, so that their progress bar is closed (and drawn) before
+    # the message, which stays the last line the user sees.
+    raise SystemExit(message)
