@@ -481,6 +481,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, fashion: dict[str, np.nd
     Image.new("1", (10_000, 10_000)).save(folder / "huge.png")  # 100 megapixels in a few kilobytes
     Image.fromarray(np.dstack([garment] * 3)).convert("LAB").save(folder / "lab.tif")
     Image.new("RGBA", (28, 28), (255, 255, 255, 0)).save(folder / "transparent.png")
+    Image.fromarray(np.full((28, 28), -5.0, dtype=np.float32), mode="F").save(folder / "negative_float.tif")
     return {path.stem: path for path in folder.iterdir()}
 
 
@@ -507,6 +508,7 @@ BAD_FILES = {
     "document": "The {name} upload is not an image",
     "archive": "The {name} upload is not an image",
     "lab": "The {name} image is in the LAB colour mode, which cannot be converted",
+    "negative_float": "holds values in [-5, -5], which are not pixels",
 }
 
 

@@ -124,6 +124,15 @@ def transparent_background(image: Image.Image) -> int:
     return 0 if np.average(luminance, weights=alpha) > LIGHT_BACKGROUND else 255
 
 
+def canonical(image: Image.Image, num_channels: int) -> Image.Image:
+    """`to_canonical_mode` with transparency on the background the image stands out from, and a `gr.Error` for an
+    image whose values cannot be pixels (a float image with negative values, say)."""
+    try:
+        return to_canonical_mode(image, num_channels, background=transparent_background(image))
+    except ValueError as error:
+        raise bad_input(f"This upload cannot be used: {error}") from None
+
+
 def to_model_input(image: Image.Image, resolution: int, num_channels: int) -> tuple[Image.Image, bool]:
     """An upload -> a `resolution` x `resolution` image like the training data: a light garment on a dark background.
 
@@ -134,7 +143,7 @@ def to_model_input(image: Image.Image, resolution: int, num_channels: int) -> tu
     Returns:
         The model input (mode `L` or `RGB`) and whether it was inverted.
     """
-    image = to_canonical_mode(image, num_channels, background=transparent_background(image))
+    image = canonical(image, num_channels)
     inverted = float(np.mean(border_color(image))) > LIGHT_BACKGROUND
     if inverted:
         image = ImageOps.invert(image)
@@ -157,7 +166,7 @@ def sketch_to_model_input(image: Image.Image, resolution: int) -> tuple[Image.Im
     Raises:
         gr.Error: the drawing has no line.
     """
-    image = to_canonical_mode(image, 1, background=transparent_background(image))
+    image = canonical(image, 1)
     inverted = float(np.mean(border_color(image))) < LIGHT_BACKGROUND
     if inverted:
         image = ImageOps.invert(image)
