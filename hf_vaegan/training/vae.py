@@ -21,9 +21,10 @@ from PIL import Image
 from torch import nn
 
 from ..data.images import make_image_transform
-from ..data.loading import ImageDatasetInfo, load_image_dataset
+from ..data.loading import ImageDatasetInfo
 from ..metrics.likelihood import evaluate_vae, evaluation_mode, negative_elbo, reconstruction_error
 from ..models import VAE, AutoEncoder
+from .args import load_image_dataset_from_args
 from .grids import log_sample_grid, make_sample_grid
 from .hub import training_rows
 from .session import TrainingSession
@@ -48,14 +49,12 @@ def split_held_out(args: argparse.Namespace, info: ImageDatasetInfo) -> tuple[Im
     removed from the training data (drawn with ``--seed``).
     """
     if args.validation_dataset_name:
-        held_out = load_image_dataset(
+        held_out = load_image_dataset_from_args(
+            args,
             args.validation_dataset_name,
-            args.dataset_config_name,
             split=args.validation_split,
-            image_column=args.image_column,
-            cache_dir=args.cache_dir,
+            label_column=None,  # labels are not used: any ClassLabel column is found as usual
             max_train_samples=args.num_validation_images,
-            seed=args.seed,
             num_channels=info.num_channels,
         )
         images, image_column = held_out.dataset, held_out.image_column
