@@ -37,7 +37,14 @@ from hf_vaegan.training.evaluation import (
     log_evaluation,
     validate_evaluation_args,
 )
-from hf_vaegan.training.model_args import add_vae_args, validate_vae_args
+from hf_vaegan.training.model_args import (
+    add_discriminator_args,
+    add_lazy_r1_args,
+    add_vae_args,
+    validate_discriminator_args,
+    validate_lazy_r1_args,
+    validate_vae_args,
+)
 from hf_vaegan.training.session import run
 from hf_vaegan.training.vae import (
     create_vae_sample_inputs,
@@ -81,49 +88,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="non-saturating",
         help="Adversarial loss: non-saturating logistic (default) or hinge.",
     )
-    gan.add_argument(
-        "--r1_gamma",
-        type=float,
-        default=0.1,
-        help="Weight of the R1 penalty gamma/2 * ||grad D(real)||^2 on the discriminator; 0 disables it.",
-    )
-    gan.add_argument(
-        "--r1_interval",
-        type=int,
-        default=16,
-        help="Lazy regularisation: apply R1 every this many steps, scaled by the interval (StyleGAN2).",
-    )
-    gan.add_argument(
-        "--discriminator_base_channels",
-        type=int,
-        default=None,
-        help="Width of the discriminator's first layer. Default: --base_channels.",
-    )
-    gan.add_argument(
-        "--spectral_norm",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018).",
-    )
-    gan.add_argument(
-        "--discriminator_learning_rate", type=float, default=3e-4, help="Learning rate of the discriminator."
-    )
+    add_lazy_r1_args(gan)
+    add_discriminator_args(parser, default_learning_rate=3e-4)
 
     add_evaluation_args(parser, reference_flags=False)
-    return parse_and_validate(parser, argv, validate_vae_args, validate_evaluation_args, _validate_gan_args)
+    return parse_and_validate(
+        parser,
+        argv,
+        validate_vae_args,
+        validate_discriminator_args,
+        validate_lazy_r1_args,
+        validate_evaluation_args,
+        _validate_feature_loss_weight,
+    )
 
 
-def _validate_gan_args(args: argparse.Namespace) -> None:
+def _validate_feature_loss_weight(args: argparse.Namespace) -> None:
     if not args.feature_loss_weight >= 0:
         raise ValueError(f"--feature_loss_weight must be >= 0, got {args.feature_loss_weight}")
-    if args.r1_gamma < 0:
-        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
-    if args.r1_interval < 1:
-        raise ValueError(f"--r1_interval must be a positive integer, got {args.r1_interval}")
-    if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
-        raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
-    if not args.discriminator_learning_rate > 0:
-        raise ValueError(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}")
 
 
 def main(args: argparse.Namespace) -> None:
