@@ -19,8 +19,9 @@ for batch in loop:
 session.write_card(..., **evaluation_card_sections(metrics, reference))
 ```
 
-Scripts that already hold held-out images (the VAE scripts) build the reference from them with
-`EvaluationReference.from_images(...)` and call `add_evaluation_args(parser, reference_flags=False)`.
+Scripts that already hold held-out images (the VAE scripts) build the reference from them
+(`hf_vaegan.training.vae.held_out_reference`, with `EvaluationReference.from_images`) and call
+`add_evaluation_args(parser, reference_flags=False)`.
 """
 
 from __future__ import annotations
