@@ -195,8 +195,8 @@ def main(args: argparse.Namespace) -> None:
         emas=emas,
         **session.trainer_options(rng=rng),
     )
-    generator_size = sum(p.numel() for p in generators.bare_models["generator_a_to_b"].parameters())
-    discriminator_size = sum(p.numel() for p in discriminators.bare_models["discriminator_a"].parameters())
+    generator_size = generators.bare_models["generator_a_to_b"].num_parameters()
+    discriminator_size = discriminators.bare_models["discriminator_a"].num_parameters()
     logger.info(
         f"{len(domain_a.dataset)} images in domain A ({channels_a} channel(s)), {len(domain_b.dataset)} in domain B "
         f"({channels_b}); each generator {generator_size:,} parameters, each discriminator {discriminator_size:,}"

@@ -215,8 +215,8 @@ def main(args: argparse.Namespace) -> None:
     logger.info(
         f"{len(info.dataset)} training images, {info.num_channels} channel(s), "
         f"{'conditional on ' + str(num_classes) + ' classes' if num_classes else 'unconditional'}; "
-        f"generator {sum(p.numel() for p in generator.bare.parameters()):,} parameters, "
-        f"discriminator {sum(p.numel() for p in discriminator.bare.parameters()):,}"
+        f"generator {generator.bare.num_parameters():,} parameters, "
+        f"discriminator {discriminator.bare.num_parameters():,}"
     )
     reference = None
     if args.eval_steps and accelerator.is_main_process:

@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> None:
     sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, prior_dim, args.seed)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
-        f"{type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} parameters"
+        f"{type(model).__name__} with {model.num_parameters():,} parameters"
     )
     reference = held_out_reference(args, held_out) if args.eval_steps and accelerator.is_main_process else None
     session.start()

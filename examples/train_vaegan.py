@@ -139,8 +139,8 @@ def main(args: argparse.Namespace) -> None:
     sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, args.latent_dim, args.seed)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
-        f"encoder and decoder {sum(p.numel() for p in vaegan.vae.parameters()):,} parameters, "
-        f"discriminator {sum(p.numel() for p in vaegan.discriminator.parameters()):,}"
+        f"encoder and decoder {vaegan.vae.num_parameters():,} parameters, "
+        f"discriminator {vaegan.discriminator.num_parameters():,}"
     )
     reference = held_out_reference(args, held_out) if args.eval_steps and accelerator.is_main_process else None
     session.start()
