@@ -14,8 +14,6 @@ line and a Markdown table; `--card` writes the table and this command into the m
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import torch
@@ -24,7 +22,7 @@ import hf_vaegan
 from hf_vaegan.data.tryon import DEFAULT_TRYON_RESOLUTION, evaluation_batches, load_tryon_dataset
 from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, model_predictor
-from hf_vaegan.model_cards.sections import replace_card_section
+from hf_vaegan.model_cards.sections import command_block, replace_card_section
 from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.pipelines.pipeline_tryon import paste_garment
 
@@ -61,7 +59,7 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def write_card_section(readme: Path, table: str, count: int, split: str) -> None:
-    command = shlex.join(["python", "benchmarks/eval_tryon.py", *sys.argv[1:]])
+    command = command_block("benchmarks/eval_tryon.py")
     section = f"""{SECTION_TITLE}
 
 On the {count:,} pairs of the `{split}` split (avatars and garments never seen in training): the model, the naive
@@ -74,11 +72,7 @@ person tries on another garment of the same group, against the synthetic wardrob
 SSIM and L1 ([0, 1] scale) over whole images, and L1 inside the try-on region (the agnostic mask: outside it every
 method keeps the given person). {FID_PROTOCOL}
 
-Command:
-
-```bash
 {command}
-```
 """
     replace_card_section(readme, SECTION_TITLE, section)
 

@@ -13,15 +13,13 @@ bodies (`body_shape_samples.png`) and a "Body-shape head" section with the figur
 """
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hf_vaegan.data import BODY_SHAPE_RANGES
-from hf_vaegan.model_cards.sections import replace_card_section
+from hf_vaegan.model_cards.sections import command_block, replace_card_section
 from hf_vaegan.models import VAE
 from hf_vaegan.models.body_shape import BodyShapeHead
 from hf_vaegan.pipelines.pipeline_body_shape import HEAD_SUBFOLDER, BodyShapePipeline
@@ -73,7 +71,7 @@ def slider_grid(pipe: BodyShapePipeline) -> torch.Tensor:
 
 def write_card_section(readme: Path, rows: list[tuple[str, float]], slider_mae: float, reconstruction_mae: float):
     table = "\n".join(f"| {name} | {value:.3f} |" for name, value in rows)
-    command = shlex.join(["python", "examples/fit_body_shape_head.py", *sys.argv[1:]])
+    command = command_block("examples/fit_body_shape_head.py")
     section = f"""{SECTION_TITLE}
 
 `body_shape_head/` holds a `BodyShapeHead`: two linear maps, fitted by least squares on the posterior means of the
@@ -98,11 +96,7 @@ How well the head reads each parameter from the latent of a held-out avatar (R^2
 Mean absolute error ([0, 1] scale) on the held-out avatars of the avatar decoded from the parameters alone (the
 sliders): {slider_mae:.4f}; of the VAE's reconstruction: {reconstruction_mae:.4f}.
 
-Command:
-
-```bash
 {command}
-```
 """
     replace_card_section(readme, SECTION_TITLE, section)
 

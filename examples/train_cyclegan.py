@@ -26,7 +26,7 @@ import argparse
 
 from accelerate.logging import get_logger
 
-from hf_vaegan.data.loading import UnpairedImageDataset, first_examples, load_image_dataset, select_classes
+from hf_vaegan.data.loading import UnpairedImageDataset, first_examples, select_classes
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
 from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
@@ -116,16 +116,8 @@ def _validate_domains(args: argparse.Namespace) -> None:
 def load_domains(args: argparse.Namespace):
     """The image datasets of domains A and B, restricted to their classes."""
     domain_a = load_image_dataset_from_args(args)
-    domain_b = load_image_dataset(
-        args.dataset_name_b or args.dataset_name,
-        args.dataset_config_name,
-        split=args.dataset_split,
-        image_column=args.image_column_b or args.image_column,
-        label_column=args.label_column,
-        cache_dir=args.cache_dir,
-        max_train_samples=args.max_train_samples,
-        seed=args.seed,
-        num_channels=args.num_channels,
+    domain_b = load_image_dataset_from_args(
+        args, args.dataset_name_b, image_column=args.image_column_b or args.image_column
     )
     if args.domain_a_classes:
         domain_a = select_classes(domain_a, args.domain_a_classes)
@@ -203,8 +195,8 @@ def main(args: argparse.Namespace) -> None:
         emas=emas,
         **session.trainer_options(rng=rng),
     )
-    generator_size = sum(p.numel() for p in generators.bare_models["generator_a_to_b"].parameters())
-    discriminator_size = sum(p.numel() for p in discriminators.bare_models["discriminator_a"].parameters())
+    generator_size = generators.bare_models["generator_a_to_b"].num_parameters()
+    discriminator_size = discriminators.bare_models["discriminator_a"].num_parameters()
     logger.info(
         f"{len(domain_a.dataset)} images in domain A ({channels_a} channel(s)), {len(domain_b.dataset)} in domain B "
         f"({channels_b}); each generator {generator_size:,} parameters, each discriminator {discriminator_size:,}"

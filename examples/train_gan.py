@@ -27,7 +27,6 @@ from hf_vaegan.training.args import (
     load_image_dataset_from_args,
     parse_and_validate,
 )
-from hf_vaegan.training.augment import parse_diffaugment_policy
 from hf_vaegan.training.evaluation import (
     add_evaluation_args,
     evaluation_card_sections,
@@ -39,6 +38,13 @@ from hf_vaegan.training.gan import create_sample_inputs, generate_sample_images
 from hf_vaegan.training.grids import log_sample_grid, make_sample_grid
 from hf_vaegan.training.hub import training_rows
 from hf_vaegan.training.losses import GAN_LOSSES
+from hf_vaegan.training.model_args import (
+    add_discriminator_args,
+    add_lazy_r1_args,
+    diffaugment_policy,
+    validate_discriminator_args,
+    validate_lazy_r1_args,
+)
 from hf_vaegan.training.session import run
 
 logger = get_logger(__name__)
@@ -56,13 +62,6 @@ def _num_classes(value: str) -> int | str:
     return number
 
 
-def _diffaugment(value: str) -> str:
-    try:
-        return ",".join(parse_diffaugment_policy(value)) or "none"
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_dataset_args(parser, default_resolution=28)
@@ -76,12 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=64,
         help="Width of the full-resolution layers of both networks; widths double at each halving of the size.",
-    )
-    model.add_argument(
-        "--discriminator_base_channels",
-        type=int,
-        default=None,
-        help="Width of the discriminator's first layer, when it should differ from --base_channels.",
     )
     model.add_argument(
         "--num_classes",
@@ -98,7 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Normalisation of the generator's hidden layers: 'group' (default; each image independent of its "
         "batch), 'batch' (DCGAN, Radford et al. 2016) or 'none'.",
     )
-    model.add_argument(
+    discriminator = add_discriminator_args(parser, default_spectral_norm=True)
+    discriminator.add_argument(
         "--discriminator_norm_type",
         type=str,
         choices=NORM_TYPES,
@@ -107,14 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "'batch' (DCGAN's choice, but a poor one here: the discriminator step scores real and fake images in one "
         "batch and the generator step the fakes alone, so BatchNorm statistics differ between the two steps).",
     )
-    model.add_argument(
-        "--spectral_norm",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018); on by default (the README "
-        "has the ablation). --no-spectral_norm disables it.",
-    )
-    model.add_argument(
+    discriminator.add_argument(
         "--minibatch_std_group_size",
         type=int,
         default=4,
@@ -140,48 +127,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Adversarial loss: the non-saturating logistic loss of StyleGAN2 (default), hinge, or WGAN-GP (which "
         "adds its own gradient penalty on interpolates, weight 10).",
     )
-    gan.add_argument(
-        "--r1_gamma",
-        type=float,
-        default=0.1,
-        help="Weight of the R1 penalty gamma/2 * ||grad D(real)||^2 on the discriminator; 0 disables it.",
-    )
-    gan.add_argument(
-        "--r1_interval",
-        type=int,
-        default=16,
-        help="Lazy regularisation: apply R1 every this many steps, scaled by the interval (StyleGAN2).",
-    )
+    add_lazy_r1_args(gan)
     gan.add_argument(
         "--diffaugment",
-        type=_diffaugment,
+        type=diffaugment_policy,
         default="none",
         help="Differentiable augmentation of everything the discriminator sees: comma-separated operations among "
         "translation, cutout, color (e.g. 'translation,cutout,color'), or 'none'. Recommended below ~10k images.",
     )
     gan.add_argument("--generator_learning_rate", type=float, default=2e-4, help="Learning rate of the generator.")
-    gan.add_argument(
-        "--discriminator_learning_rate", type=float, default=2e-4, help="Learning rate of the discriminator."
-    )
 
     add_evaluation_args(parser)
 
-    return parse_and_validate(parser, argv, validate_evaluation_args, _validate_gan_args)
+    return parse_and_validate(
+        parser, argv, validate_discriminator_args, validate_lazy_r1_args, validate_evaluation_args, _validate_gan_args
+    )
 
 
 def _validate_gan_args(args: argparse.Namespace) -> None:
     if not isinstance(args.resolution, int) or args.resolution not in SUPPORTED_RESOLUTIONS:
         raise ValueError(f"--resolution must be one of {SUPPORTED_RESOLUTIONS} (square), got {args.resolution}")
-    for name in ("latent_dim", "base_channels", "r1_interval"):
+    for name in ("latent_dim", "base_channels"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
-        raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
-    if args.r1_gamma < 0:
-        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
-    for name in ("generator_learning_rate", "discriminator_learning_rate"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name} must be positive, got {getattr(args, name)}")
+    if not args.generator_learning_rate > 0:
+        raise ValueError(f"--generator_learning_rate must be positive, got {args.generator_learning_rate}")
 
 
 def resolve_num_classes(requested: int | str, dataset_num_classes: int | None, label_column: str | None) -> int:
@@ -245,8 +215,8 @@ def main(args: argparse.Namespace) -> None:
     logger.info(
         f"{len(info.dataset)} training images, {info.num_channels} channel(s), "
         f"{'conditional on ' + str(num_classes) + ' classes' if num_classes else 'unconditional'}; "
-        f"generator {sum(p.numel() for p in generator.bare.parameters()):,} parameters, "
-        f"discriminator {sum(p.numel() for p in discriminator.bare.parameters()):,}"
+        f"generator {generator.bare.num_parameters():,} parameters, "
+        f"discriminator {discriminator.bare.num_parameters():,}"
     )
     reference = None
     if args.eval_steps and accelerator.is_main_process:

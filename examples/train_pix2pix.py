@@ -112,8 +112,8 @@ def main(args: argparse.Namespace) -> None:
     )
     logger.info(
         f"{len(info.dataset)} training pairs, {info.source_num_channels} -> {info.target_num_channels} channel(s); "
-        f"generator {sum(p.numel() for p in generator.bare.parameters()):,} parameters, "
-        f"discriminator {sum(p.numel() for p in discriminator.bare.parameters()):,}"
+        f"generator {generator.bare.num_parameters():,} parameters, "
+        f"discriminator {discriminator.bare.num_parameters():,}"
     )
     session.start()
 

@@ -229,9 +229,9 @@ def main(args: argparse.Namespace) -> None:
     sample_inputs = session.fixed_tensors(**first_examples(grid_dataset, args.num_sample_images))
     logger.info(
         f"{len(info.dataset)} training pairs ({info.source}) at {args.resolution[0]}x{args.resolution[1]}; try-on "
-        f"model {sum(p.numel() for p in model.bare.parameters()):,} parameters "
+        f"model {model.bare.num_parameters():,} parameters "
         f"({'with' if args.use_warping else 'without'} warping), "
-        f"discriminator {sum(p.numel() for p in discriminator.bare.parameters()):,}"
+        f"discriminator {discriminator.bare.num_parameters():,}"
     )
     session.start()
 

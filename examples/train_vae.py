@@ -28,28 +28,21 @@ from hf_vaegan.training.args import (
     load_image_dataset_from_args,
     parse_and_validate,
 )
-from hf_vaegan.training.evaluation import (
-    EvaluationReference,
-    add_evaluation_args,
-    evaluation_card_sections,
-    log_evaluation,
-    validate_evaluation_args,
-)
+from hf_vaegan.training.evaluation import add_evaluation_args, evaluation_card_sections, validate_evaluation_args
 from hf_vaegan.training.model_args import add_vae_args, validate_vae_args
 from hf_vaegan.training.session import run
 from hf_vaegan.training.vae import (
     VAEObjective,
     VAETrainer,
     create_vae_sample_inputs,
-    evaluate_held_out,
+    held_out_reference,
     log_reconstructions,
+    log_sample_quality,
     split_held_out,
     write_vae_card,
 )
 
 logger = get_logger(__name__)
-
-SAMPLE_QUALITY_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "num_samples")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -107,16 +100,9 @@ def main(args: argparse.Namespace) -> None:
     sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, prior_dim, args.seed)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
-        f"{type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} parameters"
+        f"{type(model).__name__} with {model.num_parameters():,} parameters"
     )
-    reference = None
-    if args.eval_steps and accelerator.is_main_process:
-        # The held-out images are the reference of the sample-quality figures too.
-        reference = EvaluationReference.from_images(
-            held_out,
-            args.validation_dataset_name or args.dataset_name,
-            args.validation_split if args.validation_dataset_name else args.dataset_split,
-        )
+    reference = held_out_reference(args, held_out) if args.eval_steps and accelerator.is_main_process else None
     session.start()
 
     sample_metrics: dict[str, float] | None = None
@@ -127,33 +113,19 @@ def main(args: argparse.Namespace) -> None:
             averaged = averaged_copy(accelerator, objective.model, ema).model
             log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
         if args.eval_steps and loop.is_due(args.eval_steps):
-            # Likelihoods on the first 1,000 reference images (evaluate_model's default), K as at the end.
-            figures = log_evaluation(
-                accelerator,
-                averaged_copy(accelerator, objective.model, ema).model,
-                reference,
-                loop.global_step,
-                args.eval_num_samples,
-                seed=args.seed,
-                num_importance_samples=args.num_importance_samples,
-            )
-            # The card takes the likelihoods from the final held-out evaluation.
-            sample_metrics = {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
+            averaged = averaged_copy(accelerator, objective.model, ema).model
+            sample_metrics = log_sample_quality(accelerator, averaged, reference, loop.global_step, args)
     seconds = session.end_loop()
     if accelerator.is_main_process:
         final_model = averaged_copy(accelerator, objective.model, ema).model
         output_dir = session.save_models({"": final_model})
-        metrics = evaluate_held_out(final_model, held_out, args.seed, args.num_importance_samples)
-        logger.info(f"Held-out figures: {metrics}")
         write_vae_card(
             session,
             final_model,
             sample_inputs,
             info,
-            len(held_out),
-            metrics,
+            held_out,
             seconds,
-            loop.step_logs,
             evaluation=evaluation_card_sections(sample_metrics, reference),
             training={"KL warm-up steps": args.kl_warmup_steps} if args.model_type == "vae" else {},
         )

@@ -30,27 +30,27 @@ from hf_vaegan.training.args import (
     load_image_dataset_from_args,
     parse_and_validate,
 )
-from hf_vaegan.training.evaluation import (
-    EvaluationReference,
-    add_evaluation_args,
-    evaluation_card_sections,
-    log_evaluation,
-    validate_evaluation_args,
+from hf_vaegan.training.evaluation import add_evaluation_args, evaluation_card_sections, validate_evaluation_args
+from hf_vaegan.training.model_args import (
+    add_discriminator_args,
+    add_lazy_r1_args,
+    add_vae_args,
+    validate_discriminator_args,
+    validate_lazy_r1_args,
+    validate_vae_args,
 )
-from hf_vaegan.training.model_args import add_vae_args, validate_vae_args
 from hf_vaegan.training.session import run
 from hf_vaegan.training.vae import (
     create_vae_sample_inputs,
-    evaluate_held_out,
+    held_out_reference,
     log_reconstructions,
+    log_sample_quality,
     split_held_out,
     write_vae_card,
 )
 from hf_vaegan.training.vaegan import VAEGAN_LOSSES, VAEGANObjective, VAEGANTrainer, averaged_vaegan
 
 logger = get_logger(__name__)
-
-SAMPLE_QUALITY_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "num_samples")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,49 +81,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="non-saturating",
         help="Adversarial loss: non-saturating logistic (default) or hinge.",
     )
-    gan.add_argument(
-        "--r1_gamma",
-        type=float,
-        default=0.1,
-        help="Weight of the R1 penalty gamma/2 * ||grad D(real)||^2 on the discriminator; 0 disables it.",
-    )
-    gan.add_argument(
-        "--r1_interval",
-        type=int,
-        default=16,
-        help="Lazy regularisation: apply R1 every this many steps, scaled by the interval (StyleGAN2).",
-    )
-    gan.add_argument(
-        "--discriminator_base_channels",
-        type=int,
-        default=None,
-        help="Width of the discriminator's first layer. Default: --base_channels.",
-    )
-    gan.add_argument(
-        "--spectral_norm",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018).",
-    )
-    gan.add_argument(
-        "--discriminator_learning_rate", type=float, default=3e-4, help="Learning rate of the discriminator."
-    )
+    add_lazy_r1_args(gan)
+    add_discriminator_args(parser, default_learning_rate=3e-4)
 
     add_evaluation_args(parser, reference_flags=False)
-    return parse_and_validate(parser, argv, validate_vae_args, validate_evaluation_args, _validate_gan_args)
+    return parse_and_validate(
+        parser,
+        argv,
+        validate_vae_args,
+        validate_discriminator_args,
+        validate_lazy_r1_args,
+        validate_evaluation_args,
+        _validate_feature_loss_weight,
+    )
 
 
-def _validate_gan_args(args: argparse.Namespace) -> None:
+def _validate_feature_loss_weight(args: argparse.Namespace) -> None:
     if not args.feature_loss_weight >= 0:
         raise ValueError(f"--feature_loss_weight must be >= 0, got {args.feature_loss_weight}")
-    if args.r1_gamma < 0:
-        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
-    if args.r1_interval < 1:
-        raise ValueError(f"--r1_interval must be a positive integer, got {args.r1_interval}")
-    if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
-        raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
-    if not args.discriminator_learning_rate > 0:
-        raise ValueError(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -164,17 +139,10 @@ def main(args: argparse.Namespace) -> None:
     sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, args.latent_dim, args.seed)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
-        f"encoder and decoder {sum(p.numel() for p in vaegan.vae.parameters()):,} parameters, "
-        f"discriminator {sum(p.numel() for p in vaegan.discriminator.parameters()):,}"
+        f"encoder and decoder {vaegan.vae.num_parameters():,} parameters, "
+        f"discriminator {vaegan.discriminator.num_parameters():,}"
     )
-    reference = None
-    if args.eval_steps and accelerator.is_main_process:
-        # The held-out images are the reference of the sample-quality figures too.
-        reference = EvaluationReference.from_images(
-            held_out,
-            args.validation_dataset_name or args.dataset_name,
-            args.validation_split if args.validation_dataset_name else args.dataset_split,
-        )
+    reference = held_out_reference(args, held_out) if args.eval_steps and accelerator.is_main_process else None
     session.start()
 
     sample_metrics: dict[str, float] | None = None
@@ -185,33 +153,19 @@ def main(args: argparse.Namespace) -> None:
             averaged = averaged_vaegan(vaegan, ema)
             log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
         if args.eval_steps and loop.is_due(args.eval_steps):
-            # Likelihoods on the first 1,000 reference images (evaluate_model's default), K as at the end.
-            figures = log_evaluation(
-                accelerator,
-                averaged_vaegan(vaegan, ema),
-                reference,
-                loop.global_step,
-                args.eval_num_samples,
-                seed=args.seed,
-                num_importance_samples=args.num_importance_samples,
-            )
-            # The card takes the likelihoods from the final held-out evaluation.
-            sample_metrics = {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
+            averaged = averaged_vaegan(vaegan, ema)
+            sample_metrics = log_sample_quality(accelerator, averaged, reference, loop.global_step, args)
     seconds = session.end_loop()
     if accelerator.is_main_process:
         final_model = averaged_vaegan(vaegan, ema)
         output_dir = session.save_models({"": final_model})
-        metrics = evaluate_held_out(final_model, held_out, args.seed, args.num_importance_samples)
-        logger.info(f"Held-out figures: {metrics}")
         write_vae_card(
             session,
             final_model,
             sample_inputs,
             info,
-            len(held_out),
-            metrics,
+            held_out,
             seconds,
-            loop.step_logs,
             evaluation=evaluation_card_sections(sample_metrics, reference),
             training={
                 "KL warm-up steps": args.kl_warmup_steps,

@@ -130,19 +130,21 @@ def add_dataset_args(
     return group
 
 
-def load_image_dataset_from_args(args: argparse.Namespace) -> ImageDatasetInfo:
-    """:func:`load_image_dataset` with the flags of :func:`add_dataset_args` (and the script's ``--seed``)."""
-    return load_image_dataset(
-        args.dataset_name,
-        args.dataset_config_name,
-        split=args.dataset_split,
-        image_column=args.image_column,
-        label_column=args.label_column,
-        cache_dir=args.cache_dir,
-        max_train_samples=args.max_train_samples,
-        seed=args.seed,
-        num_channels=args.num_channels,
-    )
+def load_image_dataset_from_args(
+    args: argparse.Namespace, dataset_name: str | None = None, **overrides
+) -> ImageDatasetInfo:
+    """:func:`load_image_dataset` with the flags of :func:`add_dataset_args` and ``--seed``; ``dataset_name`` (default
+    ``--dataset_name``) and ``overrides`` (its keywords, e.g. ``split="test"``) load other images with those flags."""
+    flags = {
+        "split": args.dataset_split,
+        "image_column": args.image_column,
+        "label_column": args.label_column,
+        "cache_dir": args.cache_dir,
+        "max_train_samples": args.max_train_samples,
+        "seed": args.seed,
+        "num_channels": args.num_channels,
+    }
+    return load_image_dataset(dataset_name or args.dataset_name, args.dataset_config_name, **(flags | overrides))
 
 
 def load_paired_dataset_from_args(args: argparse.Namespace) -> PairedDatasetInfo:

@@ -19,8 +19,9 @@ for batch in loop:
 session.write_card(..., **evaluation_card_sections(metrics, reference))
 ```
 
-Scripts that already hold held-out images (the VAE scripts) build the reference from them with
-`EvaluationReference.from_images(...)` and call `add_evaluation_args(parser, reference_flags=False)`.
+Scripts that already hold held-out images (the VAE scripts) build the reference from them
+(`hf_vaegan.training.vae.held_out_reference`, with `EvaluationReference.from_images`) and call
+`add_evaluation_args(parser, reference_flags=False)`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ import os
 import torch
 from accelerate import Accelerator
 
-from ..data.loading import ImageDatasetInfo, load_image_dataset
+from ..data.loading import ImageDatasetInfo
 from ..metrics import FashionClassifierFeatures, evaluate_model
+from .args import load_image_dataset_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -130,14 +132,12 @@ class EvaluationReference:
 
 def _load_split(args: argparse.Namespace, dataset_name: str, split: str, num_channels: int) -> ImageDatasetInfo:
     """The split as an `ImageDatasetInfo`, a random subset of `MAX_REFERENCE_IMAGES` when larger."""
-    return load_image_dataset(
+    return load_image_dataset_from_args(
+        args,
         dataset_name,
-        args.dataset_config_name,
         split=split,
-        image_column=args.image_column,
-        cache_dir=args.cache_dir,
+        label_column=None,  # labels are not used: any ClassLabel column is found as usual
         max_train_samples=MAX_REFERENCE_IMAGES,
-        seed=args.seed,
         num_channels=num_channels,
     )
 

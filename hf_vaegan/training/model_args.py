@@ -1,5 +1,7 @@
 """The flags of model families shared by several scripts, and their validation.
 
+- :func:`add_discriminator_args` and :func:`add_lazy_r1_args`: the discriminator and R1 flags of every adversarial
+  script (``--diffaugment`` is parsed by :func:`diffaugment_policy`);
 - :func:`add_vae_args`: the VAE, KL and held-out evaluation flags of ``train_vae.py`` and ``train_vaegan.py``;
 - :func:`add_image_to_image_args`: the U-Net generator, PatchGAN and adversarial flags of ``train_pix2pix.py``,
   ``train_cyclegan.py`` and ``train_tryon.py``.
@@ -24,6 +26,81 @@ IMAGE_TO_IMAGE_GAN_LOSSES = ("non-saturating", "hinge")
 MIN_BOTTLENECK_SIZE = 4
 MAX_PATCH_LAYERS = 3
 MIN_LOGITS_SIZE = 4
+
+
+# Adversarial flags
+
+
+def diffaugment_policy(value: str) -> str:
+    """The ``type`` of ``--diffaugment``: the policy's operations, comma-separated and checked, or ``"none"``."""
+    try:
+        return ",".join(parse_diffaugment_policy(value)) or "none"
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_discriminator_args(
+    parser: argparse.ArgumentParser, *, default_spectral_norm: bool = False, default_learning_rate: float = 2e-4
+) -> argparse._ArgumentGroup:
+    """Add the discriminator flags of every adversarial script (``--discriminator_base_channels``,
+    ``--spectral_norm``, ``--discriminator_learning_rate``) in a group of their own; returns it, for the script's
+    other discriminator flags. Call :func:`validate_discriminator_args` after parsing."""
+    spectral_norm_help = "Spectral normalisation of every discriminator layer (Miyato et al., 2018)."
+    if default_spectral_norm:
+        spectral_norm_help += " On by default (the README has the ablation); --no-spectral_norm disables it."
+    group = parser.add_argument_group("discriminator")
+    group.add_argument(
+        "--discriminator_base_channels",
+        type=int,
+        default=None,
+        help="Width of the discriminator's first layer, when it should differ from --base_channels.",
+    )
+    group.add_argument(
+        "--spectral_norm",
+        action=argparse.BooleanOptionalAction,
+        default=default_spectral_norm,
+        help=spectral_norm_help,
+    )
+    group.add_argument(
+        "--discriminator_learning_rate",
+        type=float,
+        default=default_learning_rate,
+        help="Learning rate of the discriminator(s).",
+    )
+    return group
+
+
+def validate_discriminator_args(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` naming the flag for bad values of the :func:`add_discriminator_args` flags."""
+    if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
+        raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
+    if not args.discriminator_learning_rate > 0:
+        raise ValueError(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}")
+
+
+def add_lazy_r1_args(group: argparse._ArgumentGroup) -> None:
+    """Add ``--r1_gamma`` and ``--r1_interval`` (lazy R1 on the discriminator) to ``group``. Call
+    :func:`validate_lazy_r1_args` after parsing."""
+    group.add_argument(
+        "--r1_gamma",
+        type=float,
+        default=0.1,
+        help="Weight of the R1 penalty gamma/2 * ||grad D(real)||^2 on the discriminator; 0 disables it.",
+    )
+    group.add_argument(
+        "--r1_interval",
+        type=int,
+        default=16,
+        help="Lazy regularisation: apply R1 every this many steps, scaled by the interval (StyleGAN2).",
+    )
+
+
+def validate_lazy_r1_args(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` naming the flag for bad values of ``--r1_gamma`` and ``--r1_interval``."""
+    if args.r1_gamma < 0:
+        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
+    if args.r1_interval < 1:
+        raise ValueError(f"--r1_interval must be a positive integer, got {args.r1_interval}")
 
 
 # VAE flags
@@ -130,7 +207,8 @@ def validate_vae_args(args: argparse.Namespace) -> None:
 
 
 def add_image_to_image_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """Add the model and GAN flags shared by ``train_pix2pix.py`` and ``train_cyclegan.py``.
+    """Add the model, discriminator and GAN flags shared by ``train_pix2pix.py``, ``train_cyclegan.py`` and
+    ``train_tryon.py``.
 
     Returns the GAN group, for the script's own loss weights. Call :func:`validate_image_to_image_args` after
     parsing: it resolves the ``auto`` depths.
@@ -159,24 +237,13 @@ def add_image_to_image_args(parser: argparse.ArgumentParser) -> argparse._Argume
     model.add_argument(
         "--norm_type", type=str, choices=("group", "batch", "none"), default="group", help="Normalisation layers."
     )
-    model.add_argument(
-        "--discriminator_base_channels",
-        type=int,
-        default=None,
-        help="Width of the discriminator's first layer, when it should differ from --base_channels.",
-    )
-    model.add_argument(
+    discriminator = add_discriminator_args(parser)
+    discriminator.add_argument(
         "--discriminator_num_layers",
         type=int,
         default=None,
         help=f"Stride-2 layers of the PatchGAN (3 judges 70x70 patches). Default: {MAX_PATCH_LAYERS}, or fewer to "
         f"keep a logit map of at least {MIN_LOGITS_SIZE}x{MIN_LOGITS_SIZE} (2 at 28x28).",
-    )
-    model.add_argument(
-        "--spectral_norm",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="Spectral normalisation of every discriminator layer (Miyato et al., 2018).",
     )
 
     gan = parser.add_argument_group("GAN training")
@@ -189,15 +256,12 @@ def add_image_to_image_args(parser: argparse.ArgumentParser) -> argparse._Argume
     )
     gan.add_argument(
         "--diffaugment",
-        type=str,
+        type=diffaugment_policy,
         default="none",
         help="Differentiable augmentation of what the discriminators see (pairs are augmented alike): "
         "comma-separated operations among translation, cutout, color, or 'none'. Helps below a few thousand images.",
     )
     gan.add_argument("--generator_learning_rate", type=float, default=2e-4, help="Learning rate of the generator(s).")
-    gan.add_argument(
-        "--discriminator_learning_rate", type=float, default=2e-4, help="Learning rate of the discriminator(s)."
-    )
     return gan
 
 
@@ -238,12 +302,6 @@ def validate_image_to_image_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.num_residual_blocks < 0:
         raise ValueError(f"--num_residual_blocks must be >= 0, got {args.num_residual_blocks}")
-    if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
-        raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
-    for name in ("generator_learning_rate", "discriminator_learning_rate"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name} must be positive, got {getattr(args, name)}")
-    try:
-        args.diffaugment = ",".join(parse_diffaugment_policy(args.diffaugment)) or "none"
-    except ValueError as error:
-        raise ValueError(f"--diffaugment: {error}") from None
+    validate_discriminator_args(args)
+    if not args.generator_learning_rate > 0:
+        raise ValueError(f"--generator_learning_rate must be positive, got {args.generator_learning_rate}")

@@ -1,5 +1,6 @@
-"""The pix2pix recipe of ``examples/train_pix2pix.py`` (Isola et al., 2017), and the U-Net / PatchGAN calls that the
-CycleGAN and try-on recipes share.
+"""The pix2pix recipe of ``examples/train_pix2pix.py`` (Isola et al., 2017), the U-Net / PatchGAN calls that the
+CycleGAN and try-on recipes share, and the conditional PatchGAN's phases that the try-on recipe shares
+(:class:`ConditionalPatchGANTrainer`).
 
 Per batch, under ``accelerator.accumulate``:
 
@@ -43,7 +44,55 @@ def translate_samples(generator: nn.Module, sources: torch.Tensor) -> torch.Tens
     return translate(generator, sources.to(generator.device, generator.dtype)).float()
 
 
-class Pix2PixTrainer(AdversarialTrainer):
+class ConditionalPatchGANTrainer(AdversarialTrainer):
+    """An :class:`~hf_vaegan.training.update.AdversarialTrainer` against a conditional PatchGAN, which judges
+    (input, image) pairs stacked on the channels: the phases of pix2pix that the try-on recipe shares.
+
+    - :meth:`discriminator_update` (Dmain): real vs generated pairs, through DiffAugment (pairs augmented alike), in
+      one forward pass;
+    - :meth:`adversarial_loss` and :meth:`feature_matching` (Gmain, against the updated, frozen PatchGAN): the
+      generator's adversarial loss on the augmented generated pairs, and pix2pixHD's feature matching on un-augmented
+      pairs.
+    """
+
+    LOSSES = IMAGE_TO_IMAGE_GAN_LOSSES
+
+    def discriminator_update(
+        self, discriminator: Network, real_pairs: torch.Tensor, fake_pairs: torch.Tensor, step: int
+    ) -> dict[str, float]:
+        """One update of ``discriminator`` on real vs (detached) generated pairs; returns its logs."""
+        judged = self.augment(torch.cat([real_pairs, fake_pairs.detach()]), self.rng)
+        real_logits, fake_logits = judge(discriminator.model, judged)[0].chunk(2)
+        d_loss = discriminator_loss(real_logits, fake_logits, self.loss)
+        return self.update(discriminator, d_loss, step, "discriminator_grad_norm",
+            discriminator_loss=d_loss, real_logits=real_logits.mean(), fake_logits=fake_logits.mean(),
+        )  # fmt: skip
+
+    def adversarial_loss(
+        self, discriminator: Network, fake_pairs: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The generator's adversarial loss on the augmented generated pairs, and the PatchGAN's hidden features of
+        them (for :meth:`feature_matching`). Call it with ``discriminator`` frozen."""
+        fake_logits, fake_features = judge(discriminator.bare, self.augment(fake_pairs, self.rng))
+        return generator_loss(fake_logits, self.loss), fake_features
+
+    def feature_matching(
+        self,
+        discriminator: Network,
+        real_pairs: torch.Tensor,
+        fake_pairs: torch.Tensor,
+        fake_features: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor:
+        """pix2pixHD's feature-matching loss between the PatchGAN's features of real and generated pairs, both
+        un-augmented (without augmentation, the ``fake_features`` of :meth:`adversarial_loss` are those)."""
+        with torch.no_grad():
+            real_features = judge(discriminator.bare, real_pairs)[1]
+        if self.augment:
+            fake_features = judge(discriminator.bare, fake_pairs)[1]
+        return feature_matching_loss(real_features, fake_features)
+
+
+class Pix2PixTrainer(ConditionalPatchGANTrainer):
     """One pix2pix update per batch (see the module docstring).
 
     Args:
@@ -55,8 +104,6 @@ class Pix2PixTrainer(AdversarialTrainer):
         options: ``loss``, ``augment`` of :class:`~hf_vaegan.training.update.AdversarialTrainer`; ``ema``,
             ``max_grad_norm``, ``rng``, ``channels_last`` of :class:`~hf_vaegan.training.update.Trainer`.
     """
-
-    LOSSES = IMAGE_TO_IMAGE_GAN_LOSSES
 
     def __init__(
         self,
@@ -95,27 +142,18 @@ class Pix2PixTrainer(AdversarialTrainer):
             fake_pairs = torch.cat([source, output.to(source.dtype)], dim=1)
 
             # Dmain: real vs generated pairs, one forward pass over both.
-            judged = self.augment(torch.cat([real_pairs, fake_pairs.detach()]), self.rng)
-            real_logits, fake_logits = judge(discriminator.model, judged)[0].chunk(2)
-            d_loss = discriminator_loss(real_logits, fake_logits, self.loss)
-            d_values = {"real_logits": real_logits.mean(), "fake_logits": fake_logits.mean()}
-            logs |= self.update(discriminator, d_loss, step, "discriminator_grad_norm",
-                discriminator_loss=d_loss, **d_values,
-            )  # fmt: skip
+            logs |= self.discriminator_update(discriminator, real_pairs, fake_pairs, step)
 
             # Gmain: fool the updated discriminator and stay close to the target.
             with frozen(discriminator.bare):
-                fake_logits, fake_features = judge(discriminator.bare, self.augment(fake_pairs, self.rng))
-                adversarial = generator_loss(fake_logits, self.loss)
+                adversarial, fake_features = self.adversarial_loss(discriminator, fake_pairs)
                 l1 = F.l1_loss(output.float(), target.float())
                 g_loss = adversarial + self.l1_weight * l1
                 terms = {"adversarial_loss": adversarial, "l1": l1}
                 if self.feature_matching_weight:
-                    with torch.no_grad():
-                        real_features = judge(discriminator.bare, real_pairs)[1]
-                    if self.augment:
-                        fake_features = judge(discriminator.bare, fake_pairs)[1]
-                    terms["feature_matching_loss"] = feature_matching_loss(real_features, fake_features)
+                    terms["feature_matching_loss"] = self.feature_matching(
+                        discriminator, real_pairs, fake_pairs, fake_features
+                    )
                     g_loss = g_loss + self.feature_matching_weight * terms["feature_matching_loss"]
                 logs |= self.update(generator, g_loss, step, "generator_grad_norm",
                     generator_loss=g_loss, **terms,

@@ -26,13 +26,12 @@ from torch import nn
 
 from ..data.tryon import model_inputs
 from .grids import comparison_grid
-from .losses import discriminator_loss, feature_matching_loss, generator_loss, multiscale_l1, total_variation
-from .model_args import IMAGE_TO_IMAGE_GAN_LOSSES
-from .pix2pix import judge
-from .update import AdversarialTrainer, Network, frozen
+from .losses import multiscale_l1, total_variation
+from .pix2pix import ConditionalPatchGANTrainer
+from .update import Network, frozen
 
 
-class TryOnTrainer(AdversarialTrainer):
+class TryOnTrainer(ConditionalPatchGANTrainer):
     """One try-on update per batch (see the module docstring).
 
     Args:
@@ -44,8 +43,6 @@ class TryOnTrainer(AdversarialTrainer):
         options: ``loss``, ``augment`` of :class:`~hf_vaegan.training.update.AdversarialTrainer`; ``ema``,
             ``max_grad_norm``, ``rng``, ``channels_last`` of :class:`~hf_vaegan.training.update.Trainer`.
     """
-
-    LOSSES = IMAGE_TO_IMAGE_GAN_LOSSES
 
     def __init__(
         self,
@@ -86,27 +83,17 @@ class TryOnTrainer(AdversarialTrainer):
             fake_pairs = torch.cat([inputs["agnostic"], sample.to(target.dtype)], dim=1)
 
             # Dmain
-            judged = self.augment(torch.cat([real_pairs, fake_pairs.detach()]), self.rng)
-            real_logits, fake_logits = judge(discriminator.model, judged)[0].chunk(2)
-            d_loss = discriminator_loss(real_logits, fake_logits, self.loss)
-            logs |= self.update(discriminator, d_loss, step, "discriminator_grad_norm",
-                discriminator_loss=d_loss, real_logits=real_logits.mean(), fake_logits=fake_logits.mean(),
-            )  # fmt: skip
+            logs |= self.discriminator_update(discriminator, real_pairs, fake_pairs, step)
 
             # Gmain
             with frozen(discriminator.bare):
-                fake_logits, fake_features = judge(discriminator.bare, self.augment(fake_pairs, self.rng))
-                terms = {
-                    "adversarial_loss": generator_loss(fake_logits, self.loss),
-                    "l1": multiscale_l1(sample, target),
-                }
+                adversarial, fake_features = self.adversarial_loss(discriminator, fake_pairs)
+                terms = {"adversarial_loss": adversarial, "l1": multiscale_l1(sample, target)}
                 weights = {"adversarial_loss": 1.0, "l1": self.l1_weight}
                 if self.feature_matching_weight:
-                    with torch.no_grad():
-                        real_features = judge(discriminator.bare, real_pairs)[1]
-                    if self.augment:
-                        fake_features = judge(discriminator.bare, fake_pairs)[1]
-                    terms["feature_matching_loss"] = feature_matching_loss(real_features, fake_features)
+                    terms["feature_matching_loss"] = self.feature_matching(
+                        discriminator, real_pairs, fake_pairs, fake_features
+                    )
                     weights["feature_matching_loss"] = self.feature_matching_weight
                 if flow is not None:
                     worn_mask = batch["warped_cloth_mask"]

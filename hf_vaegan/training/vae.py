@@ -1,5 +1,5 @@
 """The VAE recipe of ``examples/train_vae.py`` (a ``VAE`` or an ``AutoEncoder``), and what both VAE scripts share:
-KL warm-up, held-out data, reconstruction grids, held-out evaluation and the model card.
+KL warm-up, held-out data, reconstruction grids, held-out and sample-quality evaluation and the model card.
 
 Per batch: the negative ELBO ``-log p(x|z) + kl_weight * KL(q(z|x) || p(z))`` with one posterior sample (the KL
 weight rising linearly to ``--beta`` over ``--kl_warmup_steps``), or an autoencoder's mean squared error; one
@@ -17,18 +17,26 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.logging import get_logger
 from PIL import Image
 from torch import nn
 
 from ..data.images import make_image_transform
-from ..data.loading import ImageDatasetInfo, load_image_dataset
+from ..data.loading import ImageDatasetInfo
 from ..metrics.likelihood import evaluate_vae, evaluation_mode, negative_elbo, reconstruction_error
 from ..models import VAE, AutoEncoder
+from .args import load_image_dataset_from_args
+from .evaluation import EvaluationReference, log_evaluation
 from .grids import log_sample_grid, make_sample_grid
 from .hub import training_rows
 from .session import TrainingSession
 from .state import CheckpointedTensors, create_fixed_sample_inputs
 from .update import Network, Trainer
+
+logger = get_logger(__name__)
+
+# The figures of `--eval_steps` that go into the card, whose likelihoods come from the final held-out evaluation.
+SAMPLE_QUALITY_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "num_samples")
 
 
 def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
@@ -48,14 +56,12 @@ def split_held_out(args: argparse.Namespace, info: ImageDatasetInfo) -> tuple[Im
     removed from the training data (drawn with ``--seed``).
     """
     if args.validation_dataset_name:
-        held_out = load_image_dataset(
+        held_out = load_image_dataset_from_args(
+            args,
             args.validation_dataset_name,
-            args.dataset_config_name,
             split=args.validation_split,
-            image_column=args.image_column,
-            cache_dir=args.cache_dir,
+            label_column=None,  # labels are not used: any ClassLabel column is found as usual
             max_train_samples=args.num_validation_images,
-            seed=args.seed,
             num_channels=info.num_channels,
         )
         images, image_column = held_out.dataset, held_out.image_column
@@ -206,6 +212,31 @@ def evaluate_held_out(
     }
 
 
+def held_out_reference(args: argparse.Namespace, held_out: torch.Tensor) -> EvaluationReference:
+    """The held-out images of :func:`split_held_out` as the reference of the ``--eval_steps`` figures."""
+    if args.validation_dataset_name:
+        return EvaluationReference.from_images(held_out, args.validation_dataset_name, args.validation_split)
+    return EvaluationReference.from_images(held_out, args.dataset_name, args.dataset_split)
+
+
+def log_sample_quality(
+    accelerator: Accelerator, model: nn.Module, reference: EvaluationReference, step: int, args: argparse.Namespace
+) -> dict[str, float]:
+    """``--eval_steps`` of a VAE or VAE-GAN: log every figure of
+    :func:`~hf_vaegan.training.evaluation.log_evaluation` (likelihoods on its first 1,000 reference images, with the
+    final evaluation's ``--num_importance_samples``) and return the :data:`SAMPLE_QUALITY_METRICS`, for the card."""
+    figures = log_evaluation(
+        accelerator,
+        model,
+        reference,
+        step,
+        args.eval_num_samples,
+        seed=args.seed,
+        num_importance_samples=args.num_importance_samples,
+    )
+    return {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
+
+
 # Logging and the model card
 
 
@@ -248,25 +279,26 @@ def write_vae_card(
     model: nn.Module,
     inputs: CheckpointedTensors,
     info: ImageDatasetInfo,
-    num_held_out: int,
-    metrics: Mapping[str, float],
+    held_out: torch.Tensor,
     seconds: float,
-    logs: Mapping[str, float],
     *,
     training: Mapping[str, Any],
     evaluation: Mapping[str, Any] | None = None,
 ) -> None:
-    """Save the final grid as ``samples.png`` and write the model card (held-out figures, hyperparameters and
+    """Evaluate ``model`` on the ``held_out`` images (:func:`evaluate_held_out` with ``--num_importance_samples``,
+    logged), save the final grid as ``samples.png`` and write the model card (held-out figures, hyperparameters and
     ``training``'s extra rows, the command) to ``--output_dir``. ``evaluation`` (the sections of
     ``hf_vaegan.training.evaluation.evaluation_card_sections``) adds the sample-quality rows and their protocol."""
     args, loop = session.args, session.loop
+    metrics = evaluate_held_out(model, held_out, args.seed, args.num_importance_samples)
+    logger.info(f"Held-out figures: {metrics}")
     reconstruction_grid(model, inputs).save(Path(args.output_dir) / "samples.png")
     variational = not isinstance(model, AutoEncoder)
     likelihood = model.config.likelihood if variational else None
     held_out_source = (
         f"`{args.validation_dataset_name}`" if args.validation_dataset_name else "held out of the training data"
     )
-    protocol = f"On {num_held_out:,} held-out images ({held_out_source}), with the EMA weights where used."
+    protocol = f"On {len(held_out):,} held-out images ({held_out_source}), with the EMA weights where used."
     if variational:
         protocol += (
             f" In nats per image under the model's `{likelihood}` likelihood (one posterior sample for the ELBO, "
@@ -289,7 +321,7 @@ def write_vae_card(
         **training,
         "learning rate": args.learning_rate,
     }
-    rows = training_rows(args, loop, seconds, recipe, logs, _FINAL_LOSSES, "final training")
+    rows = training_rows(args, loop, seconds, recipe, loop.step_logs, _FINAL_LOSSES, "final training")
     caption = "Held-out images (odd columns) next to their reconstructions from the posterior mean (even columns)"
     session.write_card(
         model,
