@@ -37,6 +37,11 @@ class CPUInfo:
     avx512_bf16: bool
     amx: bool
 
+    @property
+    def native_bf16(self) -> bool:
+        """Whether the kernels have bf16 instructions (AMX or AVX-512 BF16): then bf16 autocast beats fp32."""
+        return self.amx or self.avx512_bf16
+
     def describe(self) -> str:
         """One line such as ``AMD EPYC, 2 cores: AVX2, AVX-512 (bf16), no AMX; torch kernels AVX512``."""
         avx512 = ("AVX-512 (bf16)" if self.avx512_bf16 else "AVX-512") if self.avx512 else "no AVX-512"

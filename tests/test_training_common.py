@@ -431,17 +431,26 @@ def test_mode_seeking_term_penalises_a_generator_that_ignores_its_noise(make_acc
         GANTrainer(accelerator, generator, discriminator, mode_seeking_weight=-1.0)
 
 
+AUTO_PRECISION_SCRIPT = (
+    "import os; os.environ.pop('ACCELERATE_MIXED_PRECISION', None); os.environ['ACCELERATE_USE_CPU'] = '1'\n"
+    "from hf_vaegan.hardware import cpu_info\n"
+    "from hf_vaegan.training.session import resolve_mixed_precision\n"
+    "info = cpu_info()\n"
+    "print(info.kernels, info.native_bf16, info.avx512, resolve_mixed_precision('auto'))\n"
+)
+
+
 @pytest.mark.parametrize(("capability", "isa"), [("avx2", "AVX2"), ("default", "SSE41")])
-def test_mixed_precision_auto_is_fp32_on_cpus_capped_below_amx(run_python, capability, isa):
-    # bf16 autocast without AMX ran at 0.11x the fp32 rate under these caps: `auto` must not choose it, whatever
-    # CPU runs the test (torch's own AMX check ignores the caps).
-    script = (
-        "import os; os.environ.pop('ACCELERATE_MIXED_PRECISION', None); os.environ['ACCELERATE_USE_CPU'] = '1'\n"
-        "from hf_vaegan.hardware import cpu_info\n"
-        "from hf_vaegan.training.session import resolve_mixed_precision\n"
-        "info = cpu_info()\n"
-        "print(info.kernels, info.amx, info.avx512, resolve_mixed_precision('auto'))\n"
-    )
+def test_mixed_precision_auto_is_fp32_on_cpus_capped_below_native_bf16(run_python, capability, isa):
+    # bf16 autocast without bf16 instructions ran at 0.11x the fp32 rate under these caps: `auto` must not choose
+    # it, whatever CPU runs the test (torch's own AMX and AVX-512 BF16 checks ignore the caps).
     env = {"ATEN_CPU_CAPABILITY": capability, "ONEDNN_MAX_CPU_ISA": isa}
-    kernels, amx, avx512, precision = run_python("-c", script, env=env).stdout.split()
-    assert (kernels, amx, avx512, precision) == (capability.upper(), "False", "False", "no")
+    kernels, native_bf16, avx512, precision = run_python("-c", AUTO_PRECISION_SCRIPT, env=env).stdout.split()
+    assert (kernels, native_bf16, avx512, precision) == (capability.upper(), "False", "False", "no")
+
+
+def test_mixed_precision_auto_is_fp32_when_onednn_stops_below_avx512_bf16(run_python):
+    # AVX-512 without its BF16 extension (Skylake, Cascade Lake) has no bf16 instructions: `auto` must stay fp32.
+    env = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+    _, native_bf16, _, precision = run_python("-c", AUTO_PRECISION_SCRIPT, env=env).stdout.split()
+    assert (native_bf16, precision) == ("False", "no")

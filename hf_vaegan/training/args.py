@@ -236,8 +236,9 @@ def add_training_args(
         default="auto",
         choices=["auto", "no", "fp16", "bf16"],
         help="Autocast precision. 'auto' (default): the value of `accelerate config` or `accelerate launch "
-        "--mixed_precision` when that is fp16 or bf16, else bf16 where the hardware runs it faster than fp32 "
-        "(measured in the README's Performance section), else 'no'. fp16 (CUDA) uses a gradient scaler.",
+        "--mixed_precision` when that is fp16 or bf16, else bf16 where the hardware has bf16 instructions (a CUDA GPU "
+        "with bf16; AMX or AVX-512 BF16 on a CPU: figures in the README's Training section), else 'no'. fp16 (CUDA) "
+        "uses a gradient scaler.",
     )
     group.add_argument(
         "--channels_last",

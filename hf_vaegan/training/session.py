@@ -96,17 +96,17 @@ def create_accelerator(args: argparse.Namespace) -> Accelerator:
 
 def fast_bf16_available() -> bool:
     """Whether the device accelerate will train on runs bf16 autocast faster than fp32: a CUDA GPU with bf16
-    support, or (without a GPU, or with ``accelerate launch --cpu``) a CPU whose kernels may use AMX tiles.
+    support, or (without a GPU, or with ``accelerate launch --cpu``) a CPU whose kernels have bf16 instructions.
 
-    Only AMX pays on a CPU: the GAN step in bf16 ran 1.98x the fp32 rate with AMX, 0.70x with AVX-512 bf16 (AMD
-    EPYC, Zen 4) and 0.11x on AVX2 (``benchmarks/train_throughput.py``). Kernel caps (``ONEDNN_MAX_CPU_ISA``,
-    ``ATEN_CPU_CAPABILITY``) count, see :func:`hf_vaegan.hardware.cpu_info`."""
+    The GAN step in bf16 ran at 1.98x the fp32 rate with AMX (Intel Xeon), 1.56x with AVX-512 BF16 (AMD EPYC, Zen
+    4) and 0.11x on AVX2 alone, where bf16 is emulated (``benchmarks/train_throughput.py``). Kernel caps
+    (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``) count, see :func:`hf_vaegan.hardware.cpu_info`."""
     use_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
     if torch.cuda.is_available() and not use_cpu:
         return torch.cuda.is_bf16_supported()
     if torch.backends.mps.is_available() and not use_cpu:
         return False
-    return cpu_info().amx
+    return cpu_info().native_bf16
 
 
 def resolve_mixed_precision(value: str) -> str:
