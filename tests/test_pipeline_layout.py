@@ -217,11 +217,13 @@ def test_without_trust_remote_code_diffusers_asks_for_it(saved):
         DiffusionPipeline.from_pretrained(folder)
 
 
-def test_bare_model_folders_still_load(tmp_path):
+def test_bare_model_folders_still_load(tmp_path, unique_repo_id, fresh_hf_cache):
     torch.manual_seed(0)
     generator = Generator(latent_dim=8, base_channels=4).eval()
     generator.save_pretrained(tmp_path / "gan")
     assert_same_weights(generator, GANPipeline.from_pretrained(tmp_path / "gan").gan)
+    generator.push_to_hub(unique_repo_id)  # a model's repo: no model_index.json
+    assert_same_weights(generator, GANPipeline.from_pretrained(unique_repo_id, cache_dir=fresh_hf_cache).gan)
     pipe = body_shape_pipeline()  # a VAE's folder plus the head examples/fit_body_shape_head.py adds to it
     pipe.vae.save_pretrained(tmp_path / "body")
     pipe.shape_head.save_pretrained(tmp_path / "body" / "body_shape_head")
