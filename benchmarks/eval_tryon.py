@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 import hf_vaegan
+from hf_vaegan.auto import load_pretrained
 from hf_vaegan.data.tryon import DEFAULT_TRYON_RESOLUTION, evaluation_batches, load_tryon_dataset
 from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, model_predictor
 from hf_vaegan.model_cards.sections import command_block, replace_card_section
-from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.pipelines.pipeline_tryon import paste_garment
 
 BUNDLED_MODEL = Path(hf_vaegan.__file__).parent / "pretrained" / "wardrobe-tryon"
@@ -80,7 +80,7 @@ method keeps the given person). {FID_PROTOCOL}
 def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args(argv)
-    model = TryOnModel.from_pretrained(args.model).eval()
+    model = load_pretrained(args.model).eval()
     resolution = tuple(model.config.sample_size or DEFAULT_TRYON_RESOLUTION)
     info = load_tryon_dataset(args.dataset_name, args.split, resolution, max_samples=None)
     if args.num_examples is not None:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         inputs["agnostic"], inputs["agnostic_mask"], inputs["cloth"], inputs["cloth_mask"]
     )}  # fmt: skip
     if args.ablation is not None:
-        ablation = TryOnModel.from_pretrained(args.ablation).eval()
+        ablation = load_pretrained(args.ablation).eval()
         if ablation.config.use_warping:
             raise SystemExit(f"error: --ablation {args.ablation} warps; train it with --no-use_warping")
         predictors["ablation: no warping"] = model_predictor(ablation)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import hf_vaegan
-from hf_vaegan import GANPipeline, Generator
+from hf_vaegan import GANPipeline, Generator, load_pretrained
 from hf_vaegan.hardware import cpu_info
 
 BUNDLED_MODEL = Path(hf_vaegan.__file__).parent / "pretrained" / "fashion-cgan"
@@ -43,7 +43,9 @@ GOAL_MS = 20.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="A Generator folder (default: bundled).")
+    parser.add_argument(
+        "--model", type=Path, default=BUNDLED_MODEL, help="A Generator or GANPipeline folder (default: bundled)."
+    )
     parser.add_argument("--batch_size", type=int, default=64, help="Images per call (default 64).")
     parser.add_argument("--repeats", type=int, default=200, help="Timed calls per configuration (default 200).")
     parser.add_argument("--warmup", type=int, default=10, help="Untimed calls of each configuration first.")
@@ -96,7 +98,7 @@ def make_methods(model: Generator, batch_size: int) -> list[Method]:
 def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args(argv)
-    model = Generator.from_pretrained(args.model).eval()
+    model = load_pretrained(args.model).eval()
     methods = make_methods(model, args.batch_size)
     for method in methods:
         for _ in range(args.warmup):

@@ -45,6 +45,7 @@ from wardrobe_space.models import (
 )
 from wardrobe_space.safety import REQUEST_TIME_LIMIT, CheckedBlocks, Deadline, bad_input, shown
 
+from hf_vaegan.auto import main_component
 from hf_vaegan.data.sketch import garment_to_sketch
 from hf_vaegan.data.wardrobe import (
     BODY_SHAPE_RANGES,
@@ -747,7 +748,11 @@ def model_status(model: LoadedModel) -> str:
 
 
 def _config(model: LoadedModel) -> dict[str, Any]:
-    config = json.loads(model.folder.joinpath("config.json").read_text())
+    """The main model's settings: in the folder's root, or in a pipeline's main component."""
+    folder = model.folder
+    if (folder / "model_index.json").is_file():
+        folder = folder / main_component(json.loads((folder / "model_index.json").read_text()), folder)
+    config = json.loads(folder.joinpath("config.json").read_text())
     return {key: value for key, value in config.items() if not key.startswith("_") and key != "auto_map"}
 
 

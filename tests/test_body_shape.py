@@ -102,7 +102,7 @@ def test_bad_body_shapes_raise_clear_errors(pipe, body_shapes, message):
 
 def test_save_and_load_round_trip(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "bodies")
-    assert (tmp_path / "bodies" / "body_shape_head" / "config.json").is_file()
+    assert (tmp_path / "bodies" / "shape_head" / "config.json").is_file()
     loaded = BodyShapePipeline.from_pretrained(tmp_path / "bodies")
     values = {"height": 0.85, "left_arm_angle": 30.0}
     assert_same_weights(pipe.vae, loaded.vae)

@@ -100,9 +100,10 @@ def test_anomaly_scores(vae_pipe):
         vae_pipe.anomaly_scores(garments, method="density")
 
 
-def test_pipeline_folder_is_the_model_folder(tmp_path, gan_pipe):
+def test_pipeline_folder_is_in_diffusers_layout(tmp_path, gan_pipe):
+    # the layout and its four load paths: tests/test_pipeline_layout.py
     gan_pipe.save_pretrained(tmp_path)
-    assert (tmp_path / "config.json").is_file() and not (tmp_path / "model_index.json").exists()
+    assert (tmp_path / "model_index.json").is_file() and (tmp_path / "gan" / "config.json").is_file()
     loaded = GANPipeline.from_pretrained(tmp_path)
     assert_same_weights(gan_pipe.gan, loaded.gan)
     noise = torch.randn(2, 8)

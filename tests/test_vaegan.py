@@ -130,7 +130,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
 
 
 def test_the_bundled_model_samples_and_reconstructs_fashion_mnist():
-    model = VAEGAN.from_pretrained(BUNDLED).eval()
+    model = VAEGAN.from_pretrained(BUNDLED, subfolder="vae").eval()
     assert model.config.likelihood == "features" and model.config.resolution == 28
     with torch.no_grad():
         samples = model.sample(16, generator=torch.Generator().manual_seed(0))

@@ -2,24 +2,21 @@
 
 import math
 import numbers
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import PIL.Image
 import torch
 from diffusers.utils import BaseOutput
-from huggingface_hub import create_repo, upload_folder
 
 from ..models import VAE
 from ..models.body_shape import BodyShapeHead
-from .pipeline_utils import SingleModelPipeline, check_count, check_num_steps, check_output_type, slerp
+from .pipeline_utils import SingleModelPipeline, check_count, check_num_steps, check_output_type, in_subfolder, slerp
 from .pipeline_vae import decode_latents, posterior_means
 
+# where a VAE's folder holds the head that `examples/fit_body_shape_head.py` fits
 HEAD_SUBFOLDER = "body_shape_head"
 
 
@@ -39,8 +36,8 @@ class BodyShapePipelineOutput(BaseOutput):
 class BodyShapePipeline(SingleModelPipeline):
     r"""A VAE trained on avatars plus a `BodyShapeHead` linking its latents to the interpretable body parameters.
 
-    A folder holds the VAE at its root and the head in `body_shape_head/` (written by
-    `examples/fit_body_shape_head.py`).
+    Saved in diffusers' layout, with the VAE in `vae/` and the head in `shape_head/`; also loads a VAE's folder to
+    which `examples/fit_body_shape_head.py` added the head in `body_shape_head/`.
 
     ```python
     from hf_vaegan import BodyShapePipeline
@@ -65,23 +62,13 @@ class BodyShapePipeline(SingleModelPipeline):
         self.register_modules(vae=vae, shape_head=shape_head)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Loads the VAE and the head from a folder or Hub id (`from_pretrained` arguments as for the models)."""
-        vae = VAE.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        head = BodyShapeHead.from_pretrained(pretrained_model_name_or_path, subfolder=HEAD_SUBFOLDER, **kwargs)
-        return cls(vae, head)
-
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
-        self.vae.save_pretrained(save_directory, **kwargs)
-        self.shape_head.save_pretrained(Path(save_directory) / HEAD_SUBFOLDER, **kwargs)
-
-    def push_to_hub(self, repo_id: str, private: bool | None = None, token: str | None = None, **kwargs) -> str:
-        """Uploads the VAE, the head and a card of the VAE; returns the commit URL."""
-        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder)
-            self.vae.create_model_card(repo_id, **kwargs).save(Path(folder) / "README.md")
-            return upload_folder(repo_id=repo_id, folder_path=folder, token=token).commit_url
+    def _from_model_folder(cls, pretrained_model_name_or_path, components: dict, **kwargs):
+        """A folder written before pipelines used diffusers' layout: the VAE at the root, the head in
+        `body_shape_head/` (as `examples/fit_body_shape_head.py` still adds it to a VAE's folder)."""
+        if "shape_head" not in components:
+            head_kwargs = {**kwargs, "subfolder": in_subfolder(kwargs.get("subfolder"), HEAD_SUBFOLDER)}
+            components["shape_head"] = BodyShapeHead.from_pretrained(pretrained_model_name_or_path, **head_kwargs)
+        return super()._from_model_folder(pretrained_model_name_or_path, components, **kwargs)
 
     @property
     def parameter_names(self) -> list[str]:

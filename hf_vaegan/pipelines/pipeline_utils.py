@@ -1,20 +1,28 @@
-"""What the hf-vaegan pipelines share: one model per pipeline, loaded and saved as that model's own folder; the input
-contract for images; bounded work whatever the batch size."""
+"""What the hf-vaegan pipelines share: diffusers' pipeline layout (model_index.json, a subfolder per component, sources
+that load with diffusers alone); the input contract for images; bounded work whatever the batch size."""
 
+import inspect
+import json
 import math
 import numbers
 import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
+import diffusers
 import numpy as np
 import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
+from huggingface_hub import ModelCard, create_repo
 
+from ..auto import model_classes
 from ..data.images import Background, images_to_tensor
 from ..models.blocks import check_values, check_vectors
 from ..models.modeling_utils import VaeGanModelMixin
+from .remote_code import module_stem, standalone_source
 
 OUTPUT_TYPES = ("pil", "np", "pt")
 # A call may return at most this many pixel values (1 GiB as float32); larger batches are refused before anything is
@@ -88,11 +96,42 @@ def in_chunks(function: Callable, chunk_size: int, **batches: torch.Tensor | Non
     return tuple(None if parts[0] is None else torch.cat(parts) for parts in zip(*outputs, strict=True))
 
 
-class SingleModelPipeline(DiffusionPipeline):
-    """A `DiffusionPipeline` around one hf-vaegan model (`self.model_name` names the component).
+# `from_pretrained` arguments that say where files come from, for reading model_index.json
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "token")
 
-    `from_pretrained` takes a model folder or Hub id (what `save_pretrained`/`push_to_hub` of the model wrote), and
-    `save_pretrained` writes exactly such a folder, so a pipeline and its model share one repository layout.
+
+def model_index(pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> dict | None:
+    """The model_index.json of a pipeline folder or Hub repo (`from_pretrained` arguments), or None when it has none
+    (a bare model folder: what hf-vaegan saved before pipelines used diffusers' layout)."""
+    if os.path.isfile(pretrained_model_name_or_path):
+        return None  # the model's own loader explains that a folder is needed
+    if os.path.isdir(pretrained_model_name_or_path):
+        folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+        if not (folder / DiffusionPipeline.config_name).is_file():
+            return None
+    hub_kwargs = {key: kwargs[key] for key in (*HUB_KWARGS, "subfolder") if key in kwargs}
+    try:
+        index = DiffusionPipeline.load_config(pretrained_model_name_or_path, **hub_kwargs)
+    except OSError:
+        if os.path.isdir(pretrained_model_name_or_path):
+            raise
+        return None  # no model_index.json in the repo, or no such repo: the model's loader says which
+    if not isinstance(index, dict):
+        raise ValueError(f"The model_index.json of {pretrained_model_name_or_path} must hold a JSON object.")
+    return index
+
+
+class SingleModelPipeline(DiffusionPipeline):
+    """A `DiffusionPipeline` around hf-vaegan models (`self.model_name` names the main one).
+
+    `save_pretrained` and `push_to_hub` write diffusers' pipeline layout: model_index.json, one subfolder per
+    component (its config.json, safetensors weights and source), and the pipeline's source at the root. Each source
+    is one file that imports only third-party packages (`remote_code.standalone_source`), so the folder or repo loads
+    four ways: `XPipeline.from_pretrained(...)`, and `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`,
+    with or without hf-vaegan installed, from the Hub or from a `snapshot_download`. `from_pretrained` never runs the
+    repository's code: it builds the components from hf-vaegan's own classes, named in model_index.json (also as
+    written by diffusers' own `DiffusionPipeline.save_pretrained`), and still loads a bare model folder (config.json
+    and weights at the root, as hf-vaegan saved pipelines before).
 
     Images in follow one contract, `hf_vaegan.data.images.images_to_tensor`: PIL images of any mode, numpy arrays
     (uint8 in [0, 255], floats in [0, 1]) and tensors (floats in [-1, 1]), alone or in lists.
@@ -106,15 +145,110 @@ class SingleModelPipeline(DiffusionPipeline):
         return getattr(self, self.model_name)
 
     @classmethod
+    def component_names(cls) -> list[str]:
+        """The components, in the order `__init__` takes them."""
+        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+
+    @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Loads the model with `model_class.from_pretrained(pretrained_model_name_or_path, **kwargs)` and wraps it."""
-        return cls(cls.model_class.from_pretrained(pretrained_model_name_or_path, **kwargs))
+        """Loads the pipeline from a folder or Hub id in diffusers' layout, or from a bare model folder.
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
-        self.model.save_pretrained(save_directory, **kwargs)
+        Takes the models' `from_pretrained` arguments (`cache_dir`, `revision`, `token`, `torch_dtype`, `subfolder`
+        ...), passed to every component; a component passed by name (`gan=my_generator`) is used as is.
+        """
+        components = {name: kwargs.pop(name) for name in cls.component_names() if name in kwargs}
+        index = model_index(pretrained_model_name_or_path, **kwargs)
+        if index is None:
+            return cls._from_model_folder(pretrained_model_name_or_path, components, **kwargs)
+        subfolder = kwargs.pop("subfolder", None)
+        classes = model_classes()
+        for name in cls.component_names():
+            if name in components:
+                continue
+            entry = index.get(name)
+            if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and entry[1] in classes):
+                raise ValueError(
+                    f"The model_index.json of {pretrained_model_name_or_path} must name the `{name}` component of "
+                    f"{cls.__name__} as [module, class] with one of hf-vaegan's model classes, got {entry!r}."
+                )
+            model_class, where = classes[entry[1]], in_subfolder(subfolder, name)
+            components[name] = model_class.from_pretrained(pretrained_model_name_or_path, subfolder=where, **kwargs)
+        return cls(**components)
 
-    def push_to_hub(self, repo_id: str, **kwargs) -> str:
-        return self.model.push_to_hub(repo_id, **kwargs)
+    @classmethod
+    def _from_model_folder(cls, pretrained_model_name_or_path, components: dict, **kwargs):
+        """A bare model folder: the main model's config.json and weights at its root."""
+        if cls.model_name not in components:
+            components[cls.model_name] = cls.model_class.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        return cls(**components)
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str | None = None,
+        push_to_hub: bool = False,
+        is_main_process: bool = True,
+        **kwargs,
+    ):
+        """Writes the pipeline in diffusers' layout (see the class docstring) to `save_directory`.
+
+        `push_to_hub=True` then pushes it as `push_to_hub(repo_id=...)` does (`repo_id` defaults to the folder name).
+        """
+        if os.path.isfile(save_directory):
+            raise ValueError(f"Cannot save the pipeline to {save_directory}: it is a file, not a folder.")
+        if is_main_process:
+            folder = Path(save_directory)
+            index = {"_class_name": [module_stem(type(self)), type(self).__name__]}
+            index["_diffusers_version"] = diffusers.__version__
+            saving = {"safe_serialization": safe_serialization, "variant": variant}
+            if max_shard_size is not None:  # the models' own default otherwise
+                saving["max_shard_size"] = max_shard_size
+            for name in self.component_names():
+                component = getattr(self, name)
+                component.save_pretrained(folder / name, **saving)
+                index[name] = [module_stem(type(component)), type(component).__name__]
+                write_standalone_source(type(component), folder / name)
+            write_standalone_source(type(self), folder)
+            (folder / self.config_name).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        if push_to_hub:
+            repo_id = kwargs.pop("repo_id", Path(save_directory).name)
+            self.push_to_hub(repo_id, **kwargs)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        model_card: ModelCard | None = None,
+        **model_card_kwargs,
+    ) -> str:
+        """Uploads the pipeline in diffusers' layout and a model card to the Hub; returns the commit URL.
+
+        Without `model_card`, the main model's card is rendered (`create_model_card(repo_id, **model_card_kwargs)`),
+        with this pipeline's `usage_snippet`.
+        """
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        model_card_kwargs.setdefault("usage_snippet", self.usage_snippet(repo_id))
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            (model_card or self.model.create_model_card(repo_id, **model_card_kwargs)).save(Path(folder) / "README.md")
+            return self.model._upload_folder(
+                folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
+            )
+
+    def usage_snippet(self, repo_id: str) -> str:
+        """Python code that loads the pipeline pushed to `repo_id`; shown in its model card."""
+        name = type(self).__name__
+        return f"""from diffusers import DiffusionPipeline
+
+# runs the pipeline's source saved with it; with hf-vaegan installed, `from hf_vaegan import {name}` and
+# {name}.from_pretrained("{repo_id}") load it without running code from the repository
+pipe = DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)
+print(pipe.components)"""
 
     @property
     def image_channels(self) -> int:
@@ -155,6 +289,24 @@ class SingleModelPipeline(DiffusionPipeline):
         if output_type == "pt":
             return images
         return self.image_processor.postprocess(images.float(), output_type=output_type)
+
+
+def in_subfolder(subfolder: str | None, name: str) -> str:
+    """`name` inside the (optional) `subfolder` of a repository, as a Hub path."""
+    return f"{subfolder}/{name}" if subfolder else name
+
+
+def write_standalone_source(cls: type, folder: Path) -> None:
+    """Writes `cls`'s standalone module to `folder/<its module>.py`, in place of the sources `save_pretrained` of a
+    model copies there (its module and the sibling files it imports): diffusers' pipeline loader would fetch the
+    module alone."""
+    for source in getattr(cls, "source_files", list)():
+        (folder / source.name).unlink(missing_ok=True)
+    header = (
+        f"{cls.__name__} as hf-vaegan saved it: {cls.__module__} and what it takes from the modules it imports, in\n"
+        "one file, so that diffusers' remote-code loader (trust_remote_code=True) loads this folder without hf-vaegan."
+    )
+    (folder / f"{module_stem(cls)}.py").write_text(standalone_source(cls, header), encoding="utf-8")
 
 
 def slerp(start: torch.Tensor, end: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

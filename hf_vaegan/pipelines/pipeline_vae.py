@@ -7,7 +7,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..metrics import anomaly_scores
-from ..models import VAE
+from ..models import VAE, VAEGAN
 from .pipeline_utils import (
     SingleModelPipeline,
     check_count,
@@ -52,7 +52,7 @@ class VAEPipeline(SingleModelPipeline):
     model_class = VAE
     model_cpu_offload_seq = "vae"
 
-    def __init__(self, vae: VAE):
+    def __init__(self, vae: VAE | VAEGAN):
         super().__init__()
         self.register_modules(vae=vae)
 
