@@ -149,13 +149,36 @@ def main(args: argparse.Namespace) -> None:
         "num_layers": args.discriminator_num_layers,
         "spectral_norm": args.spectral_norm,
     }
+    # Where each network lies in a pretrained run's folder (train_cyclegan's layout: A -> B at the root).
+    pretrained_components = {
+        "generator_a_to_b": None,
+        "generator_b_to_a": "generator_b_to_a",
+        "discriminator_a": "discriminator_a",
+        "discriminator_b": "discriminator_b",
+    }
+    channels = {
+        "generator_a_to_b": {"in_channels": channels_a, "out_channels": channels_b},
+        "generator_b_to_a": {"in_channels": channels_b, "out_channels": channels_a},
+        "discriminator_a": {"in_channels": channels_a},
+        "discriminator_b": {"in_channels": channels_b},
+    }
+
+    def load_or_create(name: str, model_class: type, **kwargs):
+        must_match = {key: (value, "the domains' channel counts") for key, value in channels[name].items()}
+        if model_class is UNetGenerator:
+            must_match["sample_size"] = (args.resolution, "--resolution")
+        pretrained = session.load_pretrained(
+            model_class, pretrained_components[name], must_match=must_match, required=name == "generator_a_to_b"
+        )
+        return pretrained or model_class(**channels[name], **kwargs)
+
     generators = {
-        "generator_a_to_b": UNetGenerator(in_channels=channels_a, out_channels=channels_b, **generator_kwargs),
-        "generator_b_to_a": UNetGenerator(in_channels=channels_b, out_channels=channels_a, **generator_kwargs),
+        name: load_or_create(name, UNetGenerator, **generator_kwargs)
+        for name in ("generator_a_to_b", "generator_b_to_a")
     }
     discriminators = {
-        "discriminator_a": PatchDiscriminator(in_channels=channels_a, **discriminator_kwargs),
-        "discriminator_b": PatchDiscriminator(in_channels=channels_b, **discriminator_kwargs),
+        name: load_or_create(name, PatchDiscriminator, **discriminator_kwargs)
+        for name in ("discriminator_a", "discriminator_b")
     }
     loop = session.prepare_dataloader(UnpairedImageDataset(images_a, images_b))
     generators = session.add_network("generators", generators, args.generator_learning_rate)
@@ -253,7 +276,7 @@ def write_card(
         "replay buffer": args.replay_buffer_size,
         "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
         "DiffAugment": args.diffaugment,
-        "spectral norm": args.spectral_norm,
+        "spectral norm": session.networks["discriminators"].bare_models["discriminator_a"].config.spectral_norm,
     }
     logs = session.loop.step_logs
     training = training_rows(

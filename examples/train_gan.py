@@ -173,9 +173,20 @@ def main(args: argparse.Namespace) -> None:
     accelerator = session.accelerator
     with session.loading_data():
         info = load_image_dataset_from_args(args)
-        num_classes = resolve_num_classes(args.num_classes, info.num_classes, info.label_column)
+    data_fit = {"resolution": (args.resolution, "--resolution")}
+    pretrained = session.load_pretrained(
+        Generator, must_match={**data_fit, "out_channels": (info.num_channels, "the dataset's channel count")}
+    )
+    with session.loading_data():
+        if pretrained is not None and args.num_classes not in ("auto", pretrained.config.num_classes):
+            raise ValueError(
+                f"--num_classes {args.num_classes} differs from the pretrained generator's "
+                f"{pretrained.config.num_classes} classes; leave it at 'auto' when fine-tuning"
+            )
+        requested = args.num_classes if pretrained is None else pretrained.config.num_classes
+        num_classes = resolve_num_classes(requested, info.num_classes, info.label_column)
 
-    generator = Generator(
+    generator = pretrained or Generator(
         resolution=args.resolution,
         out_channels=info.num_channels,
         latent_dim=args.latent_dim,
@@ -183,7 +194,16 @@ def main(args: argparse.Namespace) -> None:
         num_classes=num_classes,
         norm_type=args.generator_norm_type,
     )
-    discriminator = Discriminator(
+    discriminator = session.load_pretrained(
+        Discriminator,
+        "discriminator",
+        must_match={
+            **data_fit,
+            "in_channels": (info.num_channels, "the dataset's channel count"),
+            "num_classes": (num_classes, "the generator"),
+        },
+        required=False,
+    ) or Discriminator(
         resolution=args.resolution,
         in_channels=info.num_channels,
         base_channels=args.discriminator_base_channels or args.base_channels,
@@ -192,6 +212,7 @@ def main(args: argparse.Namespace) -> None:
         norm_type=args.discriminator_norm_type,
         minibatch_std_group_size=args.minibatch_std_group_size,
     )
+    latent_dim = generator.config.latent_dim
     transform = {"random_flip": args.random_flip, "center_crop": args.center_crop}
     loop = session.prepare_dataloader(info.with_image_transform(args.resolution, **transform))
     generator = session.add_network("generator", generator, args.generator_learning_rate)
@@ -211,7 +232,7 @@ def main(args: argparse.Namespace) -> None:
         rng=session.create_rng(),
         channels_last=args.channels_last,
     )
-    sample_inputs = create_sample_inputs(accelerator, args.latent_dim, args.num_sample_images, num_classes, args.seed)
+    sample_inputs = create_sample_inputs(accelerator, latent_dim, args.num_sample_images, num_classes, args.seed)
     logger.info(
         f"{len(info.dataset)} training images, {info.num_channels} channel(s), "
         f"{'conditional on ' + str(num_classes) + ' classes' if num_classes else 'unconditional'}; "
@@ -241,7 +262,8 @@ def main(args: argparse.Namespace) -> None:
     seconds = session.end_loop()
     if accelerator.is_main_process:
         final_generator = averaged_copy(accelerator, generator.model, ema)
-        output_dir = session.save_models({"": final_generator, "discriminator": discriminator.bare})
+        final_discriminator = discriminator.bare
+        output_dir = session.save_models({"": final_generator, "discriminator": final_discriminator})
         grid = make_sample_grid(generate_sample_images(final_generator, sample_inputs), rows=num_classes or None)
         grid.save(output_dir / "samples.png")
         recipe = {
@@ -249,9 +271,9 @@ def main(args: argparse.Namespace) -> None:
             "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}" if args.loss != "wgan-gp" else "-",
             "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
             "DiffAugment": args.diffaugment,
-            "norm (G / D)": f"{args.generator_norm_type} / {args.discriminator_norm_type}",
-            "spectral norm": args.spectral_norm,
-            "minibatch std group size": args.minibatch_std_group_size,
+            "norm (G / D)": f"{final_generator.config.norm_type} / {final_discriminator.config.norm_type}",
+            "spectral norm": final_discriminator.config.spectral_norm,
+            "minibatch std group size": final_discriminator.config.minibatch_std_group_size,
             "mode-seeking weight": args.mode_seeking_weight,
         }
         rows = "one row per class, in label order" if num_classes else "fixed noise"

@@ -73,7 +73,13 @@ def main(args: argparse.Namespace) -> None:
     with session.loading_data():
         info = load_paired_dataset_from_args(args)
 
-    generator = UNetGenerator(
+    data_fit = {
+        "in_channels": (info.source_num_channels, "the dataset's source channel count"),
+        "out_channels": (info.target_num_channels, "the dataset's target channel count"),
+    }
+    generator = session.load_pretrained(
+        UNetGenerator, must_match={**data_fit, "sample_size": (args.resolution, "--resolution")}
+    ) or UNetGenerator(
         in_channels=info.source_num_channels,
         out_channels=info.target_num_channels,
         base_channels=args.base_channels,
@@ -83,8 +89,14 @@ def main(args: argparse.Namespace) -> None:
         norm_type=args.norm_type,
         sample_size=args.resolution,
     )
-    discriminator = PatchDiscriminator(
-        in_channels=info.source_num_channels + info.target_num_channels,
+    pair_channels = info.source_num_channels + info.target_num_channels
+    discriminator = session.load_pretrained(
+        PatchDiscriminator,
+        "discriminator",
+        must_match={"in_channels": (pair_channels, "the dataset's source + target channel count")},
+        required=False,
+    ) or PatchDiscriminator(
+        in_channels=pair_channels,
         base_channels=args.discriminator_base_channels or args.base_channels,
         num_layers=args.discriminator_num_layers,
         spectral_norm=args.spectral_norm,
@@ -135,7 +147,7 @@ def main(args: argparse.Namespace) -> None:
             + (f" + {args.feature_matching_weight} x feature matching" if args.feature_matching_weight else ""),
             "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
             "DiffAugment": args.diffaugment,
-            "spectral norm": args.spectral_norm,
+            "spectral norm": discriminator.bare.config.spectral_norm,
         }
         final = [name for name in loop.step_logs if name.endswith(("_loss", "l1"))]
         height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution

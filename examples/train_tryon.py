@@ -190,7 +190,9 @@ def main(args: argparse.Namespace) -> None:
         if args.num_validation_examples:
             held_out = load_tryon_dataset_from_args(args, args.validation_split, args.num_validation_examples)
 
-    model = TryOnModel(
+    model = session.load_pretrained(
+        TryOnModel, must_match={"sample_size": (args.resolution, "--resolution")}
+    ) or TryOnModel(
         sample_size=args.resolution,
         base_channels=args.base_channels,
         num_downsamplings=args.num_downsamplings,
@@ -202,7 +204,9 @@ def main(args: argparse.Namespace) -> None:
         use_warping=args.use_warping,
         warp_downsampling=args.warp_downsampling,
     )
-    discriminator = PatchDiscriminator(
+    discriminator = session.load_pretrained(
+        PatchDiscriminator, "discriminator", must_match={"in_channels": (6, "try-on pairs")}, required=False
+    ) or PatchDiscriminator(
         in_channels=6,
         base_channels=args.discriminator_base_channels or args.base_channels,
         num_layers=args.discriminator_num_layers,
@@ -230,7 +234,7 @@ def main(args: argparse.Namespace) -> None:
     logger.info(
         f"{len(info.dataset)} training pairs ({info.source}) at {args.resolution[0]}x{args.resolution[1]}; try-on "
         f"model {model.bare.num_parameters():,} parameters "
-        f"({'with' if args.use_warping else 'without'} warping), "
+        f"({'with' if model.bare.config.use_warping else 'without'} warping), "
         f"discriminator {discriminator.bare.num_parameters():,}"
     )
     session.start()
@@ -261,10 +265,10 @@ def write_card(session: TrainingSession, model, info, held_out, metrics, seconds
     weights = (
         f"{args.loss} + {args.l1_weight} x multi-scale L1 + {args.feature_matching_weight} x PatchGAN feature matching"
     )
-    if args.use_warping:
+    if model.config.use_warping:
         weights += f" + {args.warp_weight} x warp L1 + {args.flow_smoothness_weight} x flow TV"
     recipe = {
-        "warping": "appearance flow" if args.use_warping else "none (ablation)",
+        "warping": "appearance flow" if model.config.use_warping else "none (ablation)",
         "loss": weights,
         "learning rates (model / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
         "DiffAugment": args.diffaugment,

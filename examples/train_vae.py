@@ -81,10 +81,17 @@ def main(args: argparse.Namespace) -> None:
         "base_channels": args.base_channels,
         "norm_type": args.norm_type,
     }
-    if args.model_type == "vae":
-        model = VAE(likelihood=args.likelihood, beta=args.beta, **shared)
-    else:
-        model = AutoEncoder(**shared)
+    model_class = VAE if args.model_type == "vae" else AutoEncoder
+    model = session.load_pretrained(
+        model_class,
+        must_match={
+            "resolution": (args.resolution, "--resolution"),
+            "in_channels": (info.num_channels, "the dataset's channel count"),
+        },
+    )
+    if model is None:
+        options = {"likelihood": args.likelihood, "beta": args.beta} if args.model_type == "vae" else {}
+        model = model_class(**shared, **options)
     transform = {"random_flip": args.random_flip, "center_crop": args.center_crop}
     loop = session.prepare_dataloader(info.with_image_transform(args.resolution, **transform))
     objective = session.add_network(args.model_type, VAEObjective(model), args.learning_rate)
@@ -96,7 +103,7 @@ def main(args: argparse.Namespace) -> None:
         kl_warmup_steps=args.kl_warmup_steps,
         **session.trainer_options(ema),
     )
-    prior_dim = args.latent_dim if args.model_type == "vae" else 0
+    prior_dim = model.config.latent_dim if args.model_type == "vae" else 0
     sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, prior_dim, args.seed)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "

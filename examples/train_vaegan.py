@@ -107,7 +107,14 @@ def main(args: argparse.Namespace) -> None:
     with session.loading_data():
         info, held_out = split_held_out(args, load_image_dataset_from_args(args))
 
-    vaegan = VAEGAN(
+    vaegan = session.load_pretrained(
+        VAEGAN,
+        must_match={
+            "resolution": (args.resolution, "--resolution"),
+            "in_channels": (info.num_channels, "the dataset's channel count"),
+            "likelihood": (args.likelihood, "--likelihood"),
+        },
+    ) or VAEGAN(
         resolution=args.resolution,
         in_channels=info.num_channels,
         latent_dim=args.latent_dim,
@@ -136,7 +143,9 @@ def main(args: argparse.Namespace) -> None:
         r1_interval=args.r1_interval,
         **session.trainer_options(ema),
     )
-    sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, args.latent_dim, args.seed)
+    sample_inputs = create_vae_sample_inputs(
+        accelerator, held_out, args.num_sample_images, vaegan.config.latent_dim, args.seed
+    )
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
         f"encoder and decoder {vaegan.vae.num_parameters():,} parameters, "
@@ -173,7 +182,7 @@ def main(args: argparse.Namespace) -> None:
                 "adversarial loss": args.loss,
                 "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}",
                 "discriminator learning rate": args.discriminator_learning_rate,
-                "spectral norm": args.spectral_norm,
+                "spectral norm": vaegan.config.discriminator_spectral_norm,
             },
         )
         logger.info(f"Saved the VAEGAN (encoder and decoder with EMA weights) to {output_dir}")

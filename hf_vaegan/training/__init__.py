@@ -3,6 +3,7 @@
 One module per concern:
 
 - ``args`` (the shared flags) and ``model_args`` (the flags of model families shared by several scripts);
+- ``pretrained`` (``--pretrained_model_name_or_path``: fine-tuning from a Hub id, a bundled model or a run);
 - ``session`` (the Accelerator, trackers, networks with their optimizers and schedules), ``loop`` (epochs, resuming,
   logging, periodic checkpoints), ``state`` (named training state: RNG, EMA, fixed inputs), ``checkpoints``;
 - ``update`` (the one optimizer update, ``frozen()``, the divergence guard), ``losses``, ``augment`` (DiffAugment);

@@ -16,6 +16,7 @@ from diffusers.optimization import SchedulerType
 from ..data.images import Resolution
 from ..data.loading import ImageDatasetInfo, PairedDatasetInfo, load_image_dataset, load_paired_dataset
 from .checkpoints import CHECKPOINT_PREFIX, checkpoint_step
+from .pretrained import add_pretrained_args, validate_pretrained_args
 
 # Dataset flags
 
@@ -193,6 +194,7 @@ def add_training_args(
 ) -> argparse._ArgumentGroup:
     """Add the flags every training script shares, named as in diffusers' examples, with the script's defaults;
     returns their group. Model-specific flags (architecture, learning rates, losses) stay in the scripts."""
+    add_pretrained_args(parser)
     group = parser.add_argument_group("training")
     group.add_argument(
         "--output_dir",
@@ -356,6 +358,7 @@ def parse_and_validate(
 
 def validate_training_args(args: argparse.Namespace) -> None:
     """Check the combinations argparse cannot; raises ``ValueError`` naming the flag, before any work starts."""
+    validate_pretrained_args(args)
     if not 0.0 <= args.ema_decay < 1.0:
         raise ValueError(f"--ema_decay must lie in [0, 1), got {args.ema_decay}")
     for name in ("adam_beta1", "adam_beta2"):

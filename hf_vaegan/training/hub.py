@@ -39,6 +39,7 @@ def training_rows(
     """The ``training`` table of a model card: steps, batch size and epochs, the script's ``recipe`` rows, the shared
     settings, and ``<final_label> <name>`` for each of the ``final`` losses present in the last step's ``logs``."""
     rows = {
+        "initial weights": initial_weights(args),
         "steps": loop.global_step,
         "batch size (all processes)": loop.batch_size,
         "epochs": f"{loop.global_step / loop.steps_per_epoch:.2f}",
@@ -52,6 +53,17 @@ def training_rows(
     }
     logs = logs or {}
     return rows | {f"{final_label} {name}": f"{logs[name]:.4g}" for name in final if name in logs}
+
+
+def initial_weights(args: argparse.Namespace) -> str:
+    """Where the run started: ``random``, a Hub id (with its revision), or the name of a local folder (a card
+    shows no paths of the machine it was trained on)."""
+    source = getattr(args, "pretrained_model_name_or_path", None)
+    if source is None:
+        return "random"
+    if os.path.isdir(source):
+        return f"fine-tuned from the local folder `{Path(source).resolve().name}`"
+    return f"fine-tuned from `{source}`" + (f" (revision `{args.revision}`)" if args.revision else "")
 
 
 def hub_repo_id(args: argparse.Namespace) -> str:

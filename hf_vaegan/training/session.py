@@ -49,6 +49,7 @@ from ..hardware import cpu_info
 from .errors import TrainingError
 from .hub import dataset_hub_ids, hub_repo_id, push_output_dir, training_command, write_model_card
 from .loop import TrainingLoop
+from .pretrained import ModelT, load_pretrained_model
 from .state import CheckpointedTensors, create_ema, create_fixed_sample_inputs, create_training_rng, training_state
 from .update import Network, assert_finite_parameters
 
@@ -201,6 +202,15 @@ class TrainingSession:
                 yield
             except (ValueError, FileNotFoundError) as error:
                 raise SystemExit(f"error: {error}") from None
+
+    def load_pretrained(
+        self, model_class: type[ModelT], component: str | None = None, **options: Any
+    ) -> ModelT | None:
+        """The ``model_class`` of ``--pretrained_model_name_or_path`` (``None`` without the flag), loaded on the
+        main process first; a source that cannot be loaded or does not fit the data ends the run with
+        ``error: <message>`` (:func:`~hf_vaegan.training.pretrained.load_pretrained_model` has the options)."""
+        with self.loading_data():
+            return load_pretrained_model(self.args, model_class, component, **options)
 
     def prepare_dataloader(self, dataset: torch.utils.data.Dataset) -> TrainingLoop:
         """The prepared shuffling dataloader of ``dataset`` (``--train_batch_size``, ``--seed``,

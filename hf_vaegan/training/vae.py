@@ -315,7 +315,7 @@ def write_vae_card(
         metric_rows |= evaluation["metrics"]
         protocol += " Sample quality: " + evaluation["metrics_protocol"]
     recipe = {
-        "latent dimensions": args.latent_dim,
+        "latent dimensions": model.config.latent_dim,
         "likelihood": likelihood or "- (MSE)",
         "beta": args.beta if variational else "-",
         **training,
