@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 import torch
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils import BaseOutput
 from torch import nn
 
@@ -13,6 +12,7 @@ from .blocks import (
     NORM_TYPES,
     ConvDecoder,
     ConvEncoder,
+    DecoderOutput,
     check_choice,
     check_image_batch,
     check_image_config,

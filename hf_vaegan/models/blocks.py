@@ -7,10 +7,12 @@ This file imports only torch and diffusers so that it can be pushed beside the w
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
-from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 SUPPORTED_RESOLUTIONS = (28, 32, 64, 128, 256)
@@ -237,12 +239,40 @@ class ConvDecoder(nn.Module):
         return self.layers(hidden)
 
 
-class DiagonalGaussian(DiagonalGaussianDistribution):
-    """A diagonal Gaussian over vector latents (B, D), with the interface of diffusers' `DiagonalGaussianDistribution`.
+@dataclass
+class DecoderOutput(BaseOutput):
+    """What `decode` returns, as diffusers' autoencoders do.
 
-    `parameters` is (B, 2 * D): the mean then the log-variance. `kl()` and `log_prob()` return one value per batch
-    element, summed over the latent dimensions, in nats.
+    Args:
+        sample (`torch.Tensor` of shape `(batch_size, channels, height, width)`): the decoded images, in [-1, 1].
     """
+
+    sample: torch.Tensor
+
+
+class DiagonalGaussian:
+    """A diagonal Gaussian over vector latents (B, D), with the interface of diffusers' `DiagonalGaussianDistribution`
+    (`mean`, `logvar`, `std`, `var`, `sample(generator)`, `mode()`, `kl()`, `nll()`), defined here because importing
+    that class imports all of diffusers' autoencoders.
+
+    `parameters` is (B, 2 * D): the mean then the log-variance, clamped to [-30, 20] as diffusers does. `kl()` and
+    `log_prob()` return one value per batch element, summed over the latent dimensions, in nats.
+    """
+
+    def __init__(self, parameters: torch.Tensor):
+        self.parameters = parameters
+        self.mean, logvar = torch.chunk(parameters, 2, dim=1)
+        self.logvar = torch.clamp(logvar, -30.0, 20.0)
+        self.std = torch.exp(0.5 * self.logvar)
+        self.var = torch.exp(self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A reparameterised draw `mean + std * eps`, `(B, D)`; differentiable in `mean` and `logvar`."""
+        noise = randn_tensor(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + self.std * noise
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
 
     def _sum_over_latents(self, values: torch.Tensor) -> torch.Tensor:
         return values.flatten(1).sum(dim=1)

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import torch
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
@@ -15,6 +14,7 @@ from .blocks import (
     NORM_TYPES,
     ConvDecoder,
     ConvEncoder,
+    DecoderOutput,
     DiagonalGaussian,
     check_choice,
     check_image_batch,

@@ -6,9 +6,8 @@ module file when it loads a local folder as remote code.
 
 import torch
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.autoencoders.vae import DecoderOutput
 
-from .blocks import NORM_TYPES, DiagonalGaussian, check_choice, check_vectors
+from .blocks import NORM_TYPES, DecoderOutput, DiagonalGaussian, check_choice, check_vectors
 from .discriminator import Discriminator, DiscriminatorOutput
 from .modeling_utils import VaeGanModelMixin
 from .vae import LIKELIHOODS, VAE, VAEEncoderOutput, VAEOutput

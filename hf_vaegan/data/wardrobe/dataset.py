@@ -1,14 +1,16 @@
-"""The wardrobe as data: seeded avatars and garments (:class:`Wardrobe`), splits, ``datasets`` rows."""
+"""The wardrobe as data: seeded avatars and garments (:class:`Wardrobe`), splits, ``datasets`` rows.
+
+``datasets`` is imported by the functions that build datasets: the try-on pipeline uses the wardrobe's avatars and
+garments, and a pipeline import should not pay for ``datasets``.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
-from datasets.utils import tqdm as hf_tqdm
 from PIL import Image
 
 from .avatar import Avatar, make_background, render_avatar
@@ -30,6 +32,9 @@ from .schema import (
     _group_of,
     check_resolution,
 )
+
+if TYPE_CHECKING:
+    import datasets
 
 
 def _check_fashion_mnist(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +124,8 @@ def _mask_image(mask: np.ndarray) -> np.ndarray:
 
 def wardrobe_features(unpaired: bool = False) -> datasets.Features:
     """The ``datasets.Features`` of a wardrobe dataset (see the module docstring)."""
+    import datasets
+
     rgb, gray = datasets.Image(mode="RGB"), datasets.Image(mode="L")
     label = datasets.ClassLabel(names=list(FASHION_MNIST_CLASSES))
     features = {
@@ -212,6 +219,9 @@ def build_wardrobe_dataset(
     Returns:
         A dataset with the columns of the module docstring; save it with ``save_to_disk`` or ``push_to_hub``.
     """
+    import datasets
+    from datasets.utils import tqdm as hf_tqdm
+
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
     if num_samples < 1 or garments_per_avatar < 1:
@@ -236,6 +246,8 @@ def build_wardrobe_dataset(
 
 
 def _encode(rows: list[dict[str, Any]], features: datasets.Features) -> datasets.Dataset:
+    import datasets
+
     columns = {name: [row[name] for row in rows] for name in features}
     for name, feature in features.items():
         if isinstance(feature, datasets.Image):
@@ -265,6 +277,8 @@ def wardrobe_dataset_dict(
 
     ``unpaired_test`` adds the unpaired columns to the test split, for unpaired evaluation with ground truth.
     """
+    import datasets
+
     common = {"garments_per_avatar": garments_per_avatar, "resolution": resolution, "seed": seed}
     common["test_fraction"] = test_fraction
     return datasets.DatasetDict(
