@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("model", help="A folder written by save_pretrained, or a Hub id.")
     evaluate.add_argument(
-        "--data", required=True, help="Reference images: a .npz, an image folder, a save_to_disk folder or a Hub id."
+        "--data",
+        required=True,
+        help="Reference images: a Hub dataset id (e.g. zalando-datasets/fashion_mnist, loaded with "
+        "datasets.load_dataset), a .npz with `images`, an image folder or a save_to_disk folder.",
     )
     evaluate.add_argument(
         "--split", help=f"Split of --data (default {DEFAULT_SPLIT}); not for a .npz file, which holds one split."
@@ -259,18 +262,20 @@ def evaluate(args) -> None:
     channels = model.config.get("in_channels", model.config.get("out_channels"))
     data = load_image_dataset(args.data, split=split or DEFAULT_SPLIT, num_channels=channels)
     real_images, _ = data.to_tensors(model.config.resolution)
-    metrics = evaluate_model(
-        model,
-        real_images.to(args.device),
-        args.num_samples,
-        make_extractor(args.extractor, args.device),
-        dataset=args.data,
-        split=split,
-        seed=args.seed,
-        likelihood_images=args.likelihood_images,
-        num_importance_samples=args.importance_samples,
-        batch_size=args.batch_size,
-    )
+    with tqdm(total=args.num_samples, desc="generating", unit="img") as progress:
+        metrics = evaluate_model(
+            model,
+            real_images.to(args.device),
+            args.num_samples,
+            make_extractor(args.extractor, args.device),
+            dataset=args.data,
+            split=split,
+            seed=args.seed,
+            likelihood_images=args.likelihood_images,
+            num_importance_samples=args.importance_samples,
+            batch_size=args.batch_size,
+            progress=progress.update,
+        )
     print(json.dumps({"model": str(args.model), "data": str(args.data), "split": split, **metrics}))
 
 
