@@ -9,34 +9,34 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "VAE",
+    "VAEGAN",
+    "AutoEncoder",
+    "AutoEncoderOutput",
+    "BodyShapePipeline",
+    "Discriminator",
+    "DiscriminatorOutput",
+    "FashionClassifier",
+    "GANPipeline",
+    "Generator",
+    "GeneratorOutput",
+    "ImageToImagePipeline",
+    "PatchDiscriminator",
+    "TryOnModel",
+    "TryOnPipeline",
+    "UNetGenerator",
+    "VAELossOutput",
+    "VAEOutput",
+    "VAEPipeline",
+    "load_pretrained",
+]
+
 # Public name -> the submodule that defines it.
 _EXPORTS = {
-    **dict.fromkeys(
-        (
-            "VAE",
-            "VAEGAN",
-            "AutoEncoder",
-            "AutoEncoderOutput",
-            "Discriminator",
-            "DiscriminatorOutput",
-            "FashionClassifier",
-            "Generator",
-            "GeneratorOutput",
-            "PatchDiscriminator",
-            "TryOnModel",
-            "UNetGenerator",
-            "VAELossOutput",
-            "VAEOutput",
-        ),
-        ".models",
-    ),
-    **dict.fromkeys(
-        ("BodyShapePipeline", "GANPipeline", "ImageToImagePipeline", "TryOnPipeline", "VAEPipeline"), ".pipelines"
-    ),
-    "load_pretrained": ".auto",
+    name: ".auto" if name == "load_pretrained" else ".pipelines" if name.endswith("Pipeline") else ".models"
+    for name in __all__
 }
-
-__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .auto import load_pretrained

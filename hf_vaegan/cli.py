@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("model", help="A folder written by save_pretrained, or a Hub id.")
     evaluate.add_argument(
-        "--data", required=True, help="Reference images: a .npz, an image folder, a save_to_disk folder or a Hub id."
+        "--data",
+        required=True,
+        help="Reference images: a Hub dataset id (e.g. zalando-datasets/fashion_mnist, loaded with "
+        "datasets.load_dataset), a .npz with `images`, an image folder or a save_to_disk folder.",
     )
     evaluate.add_argument(
         "--split", help=f"Split of --data (default {DEFAULT_SPLIT}); not for a .npz file, which holds one split."

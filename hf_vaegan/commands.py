@@ -210,16 +210,18 @@ def evaluate(args) -> None:
     channels = model.config.get("in_channels", model.config.get("out_channels"))
     data = load_image_dataset(args.data, split=split or DEFAULT_SPLIT, num_channels=channels)
     real_images, _ = data.to_tensors(model.config.resolution)
-    metrics = evaluate_model(
-        model,
-        real_images.to(args.device),
-        args.num_samples,
-        make_extractor(args.extractor, args.device),
-        dataset=args.data,
-        split=split,
-        seed=args.seed,
-        likelihood_images=args.likelihood_images,
-        num_importance_samples=args.importance_samples,
-        batch_size=args.batch_size,
-    )
+    with tqdm(total=args.num_samples, desc="generating", unit="img") as progress:
+        metrics = evaluate_model(
+            model,
+            real_images.to(args.device),
+            args.num_samples,
+            make_extractor(args.extractor, args.device),
+            dataset=args.data,
+            split=split,
+            seed=args.seed,
+            likelihood_images=args.likelihood_images,
+            num_importance_samples=args.importance_samples,
+            batch_size=args.batch_size,
+            progress=progress.update,
+        )
     print(json.dumps({"model": str(args.model), "data": str(args.data), "split": split, **metrics}))

@@ -42,6 +42,9 @@ TEST_USER_TOKEN = "hf_test_user_token"
 OTHER_USER = "other-user"
 OTHER_USER_TOKEN = "hf_other_user_token"
 USERS_BY_TOKEN = {TEST_USER_TOKEN: TEST_USER, OTHER_USER_TOKEN: OTHER_USER}
+# Organizations whose repos a user may create and write, as the bundled models' `hf-vaegan/<name>`.
+ORG = "hf-vaegan"
+ORGS_BY_USER = {TEST_USER: (ORG,)}
 
 # Prefix of each repo type in download URLs, and its segment in `/api/{segment}/...` URLs.
 URL_PREFIXES = {"model": "", "dataset": "datasets/"}
@@ -231,12 +234,16 @@ class InMemoryHub:
             raise HubError(401, "Invalid credentials in Authorization header")
         return USERS_BY_TOKEN[token]
 
+    @staticmethod
+    def _may_write(user: str | None, namespace: str) -> bool:
+        return user is not None and (namespace == user or namespace in ORGS_BY_USER.get(user, ()))
+
     def _readable_repo(self, request: Request) -> Repo:
         """The repo named by the route, if the caller may read it. Private repos look missing to everyone else."""
         repo_type = "dataset" if request.params.get("repo_type") == "datasets" else "model"
         repo = self._repos.get((repo_type, request.params["repo_id"]))
         user = self._user(request)
-        if repo is None or (repo.private and user != repo.owner):
+        if repo is None or (repo.private and not self._may_write(user, repo.owner)):
             # Like the Hub: 401 for anonymous callers, 404 for authenticated ones, same error code for both.
             raise HubError(401 if user is None else 404, "Repository not found", "RepoNotFound")
         return repo
@@ -246,7 +253,7 @@ class InMemoryHub:
         user = self._user(request)
         if user is None:
             raise HubError(401, "You must be authenticated to write to a repo")
-        if user != repo.owner:
+        if not self._may_write(user, repo.owner):
             raise HubError(403, f"You don't have the rights to write to {repo.repo_id}")
         return repo
 
@@ -296,7 +303,7 @@ class InMemoryHub:
                 "email": f"{user}@example.com",
                 "emailVerified": True,
                 "isPro": False,
-                "orgs": [],
+                "orgs": [{"type": "org", "name": org} for org in ORGS_BY_USER.get(user, ())],
                 "auth": {"type": "access_token", "accessToken": {"displayName": "tests", "role": "write"}},
             }
         )
@@ -310,7 +317,7 @@ class InMemoryHub:
         if repo_type not in URL_PREFIXES:
             raise HubError(400, f"This test Hub only hosts {sorted(URL_PREFIXES)} repos, got type {repo_type!r}")
         namespace = payload.get("organization") or user
-        if namespace != user:
+        if not self._may_write(user, namespace):
             raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace {namespace}")
         repo_id = f"{namespace}/{payload['name']}"
         existing = self._repos.get((repo_type, repo_id))

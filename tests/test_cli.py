@@ -108,6 +108,24 @@ def test_evaluate_prints_one_json_line(conditional_gan, capsys):
     assert metrics["num_samples"] == 200 and 0 <= metrics["class_accuracy"] <= 1 and metrics["fid"] > 0
 
 
+def test_evaluate_takes_a_hub_dataset_and_shows_progress(conditional_gan, unique_repo_id, capsys):
+    """`--data user/name` loads the split with `datasets.load_dataset` (here from the local Hub), as
+    `--data zalando-datasets/fashion_mnist` would; the generated images count up on a progress bar."""
+    import datasets
+
+    arrays = np.load("tests/fixtures/fashion_mnist_1k.npz")
+    images = [PIL.Image.fromarray(image) for image in arrays["images"][:300]]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    rows = {"image": images, "label": arrays["labels"][:300].tolist()}
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows, features=features)}).push_to_hub(unique_repo_id)
+    capsys.readouterr()
+    assert main(["evaluate", conditional_gan, "--data", unique_repo_id, "--num-samples", "200"]) == 0
+    out, err = capsys.readouterr()
+    metrics = json.loads(out.strip())
+    assert metrics["data"] == unique_repo_id and metrics["split"] == "test" and metrics["fid"] > 0
+    assert "generating" in err and "200/200" in err
+
+
 def test_evaluate_reports_likelihoods_for_vaes(tmp_path, capsys):
     VAE(latent_dim=4, **TINY).save_pretrained(tmp_path)
     fixture = "tests/fixtures/fashion_mnist_1k.npz"

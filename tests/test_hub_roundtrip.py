@@ -8,6 +8,7 @@ import torch
 from comparisons import assert_same_weights
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import RepositoryNotFoundError
+from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hf_vaegan import VAE, Discriminator, Generator
 
@@ -34,9 +35,23 @@ def test_push_then_load_into_a_fresh_cache(unique_repo_id, fresh_hf_cache):
 def test_model_card_metadata_and_snippet(unique_repo_id, fresh_hf_cache, run_python):
     torch.manual_seed(0)
     generator = Generator(latent_dim=8, num_classes=10, **TINY)
-    generator.push_to_hub(unique_repo_id, metrics={"FID (domain features)": "12.3"}, license="mit")
+    generator.push_to_hub(
+        unique_repo_id,
+        metrics={"FID (domain features)": "12.3", "precision / recall (k=3)": "0.781 / 0.434"},
+        eval_dataset={"type": "zalando-datasets/fashion_mnist", "name": "Fashion-MNIST", "split": "test"},
+        datasets=["zalando-datasets/fashion_mnist"],
+        license="mit",
+    )
     card = ModelCard.load(unique_repo_id)
     assert card.data.library_name == "diffusers" and card.data.license == "mit"
+    assert card.data.datasets == ["zalando-datasets/fashion_mnist"]
+    name, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert name == unique_repo_id and f"\n# {unique_repo_id}\n" in card.text
+    assert {(r.metric_name, r.metric_value, r.dataset_split) for r in results} == {
+        ("FID (domain features)", 12.3, "test"),
+        ("precision (k=3)", 0.781, "test"),
+        ("recall (k=3)", 0.434, "test"),
+    }
     assert {"hf-vaegan", "gan"} <= set(card.data.tags)
     assert "| FID (domain features) | 12.3 |\n" in card.text and "|\n\n|" not in card.text
     snippet = re.search(r"```python\n(.*?)```", card.text, re.DOTALL).group(1)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,8 @@ from hf_vaegan.training.evaluation import load_evaluation_reference
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_gan.py"
 FIXTURE = REPO / "tests" / "fixtures" / "fashion_mnist_1k.npz"
+# Run in a subprocess where `import hf_vaegan` fails: the card's snippet needs only diffusers.
+WITHOUT_HF_VAEGAN = "import sys; sys.modules['hf_vaegan'] = None\n"
 TINY = ["--base_channels", "8", "--latent_dim", "8", "--train_batch_size", "8", "--num_sample_images", "10"]
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
@@ -250,13 +253,14 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in weights.values())
 
 
-def test_wgan_gp_unconditional_trains_and_pushes_to_the_hub(tmp_path, unique_repo_id):
+def test_wgan_gp_unconditional_trains_and_pushes_to_the_hub(tmp_path, unique_repo_id, run_python):
     output_dir = tmp_path / "gan"
+    name = unique_repo_id.split("/")[1]  # a bare name: the Hub puts it under the token's account
     check(
         train(
             "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "2",
             "--loss", "wgan-gp", "--num_classes", "0", "--spectral_norm", "--report_to", "none",
-            "--push_to_hub", "--hub_model_id", unique_repo_id,
+            "--push_to_hub", "--hub_model_id", name,
         )
     )  # fmt: skip
     # The pushed repository holds the model, the discriminator and the card, but no checkpoints, logs or samples/.
@@ -267,6 +271,12 @@ def test_wgan_gp_unconditional_trains_and_pushes_to_the_hub(tmp_path, unique_rep
     assert Discriminator.from_pretrained(unique_repo_id, subfolder="discriminator").config.spectral_norm
     card = ModelCard.load(unique_repo_id)
     assert "wgan-gp" in card.text and "R1 gamma" in card.text
+    # the card names the full id, written before the push, and its first snippet loads the pushed model
+    assert f"\n# {unique_repo_id}\n" in card.text and "![Samples](samples.png)" in card.text
+    snippet = re.search(r"```python\n(.*?)```", card.text, re.DOTALL).group(1)
+    assert f'"{unique_repo_id}"' in snippet
+    result = run_python("-c", WITHOUT_HF_VAEGAN + snippet + "\nprint(tuple(images.shape))", cwd=tmp_path)
+    assert result.stdout.strip().splitlines()[-1] == "(8, 1, 28, 28)"
 
 
 def test_divergence_stops_the_run_and_saves_no_weights(tmp_path):

@@ -1,5 +1,7 @@
 """One evaluation protocol for every hf-vaegan image model, shared by `hf-vaegan evaluate` and the training scripts."""
 
+from collections.abc import Callable
+
 import torch
 
 from ..models import Generator
@@ -10,12 +12,15 @@ from .likelihood import evaluate_vae
 FASHION_MNIST_CLASSES = 10
 
 
-def _sampler(model, seed: int, classifier: FashionClassifierFeatures | None, tally: dict):
-    """Draws batches from one seeded generator; a conditional generator cycles through its classes (label i % K)."""
+def _sampler(model, seed: int, classifier: FashionClassifierFeatures | None, tally: dict, progress=None):
+    """Draws batches from one seeded generator; a conditional generator cycles through its classes (label i % K).
+    `progress(n)` is told of each batch."""
     rng = torch.Generator(device=model.device).manual_seed(seed)
     num_classes = model.config.get("num_classes", 0) if isinstance(model, Generator) else 0
 
     def sample(n: int) -> torch.Tensor:
+        if progress is not None:
+            progress(n)
         if not num_classes:
             return model.sample(n, generator=rng).float()
         labels = (torch.arange(tally["drawn"], tally["drawn"] + n) % num_classes).to(model.device)
@@ -42,6 +47,7 @@ def evaluate_model(
     likelihood_images: int = 1_000,
     num_importance_samples: int = 100,
     batch_size: int = 500,
+    progress: Callable[[int], object] | None = None,
 ) -> dict[str, float]:
     """Sample-quality metrics of a generator, VAE or VAE-GAN, plus likelihoods for the VAEs.
 
@@ -54,6 +60,7 @@ def evaluate_model(
         seed: seed of the generated images and of the KID subsets.
         likelihood_images: VAEs only: the first this-many real images get the negative ELBO and the IWAE bound.
         num_importance_samples: VAEs only: K of the IWAE bound.
+        progress: called with the size of each batch of generated images (e.g. a tqdm bar's `update`).
 
     Returns:
         `fid`, `kid_mean`, `kid_std`, `precision`, `recall`, `num_samples`; `class_accuracy` for 10-class
@@ -70,7 +77,7 @@ def evaluate_model(
             classifier = FashionClassifierFeatures()
         tally = {"drawn": 0, "correct": 0}
         metrics = evaluate_generative(
-            _sampler(model, seed, classifier if conditional else None, tally),
+            _sampler(model, seed, classifier if conditional else None, tally, progress),
             real_images,
             extractor,
             num_samples,

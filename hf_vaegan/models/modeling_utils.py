@@ -11,14 +11,17 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.utils.dynamic_modules_utils import get_relative_import_files
-from huggingface_hub import ModelCard, ModelCardData, create_repo
+from huggingface_hub import EvalResult, ModelCard, ModelCardData, create_repo
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from .card_metadata import eval_results_from_rows, write_pushed_card
 
 SAFETENSORS_ONLY = "hf-vaegan models are saved and loaded as safetensors only (no pickle)."
 
@@ -168,16 +171,29 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
         token: str | None = None,
         create_pr: bool = False,
         model_card: ModelCard | None = None,
+        keep_model_card: bool = True,
         **model_card_kwargs: Any,
     ) -> str:
         """Uploads the weights, config.json, the source files and a model card to the Hub; returns the commit URL.
 
-        Without `model_card`, one is rendered by `create_model_card(repo_id, **model_card_kwargs)`.
+        The card is `model_card` if given. Otherwise a model loaded from a model folder or repo keeps that card
+        (evaluation, training, limitations and the images it shows), renamed for `repo_id`, as diffusers keeps a
+        repository's card; `keep_model_card=False` renders a new one, as a model built in Python gets:
+        `create_model_card(repo_id, **model_card_kwargs)`.
         """
         repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder)
-            (model_card or self.create_model_card(repo_id, **model_card_kwargs)).save(Path(folder) / "README.md")
+            write_pushed_card(
+                folder,
+                repo_id,
+                self.config.get("_name_or_path"),
+                lambda: self.create_model_card(repo_id, **model_card_kwargs),
+                pipeline=False,
+                model_card=model_card,
+                keep_model_card=keep_model_card,
+                model_card_kwargs=model_card_kwargs,
+            )
             return self._upload_folder(
                 folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
             )
@@ -188,21 +204,51 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
         license: str = "apache-2.0",
         datasets: list[str] | None = None,
         tags: list[str] | None = None,
+        eval_dataset: Mapping[str, str] | None = None,
+        eval_results: list[EvalResult] | None = None,
+        metric_names: Mapping[str, str] | None = None,
         **template_kwargs: Any,
     ) -> ModelCard:
         """Renders the model card: YAML metadata, a description, a usage snippet that runs, and whatever the template
-        takes (`metrics`, `sample_image`, `training` ...)."""
+        takes (`metrics`, `sample_image`, `training` ...).
+
+        The `metrics` table (name -> value as shown) is also the card's `model-index` (the Hub's evaluation
+        results), measured on `eval_dataset` (`type`: a Hub dataset id or the local data's name, `name`, `split`);
+        `metric_names` renames rows there, e.g. to say which feature space a FID was computed in. `eval_results`
+        replaces what the table gives.
+        """
+        metrics = template_kwargs.get("metrics")
+        if eval_results is None and metrics:
+            if not eval_dataset:
+                raise ValueError(
+                    "A card with `metrics` needs `eval_dataset` (type, name and split of the data they were measured "
+                    "on) for its model-index, or `eval_results`."
+                )
+            eval_results = eval_results_from_rows(
+                metrics,
+                task_type=self.pipeline_tag or "other",
+                dataset_type=eval_dataset["type"],
+                dataset_name=eval_dataset.get("name", eval_dataset["type"]),
+                dataset_split=eval_dataset.get("split"),
+                names=metric_names,
+            )
         card_data = ModelCardData(
+            model_name=repo_id,
             library_name="diffusers",
             license=license,
             datasets=datasets,
             tags=["hf-vaegan", *self.model_card_tags, *(tags or [])],
             pipeline_tag=self.pipeline_tag,
+            eval_results=eval_results or None,
         )
+        name = type(self).__name__
         template_kwargs.setdefault("model_id", repo_id)
-        template_kwargs.setdefault("model_class", type(self).__name__)
+        template_kwargs.setdefault("model_class", name)
         template_kwargs.setdefault("model_summary", (type(self).__doc__ or "").strip().split("\n\n")[0])
         template_kwargs.setdefault("usage_snippet", self.usage_snippet(repo_id))
+        template_kwargs.setdefault(
+            "hf_vaegan_snippet", f'from hf_vaegan import {name}\n\nmodel = {name}.from_pretrained("{repo_id}")'
+        )
         template_kwargs.setdefault("config", {k: v for k, v in self.config.items() if not k.startswith("_")})
         template_kwargs.setdefault("num_parameters", sum(p.numel() for p in self.parameters()))
         return ModelCard.from_template(card_data, template_path=self.model_card_template, **template_kwargs)

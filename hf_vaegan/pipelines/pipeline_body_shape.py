@@ -61,6 +61,15 @@ class BodyShapePipeline(SingleModelPipeline):
             )
         self.register_modules(vae=vae, shape_head=shape_head)
 
+    def usage_example(self) -> str:
+        name = self.parameter_names[0]
+        low, high = self.shape_head.config.parameter_ranges[0]
+        return f"""# sliders: some body parameters (the others take the middle of their range) -> avatars
+avatars = pipe(body_shapes=[{{"{name}": {low}}}, {{"{name}": {high}}}]).images
+print(pipe.parameter_names)
+new_bodies = pipe(batch_size=4, generator=torch.Generator().manual_seed(0))  # parameters drawn at random
+new_bodies.images, new_bodies.body_shapes"""
+
     @classmethod
     def _from_model_folder(cls, pretrained_model_name_or_path, components: dict, **kwargs):
         """A folder written before pipelines used diffusers' layout: the VAE at the root, the head in

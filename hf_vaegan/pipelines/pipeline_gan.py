@@ -72,6 +72,14 @@ class GANPipeline(SingleModelPipeline):
         super().__init__()
         self.register_modules(gan=gan)
 
+    def usage_example(self) -> str:
+        config = self.gan.config
+        labels = f", class_labels=[i % {config.num_classes} for i in range(8)]" if config.num_classes else ""
+        return (
+            f"images = pipe(batch_size=8{labels}, generator=torch.Generator().manual_seed(0)).images\n"
+            f'images[0].save("sample.png")  # {config.resolution}x{config.resolution} PIL images'
+        )
+
     def _class_labels(self, class_labels: ClassLabels | None, batch_size: int) -> torch.Tensor | None:
         num_classes = self.gan.config.num_classes
         if class_labels is None:

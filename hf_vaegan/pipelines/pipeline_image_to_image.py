@@ -44,6 +44,17 @@ class ImageToImagePipeline(SingleModelPipeline):
             )
         self.register_modules(generator=generator)
 
+    def usage_example(self) -> str:
+        mode = "L" if self.generator.config.in_channels == 1 else "RGB"
+        return f"""from PIL import Image, ImageDraw
+
+drawing = Image.new("{mode}", (112, 112), "white")  # an input drawn by hand: a T-shirt outline, dark on white
+ImageDraw.Draw(drawing).polygon(
+    [(36, 16), (76, 16), (100, 40), (88, 50), (80, 44), (80, 100), (32, 100), (32, 44), (24, 50), (12, 40)],
+    outline="black", width=6,
+)
+outputs = pipe([drawing]).images  # PIL images at the generator's resolution"""
+
     def _target_size(self, images: list, height: int | None, width: int | None) -> tuple[int, int]:
         """`(height, width)` given, else the generator's `sample_size`, else the first image's size rounded down to a
         multiple of the downsampling factor."""

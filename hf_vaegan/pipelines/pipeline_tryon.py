@@ -145,6 +145,25 @@ class TryOnPipeline(SingleModelPipeline):
         super().__init__()
         self.register_modules(tryon=tryon)
 
+    def usage_example(self) -> str:
+        height, width = self.resolution
+        return f"""import numpy as np
+
+# the try-on columns of a person (a wardrobe-dataset or VITON-HD row works as is), here drawn by hand
+agnostic_mask = np.zeros(({height}, {width}), dtype=bool)
+agnostic_mask[{height * 3 // 10}:{height * 7 // 10}, {width // 4}:{width * 3 // 4}] = True  # the region to dress
+body_mask = np.zeros(({height}, {width}), dtype=bool)
+body_mask[{height // 10}:{height - 4}, {width // 4}:{width * 3 // 4}] = True
+agnostic = np.full(({height}, {width}, 3), 0.9)
+agnostic[body_mask] = [0.8, 0.6, 0.5]
+agnostic[agnostic_mask] = 0.5  # the try-on region, greyed
+person = {{"agnostic": agnostic, "agnostic_mask": agnostic_mask, "body_mask": body_mask,
+          "pose_keypoints": np.zeros((18, 3))}}  # [x, y, confidence] in pixels, COCO-18 order (none here)
+garment = np.ones(({height}, {width}, 3))  # a flat garment on white: its non-white pixels are its mask
+garment[{height // 4}:{height * 3 // 4}, {width // 5}:{width * 4 // 5}] = [0.7, 0.1, 0.2]
+result = pipe(person=person, garment=garment)
+result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
+
     @property
     def resolution(self) -> tuple[int, int]:
         """(height, width) every input must have."""

@@ -21,6 +21,7 @@ from huggingface_hub import ModelCard, create_repo
 from ..auto import model_classes
 from ..data.images import Background, images_to_tensor
 from ..models.blocks import check_values, check_vectors
+from ..models.card_metadata import write_pushed_card
 from ..models.modeling_utils import VaeGanModelMixin
 from .remote_code import module_stem, standalone_source
 
@@ -173,7 +174,10 @@ class SingleModelPipeline(DiffusionPipeline):
                 )
             model_class, where = classes[entry[1]], in_subfolder(subfolder, name)
             components[name] = model_class.from_pretrained(pretrained_model_name_or_path, subfolder=where, **kwargs)
-        return cls(**components)
+        pipe = cls(**components)
+        # as diffusers' own loader does; push_to_hub keeps the card of where the pipeline came from
+        pipe.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
+        return pipe
 
     @classmethod
     def _from_model_folder(cls, pretrained_model_name_or_path, components: dict, **kwargs):
@@ -224,31 +228,83 @@ class SingleModelPipeline(DiffusionPipeline):
         token: str | None = None,
         create_pr: bool = False,
         model_card: ModelCard | None = None,
+        keep_model_card: bool = True,
         **model_card_kwargs,
     ) -> str:
         """Uploads the pipeline in diffusers' layout and a model card to the Hub; returns the commit URL.
 
-        Without `model_card`, the main model's card is rendered (`create_model_card(repo_id, **model_card_kwargs)`),
-        with this pipeline's `usage_snippet`.
+        The card is `model_card` if given. Otherwise a pipeline loaded from a pipeline folder or repo keeps that
+        card (evaluation, training, limitations and the images it shows), renamed for `repo_id`, as diffusers keeps
+        a repository's card; `keep_model_card=False` renders a new one, as a pipeline built in Python gets:
+        `create_model_card(repo_id, **model_card_kwargs)`.
         """
         repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        model_card_kwargs.setdefault("usage_snippet", self.usage_snippet(repo_id))
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder)
-            (model_card or self.model.create_model_card(repo_id, **model_card_kwargs)).save(Path(folder) / "README.md")
+            write_pushed_card(
+                folder,
+                repo_id,
+                self.config.get("_name_or_path"),
+                lambda: self.create_model_card(repo_id, **model_card_kwargs),
+                pipeline=True,
+                model_card=model_card,
+                keep_model_card=keep_model_card,
+                model_card_kwargs=model_card_kwargs,
+            )
             return self.model._upload_folder(
                 folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
             )
 
-    def usage_snippet(self, repo_id: str) -> str:
-        """Python code that loads the pipeline pushed to `repo_id`; shown in its model card."""
-        name = type(self).__name__
-        return f"""from diffusers import DiffusionPipeline
+    def create_model_card(self, repo_id: str, **model_card_kwargs) -> ModelCard:
+        """The main model's card (`VaeGanModelMixin.create_model_card`, same arguments) with this pipeline's
+        snippets: diffusers alone, hf-vaegan's pipeline class, and the main component through `AutoModel`."""
+        model_card_kwargs.setdefault("loader_class", type(self).__name__)
+        model_card_kwargs.setdefault("usage_snippet", self.usage_snippet(repo_id))
+        model_card_kwargs.setdefault("hf_vaegan_snippet", self.hf_vaegan_snippet(repo_id))
+        model_card_kwargs.setdefault(
+            "component_intro", f"The `{self.model_name}` component alone, a diffusers `ModelMixin`:"
+        )
+        model_card_kwargs.setdefault("component_snippet", self.component_snippet(repo_id))
+        return self.model.create_model_card(repo_id, **model_card_kwargs)
 
-# runs the pipeline's source saved with it; with hf-vaegan installed, `from hf_vaegan import {name}` and
-# {name}.from_pretrained("{repo_id}") load it without running code from the repository
-pipe = DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)
-print(pipe.components)"""
+    def usage_example(self) -> str:
+        """Python lines that run `pipe` (this pipeline) on inputs they make; the body of the card's snippets."""
+        return "print(pipe.components)"
+
+    def usage_snippet(self, repo_id: str) -> str:
+        """Python code that loads the pipeline pushed to `repo_id` with diffusers alone and runs it; shown in its
+        model card."""
+        return self._snippet(
+            "from diffusers import DiffusionPipeline",
+            "# runs the pipeline's source saved in the repository (hf-vaegan need not be installed)\n"
+            f'pipe = DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)',
+        )
+
+    def hf_vaegan_snippet(self, repo_id: str) -> str:
+        """The same with hf-vaegan's own pipeline class, which runs no code from the repository."""
+        name = type(self).__name__
+        return self._snippet(f"from hf_vaegan import {name}", f'pipe = {name}.from_pretrained("{repo_id}")')
+
+    def _snippet(self, import_line: str, load_lines: str) -> str:
+        """`usage_example` after the lines that load `pipe`; its leading imports join the snippet's."""
+        example = self.usage_example().split("\n")
+        count = next((i for i, line in enumerate(example) if not line.startswith(("import ", "from "))), len(example))
+        imports = sorted({"import torch", import_line, *example[:count]}, key=lambda line: (line[0] == "f", line))
+        body = "\n".join(example[count:]).strip("\n")
+        return "\n".join(imports) + f"\n\n{load_lines}\n{body}"
+
+    def component_snippet(self, repo_id: str) -> str:
+        """The main model's own snippet (`usage_snippet`), on the component of the pipeline pushed to `repo_id`.
+
+        diffusers' `AutoModel.from_pretrained(repo_id, subfolder=..., trust_remote_code=True)` reads the auto_map of
+        model_index.json rather than of the subfolder's config.json (diffusers 0.42), so the component comes from
+        the loaded pipeline."""
+        snippet = self.model.usage_snippet(repo_id).split("\n\n# ")[0]  # without its hints about pipelines
+        snippet = snippet.replace("from diffusers import AutoModel", "from diffusers import DiffusionPipeline")
+        loading = f'AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)'
+        return snippet.replace(
+            loading, f'DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True).{self.model_name}'
+        )
 
     @property
     def image_channels(self) -> int:

@@ -56,6 +56,11 @@ class VAEPipeline(SingleModelPipeline):
         super().__init__()
         self.register_modules(vae=vae)
 
+    def usage_example(self) -> str:
+        return """images = pipe(batch_size=8, generator=torch.Generator().manual_seed(0)).images  # PIL, from the prior
+reconstructions = pipe.reconstruct(images).images
+scores = pipe.anomaly_scores(images, method="elbo")  # negative ELBO per image, in nats: high for outliers"""
+
     @torch.no_grad()
     def __call__(
         self,

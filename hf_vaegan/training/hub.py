@@ -67,8 +67,24 @@ def initial_weights(args: argparse.Namespace) -> str:
 
 
 def hub_repo_id(args: argparse.Namespace) -> str:
-    """``--hub_model_id``, or the name of ``--output_dir`` (the Hub puts it under the token's account)."""
-    return args.hub_model_id or Path(args.output_dir).resolve().name
+    """The repository the card names: with ``--push_to_hub``, the full id ``create_repo`` gives for
+    ``--hub_model_id`` or the name of ``--output_dir`` (the Hub puts a bare name under the token's account), so that
+    the card's title and snippets load what is pushed; without it, that name (the card of a local folder)."""
+    name = args.hub_model_id or Path(args.output_dir).resolve().name
+    if not args.push_to_hub:
+        return name
+    return create_repo(name, exist_ok=True, private=args.hub_private_repo or None, token=args.hub_token).repo_id
+
+
+def eval_dataset(args: argparse.Namespace) -> dict[str, str]:
+    """The data a run's card figures were measured on, for its ``model-index``: ``--eval_dataset_name`` or
+    ``--validation_dataset_name`` (with its split), else the held-out split of ``--dataset_name``."""
+    name = getattr(args, "eval_dataset_name", None) or getattr(args, "validation_dataset_name", None)
+    split = getattr(args, "eval_split", None) or getattr(args, "validation_split", None)
+    if not name:
+        name, split = args.dataset_name, split or "held-out"
+    dataset = {"type": name, "name": name}
+    return dataset | ({"split": split} if split and not name.endswith(".npz") else {})
 
 
 def training_command(script: str, argv: Sequence[str] | None = None) -> str:
@@ -112,12 +128,9 @@ def write_model_card(
     return path
 
 
-def push_output_dir(args: argparse.Namespace, commit_message: str = "End of training") -> str:
-    """Upload ``--output_dir`` (model, subfolders, README.md, sample grid) to ``hub_repo_id(args)``, leaving out
-    checkpoints, logs and intermediate samples. Returns the commit URL."""
-    repo_id = create_repo(
-        hub_repo_id(args), exist_ok=True, private=args.hub_private_repo or None, token=args.hub_token
-    ).repo_id
+def push_output_dir(args: argparse.Namespace, repo_id: str, commit_message: str = "End of training") -> str:
+    """Upload ``--output_dir`` (model, subfolders, README.md, sample grid) to ``repo_id`` (:func:`hub_repo_id`),
+    leaving out checkpoints, logs and intermediate samples. Returns the commit URL."""
     commit = upload_folder(
         repo_id=repo_id,
         folder_path=args.output_dir,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -47,7 +48,7 @@ from torch import nn
 from ..data.loading import make_dataloader
 from ..hardware import cpu_info
 from .errors import TrainingError
-from .hub import dataset_hub_ids, hub_repo_id, push_output_dir, training_command, write_model_card
+from .hub import dataset_hub_ids, eval_dataset, hub_repo_id, push_output_dir, training_command, write_model_card
 from .loop import TrainingLoop
 from .pretrained import ModelT, load_pretrained_model
 from .state import CheckpointedTensors, create_ema, create_fixed_sample_inputs, create_training_rng, training_state
@@ -297,22 +298,30 @@ class TrainingSession:
             model.save_pretrained(output_dir / subfolder)
         return output_dir
 
+    @functools.cached_property
+    def repo_id(self) -> str:
+        """The Hub repository of this run (:func:`~hf_vaegan.training.hub.hub_repo_id`): with ``--push_to_hub``
+        created on first use, on the main process, so that the card names the full id before it is written."""
+        return hub_repo_id(self.args)
+
     def write_card(self, model: nn.Module, **sections: Any) -> Path:
         """Write ``model``'s card to ``--output_dir/README.md`` (:func:`~hf_vaegan.training.hub.write_model_card`):
-        the repository id, the Hub datasets, ``samples.png`` and the command of this run are filled in; ``sections``
-        are the rest (``sample_caption``, ``training``, ``dataset_description``, ``limitations``, ``metrics``...)."""
+        the repository id, the Hub datasets, the data of its figures, ``samples.png`` and the command of this run
+        are filled in; ``sections`` are the rest (``sample_caption``, ``training``, ``dataset_description``,
+        ``limitations``, ``metrics``...)."""
         sections = {
             "datasets": dataset_hub_ids(self.args.dataset_name),
+            "eval_dataset": eval_dataset(self.args),
             "sample_image": "samples.png",
             "training_command": training_command(f"examples/{self.project_name}.py"),
             **sections,
         }
-        return write_model_card(model, self.args.output_dir, hub_repo_id(self.args), **sections)
+        return write_model_card(model, self.args.output_dir, self.repo_id, **sections)
 
     def finish(self) -> None:
         """Push ``--output_dir`` when ``--push_to_hub`` (main process), then end the trackers."""
         if self.args.push_to_hub and self.is_main_process:
-            logger.info(f"Pushed to {push_output_dir(self.args)}")
+            logger.info(f"Pushed to {push_output_dir(self.args, self.repo_id)}")
         self.accelerator.end_training()
 
 
