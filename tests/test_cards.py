@@ -14,7 +14,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 import hf_vaegan
 from hf_vaegan import BodyShapePipeline, GANPipeline, Generator, ImageToImagePipeline, TryOnPipeline, VAEPipeline
 from hf_vaegan.model_cards import bundled
-from hf_vaegan.models.card_metadata import card_images, eval_results_from_rows, metric_values
+from hf_vaegan.models.modeling_utils import card_images, eval_results_from_rows, metric_values
 
 BUNDLED = Path(hf_vaegan.__file__).parent / "pretrained"
 PIPELINES = {

@@ -1,13 +1,17 @@
 """Shapes, ranges, config validation and save/load round trips of the core models."""
 
+import inspect
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from comparisons import assert_same_weights
+from diffusers.utils.dynamic_modules_utils import get_relative_imports
 
 from hf_vaegan import VAE, AutoEncoder, Discriminator, Generator
+from hf_vaegan.auto import model_classes
 from hf_vaegan.models.blocks import SUPPORTED_RESOLUTIONS, DiagonalGaussian
 
 CHANNELS = (1, 3)
@@ -303,3 +307,11 @@ def test_local_subfolder_loads_the_subfolder_model(tmp_path):
     assert_same_weights(discriminator, loaded)
     x = images(2, 1, 28)
     torch.testing.assert_close(loaded(x).logits, discriminator(x).logits)
+
+
+@pytest.mark.parametrize("name", sorted(model_classes()))
+def test_source_files_import_each_other_directly(name):
+    # diffusers' remote-code loader copies a local folder's direct relative imports only (the Hub's, recursively)
+    module_file = inspect.getfile(model_classes()[name])
+    direct = {Path(module_file).parent / f"{module}.py" for module in get_relative_imports(module_file)}
+    assert set(model_classes()[name].source_files()) - {Path(module_file)} == direct

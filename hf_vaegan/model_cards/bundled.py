@@ -18,7 +18,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard
 
 from .. import pipelines
-from ..models.card_metadata import eval_results_from_rows
+from ..models.modeling_utils import eval_results_from_rows
 
 ORG = "hf-vaegan"
 PRETRAINED = Path(__file__).parents[1] / "pretrained"

@@ -21,8 +21,7 @@ from huggingface_hub import ModelCard, create_repo
 from ..auto import model_classes
 from ..data.images import Background, images_to_tensor
 from ..models.blocks import check_values, check_vectors
-from ..models.card_metadata import write_pushed_card
-from ..models.modeling_utils import VaeGanModelMixin
+from ..models.modeling_utils import VaeGanModelMixin, write_pushed_card
 from .remote_code import module_stem, standalone_source
 
 OUTPUT_TYPES = ("pil", "np", "pt")
