@@ -18,6 +18,8 @@ from ..data.loading import ImageDatasetInfo, PairedDatasetInfo, load_image_datas
 from .checkpoints import CHECKPOINT_PREFIX, checkpoint_step
 from .pretrained import add_pretrained_args, validate_pretrained_args
 
+DEFAULT_TRACKER = "tensorboard"
+
 # Dataset flags
 
 
@@ -280,9 +282,10 @@ def add_training_args(
     group.add_argument(
         "--report_to",
         type=str,
-        default="tensorboard",
-        help="Where to log losses, gradient norms, learning rates and sample grids: 'tensorboard' (default), "
-        "'wandb', 'comet_ml', 'all', or 'none'. Several may be given, separated by commas.",
+        default=None,
+        help="Where to log losses, gradient norms, learning rates and sample grids: 'tensorboard' (the default; "
+        "`pip install 'hf-vaegan[train]'`), 'wandb', 'comet_ml', 'all', or 'none'. Several may be given, separated "
+        "by commas. A tracker that is not installed is an error when named, a warning by default.",
     )
     group.add_argument(
         "--logging_dir",
@@ -376,18 +379,49 @@ def validate_training_args(args: argparse.Namespace) -> None:
                 f"--resume_from_checkpoint {args.resume_from_checkpoint!r} is not a checkpoint folder; expected a "
                 f"folder named '{CHECKPOINT_PREFIX}<step>' written by this script, or 'latest'"
             )
+    _resolve_trackers(args)
     if args.push_to_hub and args.hub_token is not None and "wandb" in args.report_to:
         raise ValueError(
             "--hub_token together with --report_to wandb would upload the token to wandb; log in with "
             "`hf auth login` instead"
         )
-    if args.report_to != "none" and args.report_to != "all":
-        from accelerate.utils import LoggerType
 
-        known = {tracker.value for tracker in LoggerType}
-        unknown = [name for name in args.report_to.split(",") if name not in known]
-        if unknown:
-            raise ValueError(f"--report_to: unknown tracker(s) {unknown}; choose from {sorted(known)}, or 'none'")
+
+def _resolve_trackers(args: argparse.Namespace) -> None:
+    """Check ``--report_to`` against the trackers accelerate knows and finds installed (accelerate itself drops a
+    missing one without a word), and fill in the default."""
+    from accelerate.utils import LoggerType
+
+    chosen = args.report_to
+    args.report_to = chosen or DEFAULT_TRACKER
+    if args.report_to in ("none", "all"):
+        return
+    known = {tracker.value for tracker in LoggerType}
+    names = args.report_to.split(",")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"--report_to: unknown tracker(s) {unknown}; choose from {sorted(known)}, or 'none'")
+    missing = [name for name in names if name not in available_trackers(args.report_to)]
+    if not missing:
+        return
+    if chosen is not None:
+        raise ValueError(
+            f"--report_to {chosen}: {', '.join(missing)} is not installed; {tracker_install_hint(missing)}, or pass "
+            "--report_to none"
+        )
+
+
+def tracker_install_hint(missing: list[str]) -> str:
+    return "pip install 'hf-vaegan[train]'" if missing == [DEFAULT_TRACKER] else f"pip install {' '.join(missing)}"
+
+
+def available_trackers(report_to: str) -> list[str]:
+    """The trackers of a validated ``--report_to`` ("none" and "all" excluded) that are installed."""
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    available = {LoggerType(tracker).value for tracker in get_available_trackers()}
+    return [name for name in report_to.split(",") if name in available]
 
 
 def _check_output_dir(output_dir: str) -> None:

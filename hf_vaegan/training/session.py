@@ -47,6 +47,7 @@ from torch import nn
 
 from ..data.loading import make_dataloader
 from ..hardware import cpu_info
+from .args import available_trackers, tracker_install_hint
 from .errors import TrainingError
 from .hub import dataset_hub_ids, eval_dataset, hub_repo_id, push_output_dir, training_command, write_model_card
 from .loop import TrainingLoop
@@ -64,9 +65,8 @@ def create_accelerator(args: argparse.Namespace) -> Accelerator:
     batches. When ``--seed`` is not given, a random one is drawn on the main process, shared with the others and
     written back to ``args.seed`` (so it is logged and lands in the model card).
     """
-    report_to = None if args.report_to == "none" else args.report_to.split(",")
-    if report_to == ["all"]:
-        report_to = "all"
+    report_to = {"none": None, "all": "all"}.get(args.report_to) or available_trackers(args.report_to)
+    missing = [] if args.report_to in ("none", "all") else sorted(set(args.report_to.split(",")) - set(report_to))
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=resolve_mixed_precision(args.mixed_precision),
@@ -81,6 +81,11 @@ def create_accelerator(args: argparse.Namespace) -> Accelerator:
     )
     logger.info(accelerator.state, main_process_only=False)
     logger.info(f"CPU: {cpu_info().describe()}")
+    if missing:
+        logger.warning(
+            f"--report_to {args.report_to}: {', '.join(missing)} is not installed, so nothing is logged there "
+            f"({tracker_install_hint(missing)}, or pass --report_to none)"
+        )
     if accelerator.is_local_main_process:
         datasets.utils.logging.set_verbosity_warning()
         diffusers.utils.logging.set_verbosity_info()
