@@ -59,6 +59,9 @@ class AutoEncoder(VaeGanModelMixin):
         norm_type (`str`, defaults to `"group"`): `"group"`, `"batch"` or `"none"`.
     """
 
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["ConvEncoder", "ConvDecoder"]
+
     model_card_tags = ("autoencoder",)
 
     @register_to_config

@@ -6,7 +6,7 @@ This file imports only torch and diffusers so that it can be pushed beside the w
 
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -181,6 +181,23 @@ def make_norm(norm_type: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+def checkpointed(owner: nn.Module, function: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+    """`function(*inputs)`, recomputed in the backward pass instead of keeping its activations when `owner` has
+    gradient checkpointing on (diffusers' `ModelMixin.enable_gradient_checkpointing` sets both attributes)."""
+    if owner.gradient_checkpointing and torch.is_grad_enabled():
+        return owner._gradient_checkpointing_func(function, *inputs)
+    return function(*inputs)
+
+
+def run_stages(owner: nn.Module, layers: nn.Sequential, stage_ends: Sequence[int], hidden: torch.Tensor):
+    """Runs `layers`; with gradient checkpointing, one recomputed segment per stage (`layers[previous end:end]`)."""
+    if not (owner.gradient_checkpointing and torch.is_grad_enabled()):
+        return layers(hidden)
+    for start, end in pairwise((0, *stage_ends)):
+        hidden = checkpointed(owner, layers[start:end], hidden)
+    return hidden
+
+
 class ConvEncoder(nn.Module):
     """Strided-conv stack: image (B, C, R, R) -> features (B, channels[-1], s, s) with s = `initial_size(R)`.
 
@@ -199,19 +216,22 @@ class ConvEncoder(nn.Module):
         channels = channel_schedule(resolution, base_channels)
         wrap = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda module: module)
         layers: list[nn.Module] = [wrap(nn.Conv2d(in_channels, channels[0], 3, padding=1)), nn.LeakyReLU(0.2)]
+        self.stage_ends = [len(layers)]  # one stage per resolution
         for in_ch, out_ch in pairwise(channels):
             layers += [wrap(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1)), make_norm(norm_type, out_ch)]
             layers.append(nn.LeakyReLU(0.2))
+            self.stage_ends.append(len(layers))
         self.layers = nn.Sequential(*layers)
         self.out_channels = channels[-1]
         self.out_size = initial_size(resolution)
+        self.gradient_checkpointing = False
 
     @property
     def num_features(self) -> int:
         return self.out_channels * self.out_size**2
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images)
+        return run_stages(self, self.layers, self.stage_ends, images)
 
 
 class ConvDecoder(nn.Module):
@@ -228,15 +248,19 @@ class ConvDecoder(nn.Module):
         self.start_size = initial_size(resolution)
         self.project = nn.Linear(in_features, channels[0] * self.start_size**2)
         layers: list[nn.Module] = [make_norm(norm_type, channels[0]), nn.SiLU()]
+        self.stage_ends = [len(layers)]  # one stage per resolution
         for in_ch, out_ch in pairwise(channels):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1)]
             layers += [make_norm(norm_type, out_ch), nn.SiLU()]
+            self.stage_ends.append(len(layers))
         layers.append(nn.Conv2d(channels[-1], out_channels, 3, padding=1))
+        self.stage_ends[-1] = len(layers)
         self.layers = nn.Sequential(*layers)
+        self.gradient_checkpointing = False
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         hidden = self.project(vectors).view(-1, self.start_channels, self.start_size, self.start_size)
-        return self.layers(hidden)
+        return run_stages(self, self.layers, self.stage_ends, hidden)
 
 
 @dataclass

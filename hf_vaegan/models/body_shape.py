@@ -41,6 +41,8 @@ class BodyShapeHead(VaeGanModelMixin):
         parameter_ranges (`list[[float, float]]`): each parameter's (low, high) range.
     """
 
+    _no_split_modules = []
+
     model_card_tags = ("body-shape", "regression-head")
 
     @register_to_config

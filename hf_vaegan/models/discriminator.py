@@ -45,6 +45,9 @@ class Discriminator(VaeGanModelMixin):
             divisor.
     """
 
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["ConvEncoder"]
+
     model_card_tags = ("gan", "discriminator")
 
     @register_to_config

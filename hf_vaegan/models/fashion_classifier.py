@@ -52,6 +52,8 @@ class FashionClassifier(ModelMixin, ConfigMixin):
         dropout (`float`, defaults to 0.3): dropout before the classification head (training only).
     """
 
+    _no_split_modules = []
+
     @register_to_config
     def __init__(
         self,

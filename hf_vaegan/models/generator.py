@@ -47,6 +47,9 @@ class Generator(VaeGanModelMixin):
             DCGAN choice) or `"none"`.
     """
 
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["ConvDecoder"]
+
     model_card_tags = ("gan", "generator")
     pipeline_tag = "unconditional-image-generation"
 

@@ -33,6 +33,21 @@ def _is_repo_id(name: str | os.PathLike) -> bool:
     return True
 
 
+def layers_updated_by_forward(model: torch.nn.Module) -> list[str]:
+    """The names of the layers of `model` whose forward pass in training mode updates a buffer: batch norms (running
+    statistics) and spectrally normalised layers (the power iteration's vectors)."""
+    names = []
+    for name, module in model.named_modules():
+        spectral = hasattr(module, "parametrizations") and any(
+            type(parametrization).__name__ == "_SpectralNorm"
+            for parametrizations in module.parametrizations.values()
+            for parametrization in parametrizations
+        )
+        if spectral or isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            names.append(name)
+    return names
+
+
 class VaeGanModelMixin(ModelMixin, ConfigMixin):
     """Adds self-contained saving, safetensors-only loading and a rendered model card to diffusers' `ModelMixin`."""
 
@@ -68,6 +83,23 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
         if push_to_hub:
             repo_id = kwargs.get("repo_id", Path(save_directory).name)
             self.push_to_hub(repo_id, token=kwargs.get("token"), private=kwargs.get("private"))
+
+    def enable_gradient_checkpointing(self, gradient_checkpointing_func: Callable | None = None) -> None:
+        """Recompute activations in the backward pass instead of keeping them (diffusers' method; less memory, about
+        one more forward pass of time).
+
+        Refused, with the layers named, for a model whose forward pass updates state that the recomputation would
+        update a second time: batch norm's running statistics, spectral norm's power iteration.
+        """
+        if self._supports_gradient_checkpointing:
+            stateful = layers_updated_by_forward(self)
+            if stateful:
+                raise ValueError(
+                    f"{type(self).__name__} cannot use gradient checkpointing: recomputing the forward pass would "
+                    f"update the running state of {', '.join(stateful)} twice (batch norm statistics or spectral "
+                    "norm power iterations); use norm_type 'group' or 'none' and no spectral norm"
+                )
+        super().enable_gradient_checkpointing(gradient_checkpointing_func)
 
     @classmethod
     def source_files(cls) -> list[Path]:

@@ -51,6 +51,8 @@ class PatchDiscriminator(VaeGanModelMixin):
         spectral_norm (`bool`, defaults to `False`): spectral normalisation of every layer (Miyato et al., 2018).
     """
 
+    _no_split_modules = []
+
     model_card_tags = ("gan", "discriminator", "patchgan")
 
     @register_to_config
@@ -105,8 +107,8 @@ class PatchDiscriminator(VaeGanModelMixin):
         for layer in self.layers:
             hidden = layer(hidden)
             features.append(hidden)
-        logits = self.to_logits(hidden)
-        return PatchDiscriminatorOutput(logits=logits, features=tuple(features)) if return_dict else (logits, features)
+        logits, features = self.to_logits(hidden), tuple(features)
+        return PatchDiscriminatorOutput(logits=logits, features=features) if return_dict else (logits, features)
 
     def usage_snippet(self, repo_id: str) -> str:
         channels = self.config.in_channels

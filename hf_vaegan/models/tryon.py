@@ -111,6 +111,9 @@ class TryOnModel(VaeGanModelMixin):
         warp_downsampling (`int`, defaults to 2): the warping U-Net works at this fraction of the size.
     """
 
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["UNetGenerator"]
+
     model_card_tags = ("virtual-try-on", "image-to-image", "appearance-flow", "u-net")
     pipeline_tag = "image-to-image"
 

@@ -7,7 +7,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .blocks import NORM_TYPES, check_choice, check_image_batch, check_positive_int, make_norm
+from .blocks import NORM_TYPES, check_choice, check_image_batch, check_positive_int, checkpointed, make_norm
 from .modeling_utils import VaeGanModelMixin
 
 OUTPUT_ACTIVATIONS = ("tanh", "none")
@@ -73,6 +73,8 @@ class UNetGenerator(VaeGanModelMixin):
 
     model_card_tags = ("image-to-image", "pix2pix", "u-net")
     pipeline_tag = "image-to-image"
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["ResidualBlock"]
 
     @register_to_config
     def __init__(
@@ -132,6 +134,7 @@ class UNetGenerator(VaeGanModelMixin):
             for width in widths[:-1]
         )
         self.to_output = nn.Conv2d(widths[0], out_channels, 3, padding=1)
+        self.gradient_checkpointing = False
 
     @property
     def downsampling_factor(self) -> int:
@@ -158,14 +161,15 @@ class UNetGenerator(VaeGanModelMixin):
         hidden = self.stem(sample)
         skips = []
         for block, downsample in zip(self.encoder_blocks, self.downsamplers, strict=True):
-            hidden = block(hidden)
+            hidden = checkpointed(self, block, hidden)
             skips.append(hidden)
-            hidden = downsample(hidden)
-        hidden = self.middle(hidden)
+            hidden = checkpointed(self, downsample, hidden)
+        for residual_block in self.middle:
+            hidden = checkpointed(self, residual_block, hidden)
         for upsample, block, skip in zip(
             reversed(self.upsamplers), reversed(self.decoder_blocks), reversed(skips), strict=True
         ):
-            hidden = block(torch.cat([upsample(hidden), skip], dim=1))
+            hidden = checkpointed(self, block, torch.cat([checkpointed(self, upsample, hidden), skip], dim=1))
         output = self.to_output(hidden)
         if self.config.output_activation == "tanh":
             output = torch.tanh(output)

@@ -87,6 +87,9 @@ class VAE(VaeGanModelMixin):
         norm_type (`str`, defaults to `"group"`): `"group"`, `"batch"` or `"none"`.
     """
 
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["ConvEncoder", "ConvDecoder"]
+
     model_card_tags = ("vae", "variational-autoencoder")
     pipeline_tag = "unconditional-image-generation"
 
@@ -145,11 +148,15 @@ class VAE(VaeGanModelMixin):
         generator: torch.Generator | None = None,
         return_dict: bool = True,
     ) -> VAEOutput | tuple:
-        """Reconstructs `sample` from the posterior mean (or a posterior sample with `sample_posterior=True`)."""
+        """Reconstructs `sample` from the posterior mean (or a posterior sample with `sample_posterior=True`).
+
+        With `return_dict=False`, the tuple `(reconstruction,)` of tensors only, as diffusers' `AutoencoderKL` (what
+        `torch.jit.trace` and ONNX export need); the posterior is in the [`VAEOutput`].
+        """
         posterior = self.encode(sample).latent_dist
         latents = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
         reconstruction = self.decode(latents).sample
-        return VAEOutput(sample=reconstruction, latent_dist=posterior) if return_dict else (reconstruction, posterior)
+        return VAEOutput(sample=reconstruction, latent_dist=posterior) if return_dict else (reconstruction,)
 
     def reconstruction_nll(self, sample: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """-log p(sample | latents) per example, summed over pixels, in nats: shape `(B,)`."""

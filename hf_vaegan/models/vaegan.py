@@ -47,6 +47,9 @@ class VAEGAN(VaeGanModelMixin):
         discriminator_spectral_norm (`bool`, defaults to `False`): spectral normalisation of the discriminator.
     """
 
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["ConvEncoder", "ConvDecoder"]
+
     model_card_tags = ("vae", "gan", "vae-gan")
     pipeline_tag = "unconditional-image-generation"
 
@@ -103,7 +106,8 @@ class VAEGAN(VaeGanModelMixin):
         generator: torch.Generator | None = None,
         return_dict: bool = True,
     ) -> VAEOutput | tuple:
-        """Reconstructs `sample` from the posterior mean (or a posterior sample with `sample_posterior=True`)."""
+        """Reconstructs `sample` from the posterior mean (or a posterior sample with `sample_posterior=True`); the
+        tuple `(reconstruction,)` with `return_dict=False`, as [`VAE`]."""
         return self.vae(sample, sample_posterior=sample_posterior, generator=generator, return_dict=return_dict)
 
     def discriminate(self, sample: torch.Tensor) -> DiscriminatorOutput:

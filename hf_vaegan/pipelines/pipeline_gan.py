@@ -10,6 +10,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..models import Generator
 from .pipeline_utils import (
+    LATENT_OUTPUT_TYPES,
     SingleModelPipeline,
     check_count,
     check_latents,
@@ -149,9 +150,11 @@ class GANPipeline(SingleModelPipeline):
             generator: a `torch.Generator` (or one per image) making the draw reproducible.
             truncation: the truncation threshold (> 0, e.g. 0.7); `None` samples the full prior.
             latents: noise `(batch_size, latent_dim)` to use instead of drawing it (then `batch_size` is its length).
-            output_type: `"pil"`, `"np"` (`(B, H, W, C)` in [0, 1]) or `"pt"` (`(B, C, H, W)` in [-1, 1]).
+            output_type: `"pil"`, `"np"` (`(B, H, W, C)` in [0, 1]), `"pt"` (`(B, C, H, W)` in [-1, 1]) or
+                `"latent"` (the noise `(B, latent_dim)` the images would come from, truncated if asked; nothing is
+                generated).
         """
-        check_output_type(output_type)
+        check_output_type(output_type, LATENT_OUTPUT_TYPES)
         if latents is None:
             latents = self.noise(batch_size, generator, truncation)
         else:
@@ -159,6 +162,9 @@ class GANPipeline(SingleModelPipeline):
                 raise ValueError("`truncation` applies to drawn noise: truncate your `latents` yourself.")
             latents = check_latents(latents, self.gan.config.latent_dim, self.values_per_image)
         labels = self._class_labels(class_labels, latents.shape[0])
+        if output_type == "latent":
+            latents = latents.to(self.device, self.gan.dtype)
+            return ImagePipelineOutput(images=latents) if return_dict else (latents,)
 
         def generate(noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
             return self.gan(noise, labels).sample

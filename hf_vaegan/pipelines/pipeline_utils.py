@@ -25,6 +25,8 @@ from ..models.modeling_utils import VaeGanModelMixin, write_pushed_card
 from .remote_code import module_stem, standalone_source
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+# Pipelines with a latent space also return the latent vectors instead of images, as diffusers' do.
+LATENT_OUTPUT_TYPES = (*OUTPUT_TYPES, "latent")
 # A call may return at most this many pixel values (1 GiB as float32); larger batches are refused before anything is
 # allocated. Draw more in several calls, as `hf-vaegan sample` does.
 MAX_OUTPUT_VALUES = 2**28
@@ -70,9 +72,9 @@ def check_latents(latents, latent_dim: int, values_per_image: int, name: str = "
     return latents
 
 
-def check_output_type(output_type: str) -> None:
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+def check_output_type(output_type: str, allowed: tuple[str, ...] = OUTPUT_TYPES) -> None:
+    if output_type not in allowed:
+        raise ValueError(f"`output_type` must be one of {allowed}, got {output_type!r}.")
 
 
 def check_num_steps(num_steps, values_per_image: int) -> None:

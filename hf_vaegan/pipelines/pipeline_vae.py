@@ -9,6 +9,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..metrics import anomaly_scores
 from ..models import VAE, VAEGAN
 from .pipeline_utils import (
+    LATENT_OUTPUT_TYPES,
     SingleModelPipeline,
     check_count,
     check_latents,
@@ -73,9 +74,10 @@ scores = pipe.anomaly_scores(images, method="elbo")  # negative ELBO per image, 
     ) -> ImagePipelineOutput | tuple:
         """Decodes `batch_size` draws from the prior N(0, temperature^2 I) (or the given `latents` `(B, latent_dim)`).
 
-        `temperature` is a finite number >= 0 (0 decodes the prior's mean).
+        `temperature` is a finite number >= 0 (0 decodes the prior's mean). `output_type="latent"` returns the
+        latents `(B, latent_dim)` without decoding them.
         """
-        check_output_type(output_type)
+        check_output_type(output_type, LATENT_OUTPUT_TYPES)
         latent_dim = self.vae.config.latent_dim
         if latents is None:
             check_count("batch_size", batch_size, self.values_per_image)
@@ -84,6 +86,9 @@ scores = pipe.anomaly_scores(images, method="elbo")  # negative ELBO per image, 
             latents = temperature * randn_tensor(shape, generator=generator, device=self.device, dtype=self.vae.dtype)
         else:
             latents = check_latents(latents, latent_dim, self.values_per_image)
+        if output_type == "latent":
+            latents = latents.to(self.device, self.vae.dtype)
+            return ImagePipelineOutput(images=latents) if return_dict else (latents,)
         images = decode_latents(self.vae, latents.to(self.device, self.vae.dtype), self.chunk_size)
         images = self.postprocess(images, output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
@@ -95,17 +100,18 @@ scores = pipe.anomaly_scores(images, method="elbo")  # negative ELBO per image, 
 
     @torch.no_grad()
     def reconstruct(self, images: PipelineImageInput, output_type: str = "pil") -> ImagePipelineOutput:
-        """Encodes and decodes the images through the posterior mean."""
-        check_output_type(output_type)
+        """Encodes and decodes the images through the posterior mean (`output_type="latent"`: the means only)."""
+        check_output_type(output_type, LATENT_OUTPUT_TYPES)
         return self(latents=self.encode(images), output_type=output_type)
 
     @torch.no_grad()
     def interpolate(
         self, start: PipelineImageInput, end: PipelineImageInput, num_steps: int = 8, output_type: str = "pil"
     ) -> ImagePipelineOutput:
-        """Decodes `num_steps` points on the great circle between the codes of two images (ends included)."""
+        """Decodes `num_steps` points on the great circle between the codes of two images (ends included);
+        `output_type="latent"` returns the points."""
         check_num_steps(num_steps, self.values_per_image)
-        check_output_type(output_type)
+        check_output_type(output_type, LATENT_OUTPUT_TYPES)
         codes = []
         for name, image in (("start", start), ("end", end)):
             code = posterior_means(self.vae, self._preprocess(image, name), self.chunk_size)

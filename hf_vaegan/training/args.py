@@ -250,6 +250,13 @@ def add_training_args(
         default=False,
         help="Store the convolution weights and inputs in channels-last memory format (faster on some hardware).",
     )
+    group.add_argument(
+        "--gradient_checkpointing",
+        action="store_true",
+        help="Recompute activations in the backward pass instead of storing them: less memory for about one more "
+        "forward pass of time, for large images or batches (figures: benchmarks/gradient_checkpointing.py). Applies "
+        "to every trained model that supports it; models with batch norm or spectral norm train without it.",
+    )
     group.add_argument("--adam_beta1", type=float, default=0.0, help="beta1 of the Adam optimizers.")
     group.add_argument("--adam_beta2", type=float, default=0.99, help="beta2 of the Adam optimizers.")
     group.add_argument(

@@ -41,6 +41,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
+from diffusers import ModelMixin
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from torch import nn
@@ -176,6 +177,25 @@ def apply_channels_last(*modules: nn.Module) -> None:
         module.to(memory_format=torch.channels_last)
 
 
+def enable_gradient_checkpointing(models: Mapping[str, nn.Module]) -> None:
+    """Turn on gradient checkpointing in every diffusers model among ``models`` (or inside them) that supports it;
+    the others are logged with the reason."""
+    for name, model in models.items():
+        enabled: list[str] = []
+        for path, module in model.named_modules():
+            inside_enabled = any(path.startswith(f"{outer}.") or not outer for outer in enabled)
+            if inside_enabled or not isinstance(module, ModelMixin) or not module._supports_gradient_checkpointing:
+                continue
+            where = ".".join(filter(None, (name, path)))
+            try:
+                module.enable_gradient_checkpointing()
+            except ValueError as error:
+                logger.info(f"--gradient_checkpointing: {where} trains without it: {error}")
+            else:
+                enabled.append(path)
+                logger.info(f"--gradient_checkpointing: on for {where} ({type(module).__name__})")
+
+
 class TrainingSession:
     """One training run: its Accelerator, dataloader and loop, networks and named training state.
 
@@ -247,6 +267,8 @@ class TrainingSession:
         models = dict(models) if isinstance(models, Mapping) else {name: models}
         if self.args.channels_last:
             apply_channels_last(*models.values())
+        if self.args.gradient_checkpointing:
+            enable_gradient_checkpointing(models)
         if parameters is None:
             parameters = [parameter for model in models.values() for parameter in model.parameters()]
         optimizer = create_optimizer(parameters, learning_rate, self.args)
