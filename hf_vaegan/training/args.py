@@ -17,8 +17,7 @@ from ..data.images import Resolution
 from ..data.loading import ImageDatasetInfo, PairedDatasetInfo, load_image_dataset, load_paired_dataset
 from .checkpoints import CHECKPOINT_PREFIX, checkpoint_step
 from .pretrained import add_pretrained_args, validate_pretrained_args
-
-DEFAULT_TRACKER = "tensorboard"
+from .trackers import check_report_to
 
 # Dataset flags
 
@@ -386,49 +385,7 @@ def validate_training_args(args: argparse.Namespace) -> None:
                 f"--resume_from_checkpoint {args.resume_from_checkpoint!r} is not a checkpoint folder; expected a "
                 f"folder named '{CHECKPOINT_PREFIX}<step>' written by this script, or 'latest'"
             )
-    _resolve_trackers(args)
-    if args.push_to_hub and args.hub_token is not None and "wandb" in args.report_to:
-        raise ValueError(
-            "--hub_token together with --report_to wandb would upload the token to wandb; log in with "
-            "`hf auth login` instead"
-        )
-
-
-def _resolve_trackers(args: argparse.Namespace) -> None:
-    """Check ``--report_to`` against the trackers accelerate knows and finds installed (accelerate itself drops a
-    missing one without a word), and fill in the default."""
-    from accelerate.utils import LoggerType
-
-    chosen = args.report_to
-    args.report_to = chosen or DEFAULT_TRACKER
-    if args.report_to in ("none", "all"):
-        return
-    known = {tracker.value for tracker in LoggerType}
-    names = args.report_to.split(",")
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ValueError(f"--report_to: unknown tracker(s) {unknown}; choose from {sorted(known)}, or 'none'")
-    missing = [name for name in names if name not in available_trackers(args.report_to)]
-    if not missing:
-        return
-    if chosen is not None:
-        raise ValueError(
-            f"--report_to {chosen}: {', '.join(missing)} is not installed; {tracker_install_hint(missing)}, or pass "
-            "--report_to none"
-        )
-
-
-def tracker_install_hint(missing: list[str]) -> str:
-    return "pip install 'hf-vaegan[train]'" if missing == [DEFAULT_TRACKER] else f"pip install {' '.join(missing)}"
-
-
-def available_trackers(report_to: str) -> list[str]:
-    """The trackers of a validated ``--report_to`` ("none" and "all" excluded) that are installed."""
-    from accelerate.tracking import get_available_trackers
-    from accelerate.utils import LoggerType
-
-    available = {LoggerType(tracker).value for tracker in get_available_trackers()}
-    return [name for name in report_to.split(",") if name in available]
+    check_report_to(args)
 
 
 def _check_output_dir(output_dir: str) -> None:

@@ -48,12 +48,12 @@ from torch import nn
 
 from ..data.loading import make_dataloader
 from ..hardware import cpu_info
-from .args import available_trackers, tracker_install_hint
 from .errors import TrainingError
 from .hub import dataset_hub_ids, eval_dataset, hub_repo_id, push_output_dir, training_command, write_model_card
 from .loop import TrainingLoop
 from .pretrained import ModelT, load_pretrained_model
 from .state import CheckpointedTensors, create_ema, create_fixed_sample_inputs, create_training_rng, training_state
+from .trackers import available_trackers, tracker_install_hint
 from .update import Network, assert_finite_parameters
 
 logger = get_logger(__name__)
