@@ -22,25 +22,11 @@ from accelerate.logging import get_logger
 
 from hf_vaegan import VAE, AutoEncoder
 from hf_vaegan.training import TrainingSession, averaged_copy
-from hf_vaegan.training.args import (
-    add_dataset_args,
-    add_training_args,
-    load_image_dataset_from_args,
-    parse_and_validate,
-)
-from hf_vaegan.training.evaluation import add_evaluation_args, evaluation_card_sections, validate_evaluation_args
+from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
+from hf_vaegan.training.evaluation import add_evaluation_args, validate_evaluation_args
 from hf_vaegan.training.model_args import add_vae_args, validate_vae_args
 from hf_vaegan.training.session import run
-from hf_vaegan.training.vae import (
-    VAEObjective,
-    VAETrainer,
-    create_vae_sample_inputs,
-    held_out_reference,
-    log_reconstructions,
-    log_sample_quality,
-    split_held_out,
-    write_vae_card,
-)
+from hf_vaegan.training.vae import HeldOutEvaluation, VAEObjective, VAETrainer, load_with_held_out
 
 logger = get_logger(__name__)
 
@@ -72,7 +58,7 @@ def main(args: argparse.Namespace) -> None:
     session = TrainingSession(args, "train_vae")
     accelerator = session.accelerator
     with session.loading_data():
-        info, held_out = split_held_out(args, load_image_dataset_from_args(args))
+        info, held_out = load_with_held_out(args)
 
     shared = {
         "resolution": args.resolution,
@@ -104,36 +90,27 @@ def main(args: argparse.Namespace) -> None:
         **session.trainer_options(ema),
     )
     prior_dim = model.config.latent_dim if args.model_type == "vae" else 0
-    sample_inputs = create_vae_sample_inputs(accelerator, held_out, args.num_sample_images, prior_dim, args.seed)
+    evaluation = HeldOutEvaluation(session, info, held_out, prior_dim)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
         f"{type(model).__name__} with {model.num_parameters():,} parameters"
     )
-    reference = held_out_reference(args, held_out) if args.eval_steps and accelerator.is_main_process else None
     session.start()
 
-    sample_metrics: dict[str, float] | None = None
     for batch in loop:
         if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
             continue
         if loop.is_due(args.sample_steps):
-            averaged = averaged_copy(accelerator, objective.model, ema).model
-            log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
+            evaluation.log_reconstructions(averaged_copy(accelerator, objective.model, ema).model, loop.global_step)
         if args.eval_steps and loop.is_due(args.eval_steps):
-            averaged = averaged_copy(accelerator, objective.model, ema).model
-            sample_metrics = log_sample_quality(accelerator, averaged, reference, loop.global_step, args)
+            evaluation.log_sample_quality(averaged_copy(accelerator, objective.model, ema).model, loop.global_step)
     seconds = session.end_loop()
     if accelerator.is_main_process:
         final_model = averaged_copy(accelerator, objective.model, ema).model
         output_dir = session.save_models({"": final_model})
-        write_vae_card(
-            session,
+        evaluation.write_card(
             final_model,
-            sample_inputs,
-            info,
-            held_out,
             seconds,
-            evaluation=evaluation_card_sections(sample_metrics, reference),
             training={"KL warm-up steps": args.kl_warmup_steps} if args.model_type == "vae" else {},
         )
         logger.info(f"Saved the {type(final_model).__name__} to {output_dir}")

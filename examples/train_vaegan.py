@@ -24,13 +24,8 @@ from accelerate.logging import get_logger
 
 from hf_vaegan.models.vaegan import VAEGAN, VAEGAN_LIKELIHOODS
 from hf_vaegan.training import TrainingSession
-from hf_vaegan.training.args import (
-    add_dataset_args,
-    add_training_args,
-    load_image_dataset_from_args,
-    parse_and_validate,
-)
-from hf_vaegan.training.evaluation import add_evaluation_args, evaluation_card_sections, validate_evaluation_args
+from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
+from hf_vaegan.training.evaluation import add_evaluation_args, validate_evaluation_args
 from hf_vaegan.training.model_args import (
     add_discriminator_args,
     add_lazy_r1_args,
@@ -40,14 +35,7 @@ from hf_vaegan.training.model_args import (
     validate_vae_args,
 )
 from hf_vaegan.training.session import run
-from hf_vaegan.training.vae import (
-    create_vae_sample_inputs,
-    held_out_reference,
-    log_reconstructions,
-    log_sample_quality,
-    split_held_out,
-    write_vae_card,
-)
+from hf_vaegan.training.vae import HeldOutEvaluation, load_with_held_out
 from hf_vaegan.training.vaegan import VAEGAN_LOSSES, VAEGANObjective, VAEGANTrainer, averaged_vaegan
 
 logger = get_logger(__name__)
@@ -105,7 +93,7 @@ def main(args: argparse.Namespace) -> None:
     session = TrainingSession(args, "train_vaegan")
     accelerator = session.accelerator
     with session.loading_data():
-        info, held_out = split_held_out(args, load_image_dataset_from_args(args))
+        info, held_out = load_with_held_out(args)
 
     vaegan = session.load_pretrained(
         VAEGAN,
@@ -143,39 +131,28 @@ def main(args: argparse.Namespace) -> None:
         r1_interval=args.r1_interval,
         **session.trainer_options(ema),
     )
-    sample_inputs = create_vae_sample_inputs(
-        accelerator, held_out, args.num_sample_images, vaegan.config.latent_dim, args.seed
-    )
+    evaluation = HeldOutEvaluation(session, info, held_out, vaegan.config.latent_dim)
     logger.info(
         f"{len(info.dataset)} training and {len(held_out)} held-out images, {info.num_channels} channel(s); "
         f"encoder and decoder {vaegan.vae.num_parameters():,} parameters, "
         f"discriminator {vaegan.discriminator.num_parameters():,}"
     )
-    reference = held_out_reference(args, held_out) if args.eval_steps and accelerator.is_main_process else None
     session.start()
 
-    sample_metrics: dict[str, float] | None = None
     for batch in loop:
         if not (loop.step_done(trainer.train_step(batch, loop.next_step)) and accelerator.is_main_process):
             continue
         if loop.is_due(args.sample_steps):
-            averaged = averaged_vaegan(vaegan, ema)
-            log_reconstructions(accelerator, averaged, sample_inputs, held_out, loop.global_step, args)
+            evaluation.log_reconstructions(averaged_vaegan(vaegan, ema), loop.global_step)
         if args.eval_steps and loop.is_due(args.eval_steps):
-            averaged = averaged_vaegan(vaegan, ema)
-            sample_metrics = log_sample_quality(accelerator, averaged, reference, loop.global_step, args)
+            evaluation.log_sample_quality(averaged_vaegan(vaegan, ema), loop.global_step)
     seconds = session.end_loop()
     if accelerator.is_main_process:
         final_model = averaged_vaegan(vaegan, ema)
         output_dir = session.save_models({"": final_model})
-        write_vae_card(
-            session,
+        evaluation.write_card(
             final_model,
-            sample_inputs,
-            info,
-            held_out,
             seconds,
-            evaluation=evaluation_card_sections(sample_metrics, reference),
             training={
                 "KL warm-up steps": args.kl_warmup_steps,
                 "feature loss weight (gamma)": args.feature_loss_weight,

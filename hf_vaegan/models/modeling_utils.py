@@ -48,7 +48,51 @@ def layers_updated_by_forward(model: torch.nn.Module) -> list[str]:
     return names
 
 
-class VaeGanModelMixin(ModelMixin, ConfigMixin):
+class PushToHubWithCardMixin:
+    """`push_to_hub` for the models and the pipelines: what `save_pretrained` writes, and a model card."""
+
+    # Whether `save_pretrained` writes a pipeline's layout (model_index.json at the root): a card is kept only from a
+    # source of the same layout.
+    _pushes_pipeline_layout = False
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        model_card: ModelCard | None = None,
+        keep_model_card: bool = True,
+        **model_card_kwargs: Any,
+    ) -> str:
+        """Uploads what `save_pretrained` writes (weights, configs and self-contained sources) and a model card to the
+        Hub; returns the commit URL.
+
+        The card is `model_card` if given. Otherwise a model or pipeline loaded from a folder or repo of its own layout
+        keeps that card (evaluation, training, limitations and the images it shows), renamed for `repo_id`, as
+        diffusers keeps a repository's card; `keep_model_card=False` renders a new one, as one built in Python gets:
+        `create_model_card(repo_id, **model_card_kwargs)`.
+        """
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            write_pushed_card(
+                folder,
+                repo_id,
+                self.config.get("_name_or_path"),
+                lambda: self.create_model_card(repo_id, **model_card_kwargs),
+                pipeline=self._pushes_pipeline_layout,
+                model_card=model_card,
+                keep_model_card=keep_model_card,
+                model_card_kwargs=model_card_kwargs,
+            )
+            return self._upload_folder(
+                folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
+            )
+
+
+class VaeGanModelMixin(PushToHubWithCardMixin, ModelMixin, ConfigMixin):
     """Adds self-contained saving, safetensors-only loading and a rendered model card to diffusers' `ModelMixin`."""
 
     _auto_class = "AutoModel"
@@ -193,41 +237,6 @@ class VaeGanModelMixin(ModelMixin, ConfigMixin):
         # diffusers writes `auto_map` for remote code but warns when it reads it back as an unknown argument
         config_dict = {key: value for key, value in config_dict.items() if key != "auto_map"}
         return super().extract_init_dict(config_dict, **kwargs)
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        create_pr: bool = False,
-        model_card: ModelCard | None = None,
-        keep_model_card: bool = True,
-        **model_card_kwargs: Any,
-    ) -> str:
-        """Uploads the weights, config.json, the source files and a model card to the Hub; returns the commit URL.
-
-        The card is `model_card` if given. Otherwise a model loaded from a model folder or repo keeps that card
-        (evaluation, training, limitations and the images it shows), renamed for `repo_id`, as diffusers keeps a
-        repository's card; `keep_model_card=False` renders a new one, as a model built in Python gets:
-        `create_model_card(repo_id, **model_card_kwargs)`.
-        """
-        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder)
-            write_pushed_card(
-                folder,
-                repo_id,
-                self.config.get("_name_or_path"),
-                lambda: self.create_model_card(repo_id, **model_card_kwargs),
-                pipeline=False,
-                model_card=model_card,
-                keep_model_card=keep_model_card,
-                model_card_kwargs=model_card_kwargs,
-            )
-            return self._upload_folder(
-                folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
-            )
 
     def create_model_card(
         self,

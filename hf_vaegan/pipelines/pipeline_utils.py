@@ -6,7 +6,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,12 +15,12 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
-from huggingface_hub import ModelCard, create_repo
+from huggingface_hub import ModelCard
 
 from ..auto import model_classes
 from ..data.images import Background, images_to_tensor
 from ..models.blocks import check_values, check_vectors
-from ..models.modeling_utils import VaeGanModelMixin, write_pushed_card
+from ..models.modeling_utils import PushToHubWithCardMixin, VaeGanModelMixin
 from .remote_code import module_stem, standalone_source
 
 OUTPUT_TYPES = ("pil", "np", "pt")
@@ -123,7 +122,7 @@ def model_index(pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> d
     return index
 
 
-class SingleModelPipeline(DiffusionPipeline):
+class SingleModelPipeline(PushToHubWithCardMixin, DiffusionPipeline):
     """A `DiffusionPipeline` around hf-vaegan models (`self.model_name` names the main one).
 
     `save_pretrained` and `push_to_hub` write diffusers' pipeline layout: model_index.json, one subfolder per
@@ -141,6 +140,7 @@ class SingleModelPipeline(DiffusionPipeline):
 
     model_name: str
     model_class: type[VaeGanModelMixin]
+    _pushes_pipeline_layout = True
 
     @property
     def model(self) -> VaeGanModelMixin:
@@ -221,40 +221,9 @@ class SingleModelPipeline(DiffusionPipeline):
             repo_id = kwargs.pop("repo_id", Path(save_directory).name)
             self.push_to_hub(repo_id, **kwargs)
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        create_pr: bool = False,
-        model_card: ModelCard | None = None,
-        keep_model_card: bool = True,
-        **model_card_kwargs,
-    ) -> str:
-        """Uploads the pipeline in diffusers' layout and a model card to the Hub; returns the commit URL.
-
-        The card is `model_card` if given. Otherwise a pipeline loaded from a pipeline folder or repo keeps that
-        card (evaluation, training, limitations and the images it shows), renamed for `repo_id`, as diffusers keeps
-        a repository's card; `keep_model_card=False` renders a new one, as a pipeline built in Python gets:
-        `create_model_card(repo_id, **model_card_kwargs)`.
-        """
-        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder)
-            write_pushed_card(
-                folder,
-                repo_id,
-                self.config.get("_name_or_path"),
-                lambda: self.create_model_card(repo_id, **model_card_kwargs),
-                pipeline=True,
-                model_card=model_card,
-                keep_model_card=keep_model_card,
-                model_card_kwargs=model_card_kwargs,
-            )
-            return self.model._upload_folder(
-                folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
-            )
+    def _upload_folder(self, *args, **kwargs):
+        # Through the main model, whose class name makes the default commit message ("Upload VAE").
+        return self.model._upload_folder(*args, **kwargs)
 
     def create_model_card(self, repo_id: str, **model_card_kwargs) -> ModelCard:
         """The main model's card (`VaeGanModelMixin.create_model_card`, same arguments) with this pipeline's

@@ -185,6 +185,21 @@ class Trainer:
         """:func:`optimizer_update` of ``network`` with this trainer's clipping."""
         return optimizer_update(self.accelerator, network, loss, step, self.max_grad_norm, grad_norm_name, **values)
 
+    def update_discriminator(
+        self,
+        discriminator: Network,
+        d_loss: torch.Tensor,
+        step: int,
+        real_logits: torch.Tensor,
+        fake_logits: torch.Tensor,
+        /,
+        **penalties: torch.Tensor,
+    ) -> dict[str, float]:
+        """:meth:`update` of one discriminator, logging ``d_loss``, its mean logits on real and on generated images,
+        the unweighted ``penalties`` already in ``d_loss`` and ``d_grad_norm``."""
+        logits = {"real_logits": real_logits.mean(), "fake_logits": fake_logits.mean()}
+        return self.update(discriminator, d_loss, step, "d_grad_norm", d_loss=d_loss, **logits, **penalties)
+
     def images(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` in the trainer's memory format."""
         return images.contiguous(memory_format=self.memory_format)

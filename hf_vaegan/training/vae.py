@@ -26,7 +26,7 @@ from ..data.loading import ImageDatasetInfo
 from ..metrics.likelihood import evaluate_vae, evaluation_mode, negative_elbo, reconstruction_error
 from ..models import VAE, AutoEncoder
 from .args import load_image_dataset_from_args
-from .evaluation import EvaluationReference, log_evaluation
+from .evaluation import EvaluationReference, evaluation_card_sections, log_evaluation
 from .grids import log_sample_grid, make_sample_grid
 from .hub import training_rows
 from .session import TrainingSession
@@ -49,12 +49,13 @@ def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
 # Held-out data
 
 
-def split_held_out(args: argparse.Namespace, info: ImageDatasetInfo) -> tuple[ImageDatasetInfo, torch.Tensor]:
-    """The training data and the held-out images ``(N, C, resolution, resolution)`` in [-1, 1].
+def load_with_held_out(args: argparse.Namespace) -> tuple[ImageDatasetInfo, torch.Tensor]:
+    """The training data of ``--dataset_name`` and the held-out images ``(N, C, resolution, resolution)`` in [-1, 1].
 
     The held-out images come from ``--validation_dataset_name``, or else are ``--num_validation_images`` images
     removed from the training data (drawn with ``--seed``).
     """
+    info = load_image_dataset_from_args(args)
     if args.validation_dataset_name:
         held_out = load_image_dataset_from_args(
             args,
@@ -213,46 +214,13 @@ def evaluate_held_out(
 
 
 def held_out_reference(args: argparse.Namespace, held_out: torch.Tensor) -> EvaluationReference:
-    """The held-out images of :func:`split_held_out` as the reference of the ``--eval_steps`` figures."""
+    """The held-out images of :func:`load_with_held_out` as the reference of the ``--eval_steps`` figures."""
     if args.validation_dataset_name:
         return EvaluationReference.from_images(held_out, args.validation_dataset_name, args.validation_split)
     return EvaluationReference.from_images(held_out, args.dataset_name, args.dataset_split)
 
 
-def log_sample_quality(
-    accelerator: Accelerator, model: nn.Module, reference: EvaluationReference, step: int, args: argparse.Namespace
-) -> dict[str, float]:
-    """``--eval_steps`` of a VAE or VAE-GAN: log every figure of
-    :func:`~hf_vaegan.training.evaluation.log_evaluation` (likelihoods on its first 1,000 reference images, with the
-    final evaluation's ``--num_importance_samples``) and return the :data:`SAMPLE_QUALITY_METRICS`, for the card."""
-    figures = log_evaluation(
-        accelerator,
-        model,
-        reference,
-        step,
-        args.eval_num_samples,
-        seed=args.seed,
-        num_importance_samples=args.num_importance_samples,
-    )
-    return {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
-
-
 # Logging and the model card
-
-
-def log_reconstructions(
-    accelerator: Accelerator,
-    model: nn.Module,
-    inputs: CheckpointedTensors,
-    held_out: torch.Tensor,
-    step: int,
-    args: argparse.Namespace,
-) -> None:
-    """Save and log the reconstruction/sample grid of ``model`` and log its held-out figures as ``validation_*``
-    (main process only)."""
-    log_sample_grid(accelerator, reconstruction_grid(model, inputs), step, args.output_dir)
-    metrics = evaluate_held_out(model, held_out, args.seed)
-    accelerator.log({f"validation_{name}": value for name, value in metrics.items()}, step=step)
 
 
 _METRIC_NAMES = {
@@ -274,67 +242,101 @@ _FINAL_LOSSES = (
 )
 
 
-def write_vae_card(
-    session: TrainingSession,
-    model: nn.Module,
-    inputs: CheckpointedTensors,
-    info: ImageDatasetInfo,
-    held_out: torch.Tensor,
-    seconds: float,
-    *,
-    training: Mapping[str, Any],
-    evaluation: Mapping[str, Any] | None = None,
-) -> None:
-    """Evaluate ``model`` on the ``held_out`` images (:func:`evaluate_held_out` with ``--num_importance_samples``,
-    logged), save the final grid as ``samples.png`` and write the model card (held-out figures, hyperparameters and
-    ``training``'s extra rows, the command) to ``--output_dir``. ``evaluation`` (the sections of
-    ``hf_vaegan.training.evaluation.evaluation_card_sections``) adds the sample-quality rows and their protocol."""
-    args, loop = session.args, session.loop
-    metrics = evaluate_held_out(model, held_out, args.seed, args.num_importance_samples)
-    logger.info(f"Held-out figures: {metrics}")
-    reconstruction_grid(model, inputs).save(Path(args.output_dir) / "samples.png")
-    variational = not isinstance(model, AutoEncoder)
-    likelihood = model.config.likelihood if variational else None
-    held_out_source = (
-        f"`{args.validation_dataset_name}`" if args.validation_dataset_name else "held out of the training data"
-    )
-    protocol = f"On {len(held_out):,} held-out images ({held_out_source}), with the EMA weights where used."
-    if variational:
-        protocol += (
-            f" In nats per image under the model's `{likelihood}` likelihood (one posterior sample for the ELBO, "
-            f"{args.num_importance_samples} importance samples for the IWAE bound), with beta = 1."
+class HeldOutEvaluation:
+    """What both VAE scripts measure on their held-out images (:func:`load_with_held_out`): a reconstruction grid and
+    the ``validation_*`` figures every ``--sample_steps``, the sample quality every ``--eval_steps``, and the figures,
+    final grid and model card at the end. Every method runs on the main process only.
+
+    Creating it registers the fixed inputs of the grids for checkpointing (``sample_inputs``): the first
+    ``--num_sample_images // 2`` held-out images and prior latents of ``latent_dim`` (0 for an autoencoder).
+    """
+
+    def __init__(self, session: TrainingSession, info: ImageDatasetInfo, held_out: torch.Tensor, latent_dim: int):
+        args = session.args
+        self.session, self.info, self.held_out = session, info, held_out
+        self.sample_inputs = create_vae_sample_inputs(
+            session.accelerator, held_out, args.num_sample_images, latent_dim, args.seed
         )
-        if likelihood == "features":
+        self.reference = held_out_reference(args, held_out) if args.eval_steps and session.is_main_process else None
+        # The figures of the last `--eval_steps` evaluation, for the card.
+        self.sample_metrics: dict[str, float] | None = None
+
+    def log_reconstructions(self, model: nn.Module, step: int) -> None:
+        """Save and log the reconstruction/sample grid of ``model`` and log its held-out figures as
+        ``validation_*``."""
+        accelerator, args = self.session.accelerator, self.session.args
+        log_sample_grid(accelerator, reconstruction_grid(model, self.sample_inputs), step, args.output_dir)
+        metrics = evaluate_held_out(model, self.held_out, args.seed)
+        accelerator.log({f"validation_{name}": value for name, value in metrics.items()}, step=step)
+
+    def log_sample_quality(self, model: nn.Module, step: int) -> None:
+        """``--eval_steps``: log every figure of :func:`~hf_vaegan.training.evaluation.log_evaluation` (likelihoods
+        on its first 1,000 reference images, with the final evaluation's ``--num_importance_samples``) and keep the
+        :data:`SAMPLE_QUALITY_METRICS` for the card."""
+        args = self.session.args
+        figures = log_evaluation(
+            self.session.accelerator,
+            model,
+            self.reference,
+            step,
+            args.eval_num_samples,
+            seed=args.seed,
+            num_importance_samples=args.num_importance_samples,
+        )
+        self.sample_metrics = {name: figures[name] for name in SAMPLE_QUALITY_METRICS}
+
+    def write_card(self, model: nn.Module, seconds: float, *, training: Mapping[str, Any]) -> None:
+        """Evaluate ``model`` on the held-out images (:func:`evaluate_held_out` with ``--num_importance_samples``,
+        logged), save the final grid as ``samples.png`` and write the model card (held-out figures, the last
+        sample-quality figures and their protocol, hyperparameters and ``training``'s extra rows, the command) to
+        ``--output_dir``."""
+        args, loop, held_out = self.session.args, self.session.loop, self.held_out
+        metrics = evaluate_held_out(model, held_out, args.seed, args.num_importance_samples)
+        logger.info(f"Held-out figures: {metrics}")
+        reconstruction_grid(model, self.sample_inputs).save(Path(args.output_dir) / "samples.png")
+        variational = not isinstance(model, AutoEncoder)
+        likelihood = model.config.likelihood if variational else None
+        held_out_source = (
+            f"`{args.validation_dataset_name}`" if args.validation_dataset_name else "held out of the training data"
+        )
+        protocol = f"On {len(held_out):,} held-out images ({held_out_source}), with the EMA weights where used."
+        if variational:
             protocol += (
-                " The `features` likelihood is a unit Gaussian on the discriminator's features, without its "
-                "constant: these figures measure reconstructions in that space and do not compare with pixel "
-                "likelihoods."
+                f" In nats per image under the model's `{likelihood}` likelihood (one posterior sample for the ELBO, "
+                f"{args.num_importance_samples} importance samples for the IWAE bound), with beta = 1."
             )
-    metric_rows = {_METRIC_NAMES.get(name, name): f"{value:.4g}" for name, value in metrics.items()}
-    if evaluation:
-        metric_rows |= evaluation["metrics"]
-        protocol += " Sample quality: " + evaluation["metrics_protocol"]
-    recipe = {
-        "latent dimensions": model.config.latent_dim,
-        "likelihood": likelihood or "- (MSE)",
-        "beta": args.beta if variational else "-",
-        **training,
-        "learning rate": args.learning_rate,
-    }
-    rows = training_rows(args, loop, seconds, recipe, loop.step_logs, _FINAL_LOSSES, "final training")
-    caption = "Held-out images (odd columns) next to their reconstructions from the posterior mean (even columns)"
-    session.write_card(
-        model,
-        sample_caption=caption + ("; right: samples from the prior." if variational else "."),
-        metrics=metric_rows,
-        metrics_protocol=protocol,
-        training=rows,
-        dataset_description=f"`{args.dataset_name}`: {len(info.dataset):,} training images, at "
-        f"{args.resolution}x{args.resolution}, {info.num_channels} channel(s).",
-        limitations=(
-            f"A small convolutional {type(model).__name__} for {args.resolution}x{args.resolution} images like its "
-            "training data. Its reconstructions are blurrier than the inputs and its likelihoods are only "
-            "meaningful for images of the same kind (they are not calibrated out-of-distribution detectors "
-            "without checking)."
-        ),
-    )
+            if likelihood == "features":
+                protocol += (
+                    " The `features` likelihood is a unit Gaussian on the discriminator's features, without its "
+                    "constant: these figures measure reconstructions in that space and do not compare with pixel "
+                    "likelihoods."
+                )
+        metric_rows = {_METRIC_NAMES.get(name, name): f"{value:.4g}" for name, value in metrics.items()}
+        evaluation = evaluation_card_sections(self.sample_metrics, self.reference)
+        if evaluation:
+            metric_rows |= evaluation["metrics"]
+            protocol += " Sample quality: " + evaluation["metrics_protocol"]
+        recipe = {
+            "latent dimensions": model.config.latent_dim,
+            "likelihood": likelihood or "- (MSE)",
+            "beta": args.beta if variational else "-",
+            **training,
+            "learning rate": args.learning_rate,
+        }
+        rows = training_rows(args, loop, seconds, recipe, loop.step_logs, _FINAL_LOSSES, "final training")
+        caption = "Held-out images (odd columns) next to their reconstructions from the posterior mean (even columns)"
+        self.session.write_card(
+            model,
+            sample_caption=caption + ("; right: samples from the prior." if variational else "."),
+            metrics=metric_rows,
+            metrics_protocol=protocol,
+            training=rows,
+            dataset_description=f"`{args.dataset_name}`: {len(self.info.dataset):,} training images, at "
+            f"{args.resolution}x{args.resolution}, {self.info.num_channels} channel(s).",
+            limitations=(
+                f"A small convolutional {type(model).__name__} for {args.resolution}x{args.resolution} images like "
+                "its training data. Its reconstructions are blurrier than the inputs and its likelihoods are only "
+                "meaningful for images of the same kind (they are not calibrated out-of-distribution detectors "
+                "without checking)."
+            ),
+        )

@@ -142,8 +142,7 @@ class VAEGANTrainer(Trainer):
             if apply_r1:
                 weighted, penalties["r1"] = lazy_r1(real_logits, real_input, self.r1_gamma, self.r1_interval)
                 d_loss = d_loss + weighted
-            d_values = {"d_loss": d_loss, "real_logits": real_logits.mean(), "fake_logits": fake_logits.mean()}
-            logs |= self.update(discriminator, d_loss, step, "d_grad_norm", **d_values, **penalties)
+            logs |= self.update_discriminator(discriminator, d_loss, step, real_logits, fake_logits, **penalties)
 
             # Encoder and decoder, against the updated discriminator.
             with frozen(discriminator.bare):
