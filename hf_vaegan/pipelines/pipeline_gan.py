@@ -8,6 +8,7 @@ import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..hardware import fast_precision
 from ..models import Generator
 from .pipeline_utils import (
     LATENT_OUTPUT_TYPES,
@@ -167,7 +168,8 @@ class GANPipeline(SingleModelPipeline):
             return ImagePipelineOutput(images=latents) if return_dict else (latents,)
 
         def generate(noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-            return self.gan(noise, labels).sample
+            with fast_precision(self.device, self.gan.dtype):
+                return self.gan(noise, labels).sample.to(self.gan.dtype)
 
         latents = latents.to(self.device, self.gan.dtype)
         images = self.postprocess(in_chunks(generate, self.chunk_size, noise=latents, labels=labels), output_type)
