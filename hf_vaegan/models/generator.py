@@ -59,7 +59,7 @@ def upsample_conv(hidden: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     phases = split_phases(rows, 4)  # (column phase, row phase, out, in, 2, 2)
     weight = phases.transpose(0, 1).reshape(4 * channels, conv.in_channels, 2, 2)
     bias = None if conv.bias is None else conv.bias.repeat(4)
-    outputs = F.conv2d(F.pad(hidden, (1, 1, 1, 1)), weight, bias)
+    outputs = F.conv2d(hidden, weight, bias, padding=1)  # (height + 1, width + 1)
     outputs = outputs.view(batch, 2, 2, channels, height + 1, width + 1)
     images = outputs.new_empty(batch, channels, height, 2, width, 2)
     for row in range(2):

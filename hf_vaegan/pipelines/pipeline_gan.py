@@ -23,6 +23,9 @@ from .pipeline_utils import (
 )
 
 ClassLabels = int | list[int] | np.ndarray | torch.Tensor
+# 8 MiB of float32 activations, about what a CPU core's share of the caches holds: the bundled generator drew 64 to
+# 128 images per pass at up to 2x the rate per image of 500 (benchmarks/gan_sampling.py --batch_size)
+CPU_CHUNK_VALUES = 2**21
 
 
 def truncated_normal(
@@ -73,6 +76,15 @@ class GANPipeline(SingleModelPipeline):
     def __init__(self, gan: Generator):
         super().__init__()
         self.register_modules(gan=gan)
+
+    @property
+    def chunk_size(self) -> int:
+        """Images per forward pass: on CPU, as many as keep the generator's largest activation (its last layer's,
+        `base_channels` maps at full resolution) within `CPU_CHUNK_VALUES`; elsewhere the default (`CHUNK_VALUES`)."""
+        if self.device.type != "cpu":
+            return super().chunk_size
+        config = self.gan.config
+        return max(1, min(super().chunk_size, CPU_CHUNK_VALUES // (config.base_channels * config.resolution**2)))
 
     def usage_example(self) -> str:
         config = self.gan.config
