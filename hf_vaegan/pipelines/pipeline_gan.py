@@ -67,6 +67,10 @@ class GANPipeline(SingleModelPipeline):
 
     One call returns at most `max_batch_size(values_per_image)` images (`hf_vaegan.pipelines.pipeline_utils`: 1 GiB
     of float32 pixels, 342,392 images of 28x28); the generator runs on chunks of them, so memory stays bounded.
+
+    A float32 generator runs under bf16 autocast where the device has bf16 instructions (a CUDA GPU with bf16, a CPU
+    with AMX or AVX-512 BF16: `hf_vaegan.hardware.fast_precision`, the rule of training's `--mixed_precision auto`)
+    and in float32 elsewhere; the images come back in the model's dtype either way.
     """
 
     model_name = "gan"
