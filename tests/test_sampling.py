@@ -131,3 +131,20 @@ def test_tile_lays_images_out_row_by_row_like_make_image_grid(channels):
     expected = make_image_grid(tiles, rows=3, cols=3)
     assert grid.shape == (12, 15, *(() if channels is None else (channels,)))
     assert np.array_equal(grid, np.asarray(expected.convert(tiles[0].mode)))
+
+
+def test_a_decoder_with_an_accelerate_hook_runs_through_its_own_forward(monkeypatch):
+    """With device_map offloading, accelerate moves the weights in when the hooked decoder's forward runs."""
+    from accelerate.hooks import ModelHook, add_hook_to_module
+
+    from hf_vaegan.models import generator as generator_module
+
+    generator = randomised(Generator(latent_dim=8, base_channels=8))
+    add_hook_to_module(generator.decoder, ModelHook())
+
+    def refuse(*args):
+        raise AssertionError("the inference path bypassed the decoder's hook")
+
+    monkeypatch.setattr(generator_module, "decode_for_inference", refuse)
+    with torch.no_grad():
+        assert generator(torch.randn(2, 8)).sample.shape == (2, 1, 28, 28)

@@ -183,7 +183,12 @@ class Generator(VaeGanModelMixin):
         check_class_labels(class_labels, self.config.num_classes, noise.shape[0])
         if self.class_embedding is not None:
             noise = torch.cat([noise, self.class_embedding(class_labels)], dim=1)
-        hidden = self.decoder(noise) if torch.is_grad_enabled() else decode_for_inference(self.decoder, noise)
+        # The inference path reads the layers' weights itself, so it leaves out an accelerate hook on the decoder
+        # (device_map offloading), which moves them in when the decoder's own forward is called.
+        if torch.is_grad_enabled() or hasattr(self.decoder, "_hf_hook"):
+            hidden = self.decoder(noise)
+        else:
+            hidden = decode_for_inference(self.decoder, noise)
         images = torch.tanh(hidden)
         return GeneratorOutput(sample=images) if return_dict else (images,)
 
