@@ -25,6 +25,7 @@ turns for `--cli_rounds` rounds.
     python benchmarks/gan_sampling.py
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/gan_sampling.py  # an AVX2-only CPU
     python benchmarks/gan_sampling.py --model path/to/generator --batch_size 16 --repeats 500 --cli_images 0
+    python benchmarks/gan_sampling.py --profile --repeats 20 --cli_images 0  # where each path's time goes, by op
 """
 
 import argparse
@@ -66,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="Untimed calls of each path first.")
     parser.add_argument("--cli_images", type=int, default=10_000, help="Images of the timed command; 0 skips it.")
     parser.add_argument("--cli_rounds", type=int, default=3, help="Timed runs of the command and of its baseline.")
+    parser.add_argument(
+        "--profile", action="store_true", help="First print where each path's time goes (torch.profiler, by operator)."
+    )
     return parser.parse_args(argv)
 
 
@@ -127,6 +131,21 @@ def make_methods(model: Generator, batch_size: int) -> list[Method]:
         Method("GANPipeline pil", lambda: pipe(batch_size, labels, rng).images, bf16=bf16),
     ]
     return methods
+
+
+def print_profile(methods: list[Method], calls: int = 10) -> None:
+    """The operators taking each path's time (self CPU time over `calls` calls, the top ones), as a share of it."""
+    for method in methods:
+        if method.name.startswith("matmul"):
+            continue
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            for _ in range(calls):
+                method.call()
+        events = sorted(profile.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+        total = sum(event.self_cpu_time_total for event in events)
+        shares = ", ".join(f"{event.key} {event.self_cpu_time_total / total:.0%}" for event in events[:6])
+        print(f"{method.name}: {total / calls / 1000:.1f} ms per call: {shares}")
+    print()
 
 
 def count_flops(call: Callable[[], object]) -> int:
@@ -220,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     by_name = {method.name: method for method in methods}
     model_flops = count_flops(by_name["Generator.sample, before"].call)
     run_flops = {method.name: count_flops(method.call) for method in methods}
+    if args.profile:
+        print_profile(methods)
     for method in methods:
         for _ in range(args.warmup):
             method.run()
