@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
-from diffusers.utils import make_image_grid
 from tqdm.auto import tqdm
 
 from .auto import load_pretrained
@@ -29,6 +28,8 @@ from .pipelines.pipeline_utils import max_batch_size
 OUTPUT_SUFFIXES = (".png", ".npz")
 # `sample` keeps its images in memory as uint8 and writes them in one file: at most 4 GiB of them.
 MAX_SAMPLE_BYTES = 2**32
+# zlib's fastest level: a 10,000-image grid saves in half the time of PIL's default (6) and is 8% larger
+PNG_COMPRESS_LEVEL = 1
 
 
 def resolve_device(name: str | None) -> str:
@@ -126,6 +127,18 @@ def draw_images(args, model, labels: torch.Tensor | None) -> np.ndarray:
     return np.concatenate(batches)
 
 
+def tile(images: np.ndarray, columns: int) -> np.ndarray:
+    """`(N, H, W[, C])` images -> one `(rows * H, columns * W[, C])` grid, row by row, black where none is left.
+
+    One array reshape: 10,000 PIL tiles pasted one by one took longer than drawing them."""
+    count, height, width = images.shape[:3]
+    rows = math.ceil(count / columns)
+    padded = np.zeros((rows * columns, *images.shape[1:]), dtype=images.dtype)
+    padded[:count] = images
+    grid = padded.reshape(rows, columns, height, width, -1).swapaxes(1, 2)
+    return grid.reshape(rows * height, columns * width, *images.shape[3:])
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """`(N, C, H, W)` in [-1, 1] -> `(N, H, W)` or `(N, H, W, C)` uint8."""
     array = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -174,11 +187,8 @@ def sample(args) -> None:
     else:
         # with --all-classes image i has label i % num_classes: one column per class
         columns = model.config.num_classes if args.all_classes else math.ceil(math.sqrt(len(images)))
-        rows = math.ceil(len(images) / columns)
-        tiles = [PIL.Image.fromarray(image) for image in images]
-        tiles += [PIL.Image.new(tiles[0].mode, tiles[0].size)] * (rows * columns - len(tiles))
-        grid = make_image_grid(tiles, rows=rows, cols=columns)
-        write_atomically(output, lambda file: grid.save(file, format="PNG"))
+        grid = PIL.Image.fromarray(tile(images, columns))
+        write_atomically(output, lambda file: grid.save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
     print(f"wrote {len(images)} images to {output}")
 
 

@@ -8,6 +8,7 @@ reports as the smaller CPU would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from dataclasses import dataclass
@@ -103,3 +104,23 @@ def cpu_info() -> CPUInfo:
         avx512_bf16=_flag("avx512_bf16") and aten_avx512 and _onednn_allows(isa_cap, "BF16"),
         amx=_flag("amx_tile") and aten_avx512 and _onednn_allows(isa_cap, "AMX"),
     )
+
+
+def bf16_is_fast(device: torch.device | str) -> bool:
+    """Whether bf16 autocast runs faster than fp32 on `device`: a CUDA GPU with bf16 support, or a CPU whose kernels
+    have bf16 instructions (:attr:`CPUInfo.native_bf16`). Without them bf16 is emulated: 0.11x the fp32 rate for the
+    GAN's training step and 0.04x for sampling on an AVX2 CPU. Training's ``--mixed_precision auto`` and sampling
+    (:func:`fast_precision`) both follow this rule."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_info().native_bf16
+
+
+def fast_precision(device: torch.device | str, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """bf16 autocast for a float32 model on a device where :func:`bf16_is_fast`, else nothing: what inference runs
+    under by default."""
+    device = torch.device(device)
+    if dtype == torch.float32 and bf16_is_fast(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

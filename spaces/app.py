@@ -62,8 +62,10 @@ from hf_vaegan.data.wardrobe import (
 )
 
 MAX_GARMENTS = 64
-# Grids are drawn this many images at a time, the request's deadline checked in between.
-GENERATION_CHUNK = 16
+# Grids are drawn this many images at a time, the request's deadline checked before each chunk. A whole grid at
+# once: 64 garments take the GAN well under a second on one thread, at about 1.7x the rate per image of 16 at a time
+# (benchmarks/gan_sampling.py --batch_size).
+GENERATION_CHUNK = MAX_GARMENTS
 MAX_SEED = 2**31 - 1
 MAX_INTERPOLATION_STEPS = 16
 MAX_TRUNCATION = 2.0

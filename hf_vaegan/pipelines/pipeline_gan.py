@@ -8,6 +8,7 @@ import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..hardware import fast_precision
 from ..models import Generator
 from .pipeline_utils import (
     LATENT_OUTPUT_TYPES,
@@ -22,6 +23,9 @@ from .pipeline_utils import (
 )
 
 ClassLabels = int | list[int] | np.ndarray | torch.Tensor
+# 8 MiB of float32 activations, about what a CPU core's share of the caches holds: the bundled generator drew 64 to
+# 128 images per pass at up to 2x the rate per image of 500 (benchmarks/gan_sampling.py --batch_size)
+CPU_CHUNK_VALUES = 2**21
 
 
 def truncated_normal(
@@ -63,6 +67,10 @@ class GANPipeline(SingleModelPipeline):
 
     One call returns at most `max_batch_size(values_per_image)` images (`hf_vaegan.pipelines.pipeline_utils`: 1 GiB
     of float32 pixels, 342,392 images of 28x28); the generator runs on chunks of them, so memory stays bounded.
+
+    A float32 generator runs under bf16 autocast where the device has bf16 instructions (a CUDA GPU with bf16, a CPU
+    with AMX or AVX-512 BF16: `hf_vaegan.hardware.fast_precision`, the rule of training's `--mixed_precision auto`)
+    and in float32 elsewhere; the images come back in the model's dtype either way.
     """
 
     model_name = "gan"
@@ -72,6 +80,15 @@ class GANPipeline(SingleModelPipeline):
     def __init__(self, gan: Generator):
         super().__init__()
         self.register_modules(gan=gan)
+
+    @property
+    def chunk_size(self) -> int:
+        """Images per forward pass: on CPU, as many as keep the generator's largest activation (its last layer's,
+        `base_channels` maps at full resolution) within `CPU_CHUNK_VALUES`; elsewhere the default (`CHUNK_VALUES`)."""
+        if self.device.type != "cpu":
+            return super().chunk_size
+        config = self.gan.config
+        return max(1, min(super().chunk_size, CPU_CHUNK_VALUES // (config.base_channels * config.resolution**2)))
 
     def usage_example(self) -> str:
         config = self.gan.config
@@ -167,7 +184,8 @@ class GANPipeline(SingleModelPipeline):
             return ImagePipelineOutput(images=latents) if return_dict else (latents,)
 
         def generate(noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-            return self.gan(noise, labels).sample
+            with fast_precision(self.device, self.gan.dtype):
+                return self.gan(noise, labels).sample.to(self.gan.dtype)
 
         latents = latents.to(self.device, self.gan.dtype)
         images = self.postprocess(in_chunks(generate, self.chunk_size, noise=latents, labels=labels), output_type)

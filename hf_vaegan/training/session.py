@@ -47,7 +47,7 @@ from diffusers.training_utils import EMAModel
 from torch import nn
 
 from ..data.loading import make_dataloader
-from ..hardware import cpu_info
+from ..hardware import bf16_is_fast, cpu_info
 from .errors import TrainingError
 from .hub import dataset_hub_ids, eval_dataset, hub_repo_id, push_output_dir, training_command, write_model_card
 from .loop import TrainingLoop
@@ -111,10 +111,10 @@ def fast_bf16_available() -> bool:
     (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``) count, see :func:`hf_vaegan.hardware.cpu_info`."""
     use_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
     if torch.cuda.is_available() and not use_cpu:
-        return torch.cuda.is_bf16_supported()
+        return bf16_is_fast("cuda")
     if torch.backends.mps.is_available() and not use_cpu:
         return False
-    return cpu_info().native_bf16
+    return bf16_is_fast("cpu")
 
 
 def resolve_mixed_precision(value: str) -> str:
