@@ -1,0 +1,133 @@
+"""A VAE whose encoder also tells which geometric transformation was applied to its input: an anomaly detector."""
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from .blocks import check_non_negative_number, check_positive_int
+from .vae import VAE
+
+
+class TransformationVAE(VAE):
+    r"""A [`VAE`] with a second head on its encoder that predicts which of a fixed set of geometric transformations
+    (quarter turns, optionally combined with shifts) was applied to the image, in the spirit of GEOM (Golan &
+    El-Yaniv, "Deep Anomaly Detection Using Geometric Transformations", NeurIPS 2018).
+
+    Trained on normal images only, the head learns what upright, centred normal images look like: an image of another
+    kind leaves it unsure which way its transformed copies were turned or shifted. `transformation_nll` turns that
+    into an anomaly score. The VAE part (`encode`, `decode`, `loss`, `sample`) is unchanged.
+
+    Transformation `t` (0 <= t < `num_transformations`) shifts the image by `shifts[t // 4]` pixels (the background
+    that comes in is -1, black) and then turns it by `t % 4` quarter turns counter-clockwise.
+
+    Parameters:
+        shift_pixels (`int`, defaults to 0): 0 for the four quarter turns only; else the four turns combined with
+            five shifts, none and `shift_pixels` pixels left, right, up and down (20 transformations).
+        Others as in [`VAE`].
+    """
+
+    model_card_tags = ("vae", "variational-autoencoder", "anomaly-detection")
+
+    @register_to_config
+    def __init__(
+        self,
+        *,
+        resolution: int = 28,
+        in_channels: int = 1,
+        latent_dim: int = 16,
+        base_channels: int = 32,
+        likelihood: str = "bernoulli",
+        beta: float = 1.0,
+        norm_type: str = "group",
+        shift_pixels: int = 0,
+    ):
+        super().__init__(
+            resolution=resolution,
+            in_channels=in_channels,
+            latent_dim=latent_dim,
+            base_channels=base_channels,
+            likelihood=likelihood,
+            beta=beta,
+            norm_type=norm_type,
+        )
+        check_non_negative_number("shift_pixels", shift_pixels)
+        if shift_pixels:
+            check_positive_int("shift_pixels", shift_pixels)
+            if shift_pixels >= resolution // 2:
+                half = resolution // 2
+                raise ValueError(f"`shift_pixels` must be below {half} (half the resolution), got {shift_pixels}")
+        self.transformation_head = nn.Linear(self.encoder.num_features, self.num_transformations)
+
+    @property
+    def shifts(self) -> list[tuple[int, int]]:
+        """The (right, down) shifts in pixels, the first being none."""
+        s = self.config.shift_pixels
+        return [(0, 0)] if s == 0 else [(0, 0), (s, 0), (-s, 0), (0, s), (0, -s)]
+
+    @property
+    def num_transformations(self) -> int:
+        return 4 * len(self.shifts)
+
+    def transform(self, sample: torch.Tensor, transformations: torch.Tensor | int) -> torch.Tensor:
+        """Applies transformation `transformations[i]` to image `i` (or one index to every image).
+
+        Args:
+            sample: images `(B, in_channels, resolution, resolution)` in [-1, 1].
+            transformations: indices in [0, `num_transformations`), an int or a `(B,)` integer tensor.
+        Returns:
+            The transformed images, `(B, in_channels, resolution, resolution)` in [-1, 1].
+        """
+        sample = self._check_sample(sample)
+        indices = torch.as_tensor(transformations, device=sample.device).expand(sample.shape[0])
+        if indices.dtype.is_floating_point or indices.min() < 0 or indices.max() >= self.num_transformations:
+            raise ValueError(f"`transformations` must be integers in [0, {self.num_transformations}), got {indices}")
+        out = torch.empty_like(sample)
+        for index in indices.unique().tolist():
+            chosen = indices == index
+            out[chosen] = self._transform_all(sample[chosen], index)
+        return out
+
+    def _transform_all(self, sample: torch.Tensor, index: int) -> torch.Tensor:
+        right, down = self.shifts[index // 4]
+        if right or down:
+            s = self.config.shift_pixels
+            padded = nn.functional.pad(sample, (s, s, s, s), value=-1.0)
+            sample = padded[:, :, s - down : s - down + sample.shape[2], s - right : s - right + sample.shape[3]]
+        return torch.rot90(sample, index % 4, dims=(2, 3))
+
+    def transformation_logits(self, sample: torch.Tensor) -> torch.Tensor:
+        """Logits `(B, num_transformations)` of which transformation produced each image `(B, C, R, R)` in [-1, 1]."""
+        return self.transformation_head(self.encoder(self._check_sample(sample)).flatten(1))
+
+    def transformation_nll(self, sample: torch.Tensor) -> torch.Tensor:
+        """GEOM's anomaly score (its simplified form, Golan & El-Yaniv 2018, Sec. 4): the negative log-probability
+        the head gives the right answer, summed over every transformation of each image, in nats: `(B,)`, >= 0;
+        higher is more anomalous.
+
+        Args:
+            sample: images `(B, in_channels, resolution, resolution)` in [-1, 1].
+        """
+        sample = self._check_sample(sample)
+        total = torch.zeros(sample.shape[0], device=sample.device, dtype=torch.float32)
+        for index in range(self.num_transformations):
+            logits = self.transformation_logits(self._transform_all(sample, index)).float()
+            total -= logits.log_softmax(dim=1)[:, index]
+        return total
+
+    def transformation_loss(self, sample: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Cross-entropy (nats, batch mean) of the head on `sample` `(B, C, R, R)` in [-1, 1], each image under a
+        random transformation drawn uniformly (reproducible with `generator`); the training signal of the head."""
+        sample = self._check_sample(sample)
+        indices = torch.randint(self.num_transformations, (sample.shape[0],), generator=generator)
+        indices = indices.to(sample.device)
+        logits = self.transformation_logits(self.transform(sample, indices))
+        return nn.functional.cross_entropy(logits.float(), indices)
+
+    def usage_snippet(self, repo_id: str) -> str:
+        return f'''import torch
+from diffusers import AutoModel
+
+vae = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)
+images = vae.sample(4, generator=torch.Generator().manual_seed(0))  # or real images (B, 1, 28, 28) in [-1, 1]
+with torch.no_grad():
+    scores = vae.transformation_nll(images)  # per image, in nats: high for images unlike the training data'''
