@@ -114,14 +114,15 @@ class TransformationVAE(VAE):
             total -= logits.log_softmax(dim=1)[:, index]
         return total
 
-    def transformation_loss(self, sample: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Cross-entropy (nats, batch mean) of the head on `sample` `(B, C, R, R)` in [-1, 1], each image under a
-        random transformation drawn uniformly (reproducible with `generator`); the training signal of the head."""
+    def transformation_loss(self, sample: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (nats, mean over images and transformations) of the head on every transformation of every
+        image of `sample` `(B, C, R, R)` in [-1, 1]: the training signal of the head. Each image in all its
+        transformations, as GEOM trains: with random transformations instead, the head learned far less (one-class
+        AUROC 0.69 against 0.995 for trousers after 50 steps)."""
         sample = self._check_sample(sample)
-        indices = torch.randint(self.num_transformations, (sample.shape[0],), generator=generator)
-        indices = indices.to(sample.device)
-        logits = self.transformation_logits(self.transform(sample, indices))
-        return nn.functional.cross_entropy(logits.float(), indices)
+        transformed = torch.cat([self._transform_all(sample, index) for index in range(self.num_transformations)])
+        targets = torch.arange(self.num_transformations, device=sample.device).repeat_interleave(sample.shape[0])
+        return nn.functional.cross_entropy(self.transformation_logits(transformed).float(), targets)
 
     def usage_snippet(self, repo_id: str) -> str:
         return f'''import torch

@@ -77,9 +77,15 @@ class VAEPipeline(SingleModelPipeline):
         self.register_modules(vae=vae)
 
     def usage_example(self) -> str:
-        return """images = pipe(batch_size=8, generator=torch.Generator().manual_seed(0)).images  # PIL, from the prior
-reconstructions = pipe.reconstruct(images).images
-scores = pipe.anomaly_scores(images, method="elbo")  # negative ELBO per image, in nats: high for outliers"""
+        sampling = (
+            "images = pipe(batch_size=8, generator=torch.Generator().manual_seed(0)).images  # PIL, from the prior"
+        )
+        if self.default_anomaly_method == "transformation":
+            scoring = "scores = pipe.anomaly_scores(images)  # GEOM score per image, in nats: high for outliers"
+        else:
+            scoring = 'scores = pipe.anomaly_scores(images, method="elbo")'
+            scoring += "  # negative ELBO per image, in nats: high for outliers"
+        return f"{sampling}\nreconstructions = pipe.reconstruct(images).images\n{scoring}"
 
     @torch.no_grad()
     def __call__(

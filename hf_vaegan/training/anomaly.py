@@ -33,18 +33,16 @@ def train_transformation_vae(
     batch_size: int = 128,
     learning_rate: float = 2e-3,
     transformation_weight: float = 100.0,
-    transformed_copies: int = 4,
     seed: int = 0,
     **config,
 ) -> TransformationVAE:
     """A `TransformationVAE(**config)` trained on normal `images` `(N, C, R, R)` in [-1, 1], returned in eval mode.
 
     Each step minimises the negative ELBO of a batch (nats per image) plus `transformation_weight` times the
-    cross-entropy of the transformation head on `transformed_copies` randomly transformed copies of it. The weight
-    puts the two terms on a similar scale (a 28x28 image's ELBO is a few hundred nats, the cross-entropy at most
+    cross-entropy of the transformation head on every transformation of every image of the batch. The weight puts
+    the two terms on a similar scale (a 28x28 image's ELBO is a few hundred nats, the cross-entropy at most
     log(num_transformations)).
     """
-    check_positive_int("transformed_copies", transformed_copies)
     torch.manual_seed(seed)
     vae = TransformationVAE(**config)
     optimizer = torch.optim.Adam(vae.parameters(), lr=learning_rate)
@@ -52,8 +50,7 @@ def train_transformation_vae(
     vae.train()
     for batch in _batches(images, batch_size, num_steps, generator):
         elbo = vae.loss(batch, generator=generator).loss
-        transformation = vae.transformation_loss(batch.repeat(transformed_copies, 1, 1, 1), generator=generator)
-        loss = elbo + transformation_weight * transformation
+        loss = elbo + transformation_weight * vae.transformation_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
