@@ -10,15 +10,15 @@ on the 6,000 training images of class k only (no labels, no other class, no pret
 `hf_vaegan/models/transformation_vae.py`) trained by `hf_vaegan.training.anomaly.train_transformation_vae` for
 `--num_steps` Adam steps (batch 128 images, each in its four turns for the head; bf16 autocast). Scores, higher
 meaning more anomalous:
-- "transformation" (ours, the package's best): GEOM's score, how badly the transformation head recognises the four
-  turns of the image (`anomaly_scores(..., method="transformation")`);
+- "mahalanobis" (ours, the package's best, `anomaly_scores(..., method="mahalanobis")`): the squared Mahalanobis
+  distance of the image's features (posterior mean, and the head's log-probabilities for each of its four turns) to
+  the Gaussian of the training images' features;
+- "transformation": GEOM's simplified score, how badly the transformation head recognises the four turns of the
+  image (`method="transformation"`);
 - "-ELBO - PNG" (measured, not kept in the package): the VAE's negative ELBO minus the image's PNG-compressed length
   in nats, the input-complexity correction of Serrà et al. (2020): likelihood models give simple images (little ink)
   a high likelihood whatever their class, and a generic compressor measures that simplicity;
-- "latent Mahalanobis" (measured, not kept): Mahalanobis distance of the posterior mean to the posterior means of
-  the training images;
-- "transformation + Mahalanobis" (measured, not kept): the sum of the two, each standardised by its mean and
-  standard deviation on 1,000 of the training images;
+- "latent Mahalanobis" (measured, not kept): the same with the posterior mean alone;
 - "-ELBO" (baseline): the same VAE's negative ELBO in nats (one posterior draw);
 - "AE recon. MSE" (baseline): the squared reconstruction error of a plain `AutoEncoder` of the same size trained
   for the same number of steps on the same images;
@@ -60,10 +60,10 @@ from hf_vaegan.training.vae import VAEObjective, VAETrainer
 
 VAE_METHODS = {"-ELBO": "elbo", "recon. MSE": "reconstruction"}
 ONE_CLASS_SCORES = (
+    "mahalanobis",
     "transformation",
-    "-ELBO - PNG",
     "latent Mahalanobis",
-    "transformation + Mahalanobis",
+    "-ELBO - PNG",
     "-ELBO",
     "AE recon. MSE",
     "kNN pixels",
@@ -249,20 +249,11 @@ def one_class(args: argparse.Namespace) -> dict[int, dict[str, float]]:
             autoencoder = train_autoencoder(normal, args.num_steps, seed=seed, **model_config, **training)
         print(f"  trained in {time.perf_counter() - class_started:.0f} s", flush=True)
         is_anomaly = test_labels != normal_class
-        scores = {"transformation": anomaly_scores(vae, test_images, "transformation")}
+        scores = {name: anomaly_scores(vae, test_images, name) for name in ("mahalanobis", "transformation")}
         elbo = anomaly_scores(vae, test_images, "elbo", generator=torch.Generator().manual_seed(seed))
         scores["-ELBO"] = elbo
         scores["-ELBO - PNG"] = elbo - test_complexity
-        normal_means = posterior_means(vae, normal)
-        scores["latent Mahalanobis"] = mahalanobis(normal_means, posterior_means(vae, test_images))
-        # Both scores standardised by their spread on (1,000 of) the normal training images, so neither dominates.
-        reference = normal[:1000]
-        reference_scores = {
-            "transformation": anomaly_scores(vae, reference, "transformation"),
-            "latent Mahalanobis": mahalanobis(normal_means, posterior_means(vae, reference)),
-        }
-        standardised = ((scores[name] - values.mean()) / values.std() for name, values in reference_scores.items())
-        scores["transformation + Mahalanobis"] = sum(standardised)
+        scores["latent Mahalanobis"] = mahalanobis(posterior_means(vae, normal), posterior_means(vae, test_images))
         scores["AE recon. MSE"] = autoencoder_error(autoencoder, test_images)
         scores["kNN pixels"] = knn_distance(normal, test_images)
         rows[normal_class] = {name: auroc(scores[name], is_anomaly) for name in ONE_CLASS_SCORES}

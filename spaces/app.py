@@ -78,6 +78,7 @@ FASHION_MNIST_SIZE = 28
 GARMENT_ZOOM = 4
 # What the verdict calls each score of `VAEPipeline.anomaly_scores`.
 ANOMALY_SCORE_NAMES = {
+    "mahalanobis": "how far the detector's features of the image lie from those of its training garments",
     "transformation": "nats: how badly the detector recognises the image's quarter turns",
     "elbo": "negative ELBO, nats",
     "reconstruction": "mean squared reconstruction error",
@@ -310,8 +311,8 @@ class WardrobeSpace:
         details = {
             "verdict": "anomaly" if anomalous else "typical",
             "method": threshold.method,
-            "score_nats": round(score, 3),
-            "threshold_nats": round(threshold.threshold, 3),
+            "score": round(score, 3),
+            "threshold": round(threshold.threshold, 3),
             "false_positive_rate": threshold.false_positive_rate,
             "percentile_among_real_garments": round(percentile, 2),
             "inverted_upload": inverted,
@@ -536,12 +537,13 @@ class WardrobeSpace:
         with gr.Accordion("Reconstruct a garment and score how unusual it is", open=True):
             gr.Markdown(
                 "The reconstruction is the style VAE's; the score is the anomaly detector's (a VAE whose encoder also "
-                "tells which way a garment was turned, trained on Fashion-MNIST's training garments): how badly it "
-                "recognises the four quarter turns of the image, in nats. Garments like the training ones score near "
-                "0; on Fashion-MNIST this score tells one class from the nine others with a mean AUROC of "
-                f"{ONE_CLASS_AUROC} (README). The threshold flags {ANOMALY_FALSE_POSITIVE_RATE:.0%} of real "
-                "Fashion-MNIST test garments the model never saw (calibrated when the Space starts): an 'anomaly' "
-                "means unlike the training garments (noise, photos, drawings, odd framing), not a wrong class."
+                "tells which way a garment was turned, trained on Fashion-MNIST's training garments): the Mahalanobis "
+                "distance of its features of the image (latent code, and its answers on the image's four quarter "
+                "turns) to those of the training garments. On Fashion-MNIST this score tells one class from the nine "
+                f"others with a mean AUROC of {ONE_CLASS_AUROC} (README). The threshold flags "
+                f"{ANOMALY_FALSE_POSITIVE_RATE:.0%} of real Fashion-MNIST test garments the model never saw "
+                "(calibrated when the Space starts): an 'anomaly' means unlike the training garments (noise, photos, "
+                "drawings, odd framing), not a wrong class."
             )
             with gr.Row():
                 upload = upload_image("Garment", "analyse-upload")

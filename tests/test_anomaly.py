@@ -40,15 +40,29 @@ def test_every_score_is_finite_and_flags_inverted_garments(detector, splits, met
     assert auroc(scores, torch.arange(200) >= 100) > 0.9, method
 
 
-def test_transformation_score_is_deterministic_and_non_negative(detector, splits):
+@pytest.mark.parametrize("method", ["transformation", "mahalanobis"])
+def test_head_scores_are_deterministic_and_non_negative(detector, splits, method):
     images = splits["test"][:8]
-    first, second = (anomaly_scores(detector, images, "transformation") for _ in range(2))
+    first, second = (anomaly_scores(detector, images, method) for _ in range(2))
     assert torch.equal(first, second) and (first >= 0).all()
 
 
-def test_transformation_needs_the_head(splits):
+@pytest.mark.parametrize("method", ["transformation", "mahalanobis"])
+def test_head_scores_need_the_head(splits, method):
     with pytest.raises(ValueError, match="TransformationVAE"):
-        anomaly_scores(VAE(**TINY), splits["test"][:2], "transformation")
+        anomaly_scores(VAE(**TINY), splits["test"][:2], method)
+
+
+def test_mahalanobis_needs_fitted_normal_features(detector, splits):
+    unfitted = TransformationVAE(**TINY)
+    with pytest.raises(ValueError, match="fit_normal_features"):
+        anomaly_scores(unfitted, splits["test"][:2], "mahalanobis")
+    with pytest.raises(ValueError, match="more images"):
+        unfitted.fit_normal_features(splits["train"][:10])
+    # fitted on the training images: they sit closer to their own Gaussian than new images of the same kind do
+    train, test = (anomaly_scores(detector, splits[name][:100], "mahalanobis") for name in ("train", "test"))
+    assert train.mean() < test.mean()
+    assert detector.anomaly_features(splits["test"][:3]).shape == (3, 4 + 4 * 4)
 
 
 def test_transformations_turn_and_shift():
@@ -72,9 +86,8 @@ def test_transformation_vae_round_trip(tmp_path, detector, splits):
     detector.save_pretrained(tmp_path)
     loaded = TransformationVAE.from_pretrained(tmp_path)
     images = splits["test"][:4]
-    torch.testing.assert_close(
-        anomaly_scores(loaded, images, "transformation"), anomaly_scores(detector, images, "transformation")
-    )
+    for method in ("transformation", "mahalanobis"):  # the fitted Gaussian is saved with the weights
+        torch.testing.assert_close(anomaly_scores(loaded, images, method), anomaly_scores(detector, images, method))
 
 
 def test_training_changes_the_detector(splits):
@@ -91,11 +104,11 @@ def test_training_changes_the_detector(splits):
 
 
 def test_threshold_holds_its_false_positive_rate_on_held_out_normal_images(detector, splits):
-    calibration = anomaly_scores(detector, splits["calibration"], "transformation")
-    threshold = calibrate_threshold(calibration, false_positive_rate=0.1, method="transformation")
+    calibration = anomaly_scores(detector, splits["calibration"], "mahalanobis")
+    threshold = calibrate_threshold(calibration, false_positive_rate=0.1, method="mahalanobis")
     assert (calibration.numpy() > threshold.threshold).mean() <= 0.1
     # new normal images (300): flagged at about the chosen rate (sampling error ~0.025 for each of the two sets)
-    test = anomaly_scores(detector, splits["test"], "transformation")
+    test = anomaly_scores(detector, splits["test"], "mahalanobis")
     assert 0.03 <= (test.numpy() > threshold.threshold).mean() <= 0.2
     assert threshold.num_images == 300 and 85 <= threshold.percentile(threshold.threshold) <= 95
 
@@ -115,10 +128,10 @@ def test_threshold_refuses_bad_calibration(scores, rate, message):
 
 def test_pipeline_detects_anomalies_against_a_calibrated_threshold(detector, splits):
     pipe = VAEPipeline(detector)
-    assert pipe.default_anomaly_method == "transformation"
+    assert pipe.default_anomaly_method == "mahalanobis"
     assert VAEPipeline(VAE(**TINY)).default_anomaly_method == "elbo"
     threshold = pipe.calibrate_anomaly_threshold(splits["calibration"], false_positive_rate=0.05)
-    assert isinstance(threshold, AnomalyThreshold) and threshold.method == "transformation"
+    assert isinstance(threshold, AnomalyThreshold) and threshold.method == "mahalanobis"
     normal = splits["test"][:50]
     result = pipe.detect_anomalies(torch.cat([normal, -normal]), threshold)
     assert result.scores.shape == (100,) and result.is_anomaly.dtype == bool

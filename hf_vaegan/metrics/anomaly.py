@@ -18,7 +18,7 @@ from ..models.blocks import check_positive_int
 from .features import check_metric_images
 from .likelihood import evaluation_mode, negative_elbo, reconstruction_error
 
-ANOMALY_METHODS = ("elbo", "reconstruction", "transformation")
+ANOMALY_METHODS = ("elbo", "reconstruction", "transformation", "mahalanobis")
 
 
 def anomaly_scores(
@@ -40,29 +40,33 @@ def anomaly_scores(
             - `"reconstruction"`: mean squared reconstruction error from the posterior mean (deterministic);
             - `"transformation"`: GEOM's score (Golan & El-Yaniv, NeurIPS 2018), how badly the encoder's
               transformation head recognises the turns and shifts of the image, in nats (deterministic; see
-              `TransformationVAE.transformation_nll`). The best of the three on Fashion-MNIST (see the README).
+              `TransformationVAE.transformation_nll`);
+            - `"mahalanobis"`: the squared Mahalanobis distance of the image's posterior mean and transformation-head
+              answers to those of the normal training images (`TransformationVAE.feature_mahalanobis`; Lee et al.
+              2018 on the features GEOM's Dirichlet score models); the best on Fashion-MNIST (see the README).
         num_samples, generator: posterior draws of the ELBO-based methods.
     """
     if method == "elbo":
         return negative_elbo(vae, images, num_samples, generator, batch_size)
     if method == "reconstruction":
         return reconstruction_error(vae, images, batch_size)
-    if method == "transformation":
+    if method in ("transformation", "mahalanobis"):
         if not hasattr(vae, "transformation_nll"):
             raise ValueError(
-                f'`method="transformation"` needs a TransformationVAE (a VAE with a transformation head), got a '
+                f'`method="{method}"` needs a TransformationVAE (a VAE with a transformation head), got a '
                 f"{type(vae).__name__}: use another method or train one with `hf_vaegan.training.anomaly`."
             )
-        return transformation_nll(vae, images, batch_size)
+        score = vae.transformation_nll if method == "transformation" else vae.feature_mahalanobis
+        return _in_batches(score, vae, images, batch_size)
     raise ValueError(f"`method` must be one of {ANOMALY_METHODS}, got {method!r}")
 
 
-def transformation_nll(vae: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """`vae.transformation_nll` per image `(N,)` in nats of images `(N, C, H, W)` in [-1, 1], in batches."""
+def _in_batches(score: Callable, vae: torch.nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`score(batch)` `(N,)` of images `(N, C, H, W)` in [-1, 1], `batch_size` at a time, with `vae` in eval mode."""
     check_metric_images(images)
     check_positive_int("batch_size", batch_size)
     with evaluation_mode(vae):
-        return torch.cat([vae.transformation_nll(batch.to(vae.device)).cpu() for batch in images.split(batch_size)])
+        return torch.cat([score(batch.to(vae.device)).cpu() for batch in images.split(batch_size)])
 
 
 @dataclass(frozen=True)

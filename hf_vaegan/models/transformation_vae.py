@@ -15,7 +15,9 @@ class TransformationVAE(VAE):
 
     Trained on normal images only, the head learns what upright, centred normal images look like: an image of another
     kind leaves it unsure which way its transformed copies were turned or shifted. `transformation_nll` turns that
-    into an anomaly score. The VAE part (`encode`, `decode`, `loss`, `sample`) is unchanged.
+    into an anomaly score; `feature_mahalanobis`, the better one, compares the image's posterior mean and the head's
+    answers on its transformations with those of the normal images, whose Gaussian `fit_normal_features` stores in the
+    model (buffers saved with the weights). The VAE part (`encode`, `decode`, `loss`, `sample`) is unchanged.
 
     Transformation `t` (0 <= t < `num_transformations`) shifts the image by `shifts[t // 4]` pixels (the background
     that comes in is -1, black) and then turns it by `t % 4` quarter turns counter-clockwise.
@@ -57,6 +59,10 @@ class TransformationVAE(VAE):
                 half = resolution // 2
                 raise ValueError(f"`shift_pixels` must be below {half} (half the resolution), got {shift_pixels}")
         self.transformation_head = nn.Linear(self.encoder.num_features, self.num_transformations)
+        # The Gaussian of the normal images' anomaly features (`fit_normal_features`); a zero precision: not fitted.
+        num_features = latent_dim + self.num_transformations**2
+        self.register_buffer("normal_feature_mean", torch.zeros(num_features))
+        self.register_buffer("normal_feature_precision", torch.zeros(num_features, num_features))
 
     @property
     def shifts(self) -> list[tuple[int, int]]:
@@ -113,6 +119,45 @@ class TransformationVAE(VAE):
             logits = self.transformation_logits(self._transform_all(sample, index)).float()
             total -= logits.log_softmax(dim=1)[:, index]
         return total
+
+    def anomaly_features(self, sample: torch.Tensor) -> torch.Tensor:
+        """The features `feature_mahalanobis` compares, `(B, latent_dim + num_transformations**2)`: the posterior mean
+        of each image `(B, C, R, R)` in [-1, 1], then the head's log-probabilities of every transformation for each
+        of its transformed copies (what GEOM's Dirichlet score models, Golan & El-Yaniv 2018, Sec. 4)."""
+        sample = self._check_sample(sample)
+        posterior_mean = self._posterior(sample).mean.float()
+        answers = [
+            self.transformation_logits(self._transform_all(sample, index)).float().log_softmax(dim=1)
+            for index in range(self.num_transformations)
+        ]
+        return torch.cat([posterior_mean, *answers], dim=1)
+
+    @torch.no_grad()
+    def fit_normal_features(self, normal_images: torch.Tensor, batch_size: int = 500, ridge: float = 1e-3) -> None:
+        """Fits the Gaussian of `anomaly_features` on normal images `(N, C, R, R)` in [-1, 1] (N larger than the
+        number of features) and stores its mean and precision in the model. `ridge` is added to the covariance's
+        diagonal: some head answers barely vary on normal images."""
+        check_positive_int("batch_size", batch_size)
+        features = torch.cat([self.anomaly_features(batch) for batch in normal_images.split(batch_size)]).double()
+        if len(features) <= features.shape[1]:
+            raise ValueError(f"fitting {features.shape[1]} features needs more images than that, got {len(features)}")
+        mean = features.mean(dim=0)
+        covariance = torch.cov((features - mean).T) + ridge * torch.eye(features.shape[1], dtype=features.dtype)
+        self.normal_feature_mean.copy_(mean)
+        self.normal_feature_precision.copy_(torch.linalg.inv(covariance))
+
+    def feature_mahalanobis(self, sample: torch.Tensor) -> torch.Tensor:
+        """Squared Mahalanobis distance `(B,)` of the `anomaly_features` of images `(B, C, R, R)` in [-1, 1] to the
+        Gaussian of the normal images (Lee et al., "A simple unified framework for detecting out-of-distribution
+        samples and adversarial attacks", NeurIPS 2018, on this VAE's own features): >= 0, higher is more anomalous.
+        Needs `fit_normal_features` first (`hf_vaegan.training.anomaly.train_transformation_vae` calls it)."""
+        if not self.normal_feature_precision.any():
+            raise ValueError(
+                "This TransformationVAE has no fitted normal features: call `fit_normal_features(normal_images)` "
+                "first (train_transformation_vae does), or use the 'transformation' score."
+            )
+        centred = self.anomaly_features(sample).double() - self.normal_feature_mean.double()
+        return ((centred @ self.normal_feature_precision.double()) * centred).sum(dim=1).float()
 
     def transformation_loss(self, sample: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (nats, mean over images and transformations) of the head on every transformation of every

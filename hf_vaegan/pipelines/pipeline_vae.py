@@ -80,8 +80,10 @@ class VAEPipeline(SingleModelPipeline):
         sampling = (
             "images = pipe(batch_size=8, generator=torch.Generator().manual_seed(0)).images  # PIL, from the prior"
         )
-        if self.default_anomaly_method == "transformation":
-            scoring = "scores = pipe.anomaly_scores(images)  # GEOM score per image, in nats: high for outliers"
+        if self.default_anomaly_method == "mahalanobis":
+            scoring = (
+                "scores = pipe.anomaly_scores(images)  # feature Mahalanobis distance per image: high for outliers"
+            )
         else:
             scoring = 'scores = pipe.anomaly_scores(images, method="elbo")'
             scoring += "  # negative ELBO per image, in nats: high for outliers"
@@ -148,9 +150,8 @@ class VAEPipeline(SingleModelPipeline):
 
     @property
     def default_anomaly_method(self) -> str:
-        """The best anomaly score this model offers: `"transformation"` with a transformation head
-        (`TransformationVAE`), else `"elbo"`."""
-        return "transformation" if hasattr(self.vae, "transformation_nll") else "elbo"
+        """The best anomaly score this model offers: `"mahalanobis"` for a `TransformationVAE`, else `"elbo"`."""
+        return "mahalanobis" if hasattr(self.vae, "feature_mahalanobis") else "elbo"
 
     def anomaly_scores(
         self,
@@ -162,9 +163,11 @@ class VAEPipeline(SingleModelPipeline):
         """One score per image `(B,)`, higher meaning more unusual for the training distribution.
 
         `method` (default: `default_anomaly_method`), as in `hf_vaegan.metrics.anomaly_scores`:
-        - `"transformation"` (needs a `TransformationVAE`; the best on Fashion-MNIST, mean one-class AUROC in the
-          README): how badly the encoder's head recognises the quarter turns of the image, in nats, deterministic
-          (GEOM, Golan & El-Yaniv 2018);
+        - `"mahalanobis"` (needs a `TransformationVAE`; the best on Fashion-MNIST, mean one-class AUROC in the
+          README): the squared Mahalanobis distance of the image's posterior mean and transformation-head answers to
+          those of the normal training images (Lee et al. 2018; GEOM, Golan & El-Yaniv 2018), deterministic;
+        - `"transformation"` (needs a `TransformationVAE`): how badly the head recognises the quarter turns of the
+          image, in nats (GEOM's simplified score), deterministic;
         - `"elbo"`: the negative ELBO in nats, averaged over `num_samples` posterior samples;
         - `"reconstruction"`: the mean squared error of the reconstruction through the posterior mean, in [-1, 1]
           pixel units.

@@ -41,7 +41,8 @@ def train_transformation_vae(
     Each step minimises the negative ELBO of a batch (nats per image) plus `transformation_weight` times the
     cross-entropy of the transformation head on every transformation of every image of the batch. The weight puts
     the two terms on a similar scale (a 28x28 image's ELBO is a few hundred nats, the cross-entropy at most
-    log(num_transformations)).
+    log(num_transformations)). The Gaussian of the normal features is then fitted on `images`
+    (`TransformationVAE.fit_normal_features`), so that the model scores with `"mahalanobis"` as returned.
     """
     torch.manual_seed(seed)
     vae = TransformationVAE(**config)
@@ -54,7 +55,10 @@ def train_transformation_vae(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return vae.eval()
+    vae.eval()
+    with torch.autocast(images.device.type, enabled=False):  # the statistics in float32 even under bf16 training
+        vae.fit_normal_features(images)
+    return vae
 
 
 def train_autoencoder(
