@@ -109,7 +109,8 @@ def write_card(pipe: VAEPipeline, args: argparse.Namespace, num_images: int, tra
         eval_dataset={"type": "zalando-datasets/fashion_mnist", "name": args.validation_data, "split": "test"},
         metrics=metrics,
         metrics_protocol=(
-            f"Anomaly score: `pipe.anomaly_scores(images)` (the transformation score). The threshold is calibrated "
+            f"Anomaly score: `pipe.anomaly_scores(images)` (method `{pipe.default_anomaly_method}`). The threshold is "
+            "calibrated "
             f"on the first {half:,} images of `{args.validation_data}` (`calibrate_anomaly_threshold`, "
             f"false_positive_rate=0.01); the rate and the AUROCs are measured on the other {len(images) - half:,} "
             "(normal) and on images made from them (anomalies). One-class AUROC of this recipe, one detector per "

@@ -9,7 +9,9 @@ from .vae import VAE
 
 
 class TransformationVAE(VAE):
-    r"""A [`VAE`] with a second head on its encoder that predicts which of a fixed set of geometric transformations
+    r"""A VAE whose encoder also predicts which quarter turn was applied to its input: an anomaly detector.
+
+    A [`VAE`] with a second head on its encoder that predicts which of a fixed set of geometric transformations
     (quarter turns, optionally combined with shifts) was applied to the image, in the spirit of GEOM (Golan &
     El-Yaniv, "Deep Anomaly Detection Using Geometric Transformations", NeurIPS 2018).
 
@@ -176,4 +178,4 @@ from diffusers import AutoModel
 vae = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)
 images = vae.sample(4, generator=torch.Generator().manual_seed(0))  # or real images (B, 1, 28, 28) in [-1, 1]
 with torch.no_grad():
-    scores = vae.transformation_nll(images)  # per image, in nats: high for images unlike the training data'''
+    scores = vae.feature_mahalanobis(images)  # per image: high for images unlike the training data'''
