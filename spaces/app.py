@@ -84,7 +84,7 @@ ANOMALY_SCORE_NAMES = {
     "reconstruction": "mean squared reconstruction error",
 }
 # The one-class mean AUROC of the detector's recipe on Fashion-MNIST (benchmarks/anomaly_auroc.py, README).
-ONE_CLASS_AUROC = "TBD"
+ONE_CLASS_AUROC = "0.909 (raw-pixel nearest neighbours: 0.923)"
 AVATAR_ZOOM = 3
 BODY_VAE_ZOOM = 4
 # Two CPU cores on a basic Space: two requests compute at a time, the rest wait in Gradio's queue.
