@@ -32,7 +32,7 @@ def anomaly_scores(
     """Anomaly score per image `(N,)`: higher means more anomalous.
 
     Args:
-        vae: a model with the interface of `hf_vaegan.VAE`; `"transformation"` needs a
+        vae: a model with the interface of `hf_vaegan.VAE`; `"transformation"` and `"mahalanobis"` need a
             `hf_vaegan.models.TransformationVAE`.
         images: `(N, C, H, W)` in [-1, 1].
         method: one of
@@ -43,7 +43,8 @@ def anomaly_scores(
               `TransformationVAE.transformation_nll`);
             - `"mahalanobis"`: the squared Mahalanobis distance of the image's posterior mean and transformation-head
               answers to those of the normal training images (`TransformationVAE.feature_mahalanobis`; Lee et al.
-              2018 on the features GEOM's Dirichlet score models); the best on Fashion-MNIST (see the README).
+              2018 on the features GEOM's Dirichlet score models); the best of these on Fashion-MNIST, one class
+              normal (mean AUROC 0.909, raw-pixel nearest neighbours 0.923: see the README).
         num_samples, generator: posterior draws of the ELBO-based methods.
     """
     if method == "elbo":
