@@ -20,6 +20,7 @@ BUNDLED = Path(hf_vaegan.__file__).parent / "pretrained"
 PIPELINES = {
     "fashion-cgan": GANPipeline,
     "fashion-vae": VAEPipeline,
+    "fashion-anomaly-vae": VAEPipeline,
     "fashion-vaegan": VAEPipeline,
     "sketch2garment": ImageToImagePipeline,
     "wardrobe-body-vae": BodyShapePipeline,

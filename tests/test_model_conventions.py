@@ -22,6 +22,7 @@ from hf_vaegan import (
 from hf_vaegan.data import BODY_SHAPE_RANGES
 from hf_vaegan.models.body_shape import BodyShapeHead
 from hf_vaegan.models.fashion_classifier import FashionClassifier
+from hf_vaegan.models.transformation_vae import TransformationVAE
 
 
 def images(batch_size: int, channels: int, height: int, width: int | None = None) -> torch.Tensor:
@@ -47,6 +48,11 @@ BODY_NAMES = list(BODY_SHAPE_RANGES)
 # name -> (class, config, inputs as keyword arguments of forward)
 CASES = {
     "VAE": (VAE, {"resolution": 28, "base_channels": 4, "latent_dim": 4}, lambda: {"sample": images(2, 1, 28)}),
+    "TransformationVAE": (
+        TransformationVAE,
+        {"resolution": 28, "base_channels": 4, "latent_dim": 4},
+        lambda: {"sample": images(2, 1, 28)},
+    ),
     "AutoEncoder": (
         AutoEncoder,
         {"resolution": 28, "base_channels": 4, "latent_dim": 4},

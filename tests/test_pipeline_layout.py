@@ -33,7 +33,7 @@ from hf_vaegan import (
 )
 from hf_vaegan.cli import main as cli
 from hf_vaegan.data.wardrobe import BODY_SHAPE_RANGES
-from hf_vaegan.models import BodyShapeHead, TryOnModel
+from hf_vaegan.models import BodyShapeHead, TransformationVAE, TryOnModel
 
 WITHOUT_HF_VAEGAN = "import sys; sys.modules['hf_vaegan'] = None\n"
 BUNDLED = Path(hf_vaegan.__file__).parent / "pretrained"
@@ -240,6 +240,7 @@ def test_components_passed_by_name_are_used(saved):
 BUNDLED_PIPELINES = {
     "fashion-cgan": (GANPipeline, Generator),
     "fashion-vae": (VAEPipeline, VAE),
+    "fashion-anomaly-vae": (VAEPipeline, TransformationVAE),
     "fashion-vaegan": (VAEPipeline, VAEGAN),
     "sketch2garment": (ImageToImagePipeline, UNetGenerator),
     "wardrobe-body-vae": (BodyShapePipeline, VAE),

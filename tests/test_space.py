@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 from space_server import client_scratch_dir, serve_space
 
-from hf_vaegan import VAE, BodyShapePipeline, Generator, TryOnModel, UNetGenerator
+from hf_vaegan import VAE, BodyShapePipeline, Generator, TryOnModel, UNetGenerator, VAEPipeline
 from hf_vaegan.data.sketch import garment_to_sketch
 from hf_vaegan.data.wardrobe import BODY_SHAPE_RANGES, BodyShape
 from hf_vaegan.models.body_shape import BodyShapeHead
+from hf_vaegan.models.transformation_vae import TransformationVAE
 
 SPACE_DIR = Path(__file__).parents[1] / "spaces"
 FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
@@ -60,6 +61,9 @@ def make_tiny_models(folder: Path) -> dict[str, str]:
     )
     card.save(folder / "vae" / "README.md")
     Image.fromarray(np.tile(np.arange(0, 224, 8, dtype=np.uint8), (28, 1))).save(folder / "vae" / "samples.png")
+    detector = TransformationVAE(latent_dim=4, base_channels=8).eval()
+    detector.fit_normal_features(torch.rand(64, 1, 28, 28) * 2 - 1)
+    VAEPipeline(detector).save_pretrained(folder / "anomaly")
     Generator(resolution=28, out_channels=1, latent_dim=8, base_channels=8, num_classes=10).save_pretrained(
         folder / "gan"
     )
@@ -77,6 +81,7 @@ def make_tiny_models(folder: Path) -> dict[str, str]:
     )
     return {
         "HF_VAEGAN_VAE": str(folder / "vae"),
+        "HF_VAEGAN_ANOMALY": str(folder / "anomaly"),
         "HF_VAEGAN_GAN": str(folder / "gan"),
         "HF_VAEGAN_BODY_VAE": str(folder / "body"),
         "HF_VAEGAN_TRYON": str(folder / "tryon"),
@@ -232,8 +237,8 @@ def test_analyse_converts_every_kind_of_upload(client, uploads, kind, inverted):
     assert pixels[:, :8].mean() < 60 and pixels[96:128, 96:128].mean() > 60  # a light garment on a dark background
     assert details["inverted_upload"] is inverted
     assert details["verdict"] in ("typical", "anomaly")
-    assert np.isfinite(details["score_nats"]) and np.isfinite(details["threshold_nats"])
-    assert (details["verdict"] == "anomaly") == (details["score_nats"] > details["threshold_nats"])
+    assert np.isfinite(details["score"]) and np.isfinite(details["threshold"])
+    assert (details["verdict"] == "anomaly") == (details["score"] > details["threshold"])
     assert ("Unusual" in verdict) == (details["verdict"] == "anomaly")
 
 
@@ -424,25 +429,26 @@ def test_upload_limit_is_checked_before_decoding(tmp_path, monkeypatch):
         open_upload(str(tmp_path / "big.png"))
 
 
-def test_anomaly_threshold_is_the_calibrated_quantile(tiny_models):
-    style = space_models.load_style_model(Path(tiny_models["HF_VAEGAN_VAE"]))
-    threshold = style.threshold
-    assert threshold.num_images == 980
-    flagged = np.mean(threshold.reference_scores > threshold.threshold)
-    assert flagged == pytest.approx(1 - space_models.ANOMALY_QUANTILE, abs=1 / threshold.num_images)
+def test_anomaly_threshold_flags_the_chosen_share_of_real_garments(tiny_models):
+    detector = space_models.load_anomaly_detector(Path(tiny_models["HF_VAEGAN_ANOMALY"]))
+    threshold = detector.threshold
+    assert threshold.method == "mahalanobis" and threshold.num_images == 980
+    flagged = np.mean(threshold.normal_scores > threshold.threshold)
+    assert space_models.ANOMALY_FALSE_POSITIVE_RATE - 2 / 980 <= flagged <= space_models.ANOMALY_FALSE_POSITIVE_RATE
     assert threshold.percentile(threshold.threshold) == pytest.approx(99, abs=0.2)
     image = space_models.HeldoutGarments.load().calibration_images()[0]
-    first, second = (
-        space_models.anomaly_scores(style.pipeline, [image]),
-        space_models.anomaly_scores(style.pipeline, [image]),
-    )
+    first, second = (space_models.anomaly_scores(detector.pipeline, [image]) for _ in range(2))
     assert first == pytest.approx(second)  # same image, same score
+    style_vae = VAEPipeline.from_pretrained(tiny_models["HF_VAEGAN_VAE"])
+    assert np.array_equal(  # a plain VAE as detector: the negative ELBO, reproducible too
+        space_models.anomaly_scores(style_vae, [image]), space_models.anomaly_scores(style_vae, [image])
+    )
 
 
 def test_missing_models_leave_the_app_running_with_clear_messages(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_VAEGAN_GAN", str(tmp_path / "no-such-folder"))
     monkeypatch.setenv("HF_VAEGAN_VAE", "not a valid id!")
-    for name in ("HF_VAEGAN_BODY_VAE", "HF_VAEGAN_TRYON", "HF_VAEGAN_SKETCH"):
+    for name in ("HF_VAEGAN_ANOMALY", "HF_VAEGAN_BODY_VAE", "HF_VAEGAN_TRYON", "HF_VAEGAN_SKETCH"):
         monkeypatch.setenv(name, str(tmp_path))  # a folder without a model
     models = space_models.load_models()
     assert not any(model.available for model in models.values())

@@ -9,7 +9,14 @@ likelihood = evaluate_vae(vae, test_images, num_importance_samples=100)
 ```
 """
 
-from .anomaly import anomaly_scores, auroc, leave_one_class_out_auroc
+from .anomaly import (
+    ANOMALY_METHODS,
+    AnomalyThreshold,
+    anomaly_scores,
+    auroc,
+    calibrate_threshold,
+    leave_one_class_out_auroc,
+)
 from .cache import cached_features, default_cache_dir
 from .features import (
     FashionClassifierFeatures,
@@ -31,12 +38,15 @@ from .likelihood import evaluate_vae, importance_weighted_nll, negative_elbo, re
 from .model_evaluation import evaluate_model
 
 __all__ = [
+    "ANOMALY_METHODS",
+    "AnomalyThreshold",
     "FashionClassifierFeatures",
     "FeatureExtractor",
     "InceptionV3Features",
     "TransformersFeatures",
     "anomaly_scores",
     "auroc",
+    "calibrate_threshold",
     "cached_features",
     "classification_accuracy",
     "default_cache_dir",

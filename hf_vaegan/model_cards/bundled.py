@@ -63,6 +63,19 @@ BUNDLED_CARDS = {
         [FASHION_MNIST], [MetricTable(("metric", "value"), FASHION_TEST, names=SAMPLE_QUALITY_NAMES)]
     ),
     "fashion-vae": BundledCard([FASHION_MNIST], [MetricTable(("metric", "value"), FASHION_TEST)]),
+    "fashion-anomaly-vae": BundledCard(
+        [FASHION_MNIST],
+        [
+            MetricTable(
+                ("metric", "value"),
+                {
+                    "type": FASHION_MNIST,
+                    "name": "Fashion-MNIST test split: 5,000 held-out garments (normal) and images made from them",
+                    "split": "test",
+                },
+            )
+        ],
+    ),
     "fashion-vaegan": BundledCard(
         [FASHION_MNIST],
         [

@@ -7,6 +7,7 @@ from .fashion_classifier import FashionClassifier, FashionClassifierOutput
 from .generator import Generator, GeneratorOutput
 from .modeling_utils import VaeGanModelMixin
 from .patch_discriminator import PatchDiscriminator, PatchDiscriminatorOutput
+from .transformation_vae import TransformationVAE
 from .tryon import TryOnModel, TryOnOutput
 from .unet_generator import UNetGenerator, UNetGeneratorOutput
 from .vae import VAE, VAEEncoderOutput, VAELossOutput, VAEOutput
@@ -31,6 +32,7 @@ __all__ = [
     "GeneratorOutput",
     "PatchDiscriminator",
     "PatchDiscriminatorOutput",
+    "TransformationVAE",
     "TryOnModel",
     "TryOnOutput",
     "UNetGenerator",

@@ -24,6 +24,7 @@ from PIL import Image
 
 import hf_vaegan
 from hf_vaegan import BodyShapePipeline, GANPipeline, ImageToImagePipeline, TryOnPipeline, VAEPipeline
+from hf_vaegan.metrics import AnomalyThreshold, calibrate_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +32,11 @@ BUNDLED_DIR = Path(hf_vaegan.__file__).parent / "pretrained"
 HELDOUT_GARMENTS = Path(__file__).parents[1] / "data" / "heldout_garments.npz"
 EXAMPLES_PER_CLASS = 2
 
-# The anomaly threshold: this quantile of the scores of held-out real garments, each the negative ELBO averaged over
-# ANOMALY_SAMPLES posterior draws with a fixed seed, so an image always gets the same score.
-ANOMALY_QUANTILE = 0.99
+# The anomaly verdict: the detector's best score (`VAEPipeline.default_anomaly_method`; the transformation score of the
+# bundled TransformationVAE) against the threshold that flags this share of held-out real garments. ELBO-based scores
+# (a plain VAE as detector) average ANOMALY_SAMPLES posterior draws with a fixed seed, so that an image always gets the
+# same score.
+ANOMALY_FALSE_POSITIVE_RATE = 0.01
 ANOMALY_SAMPLES = 4
 ANOMALY_SEED = 0
 
@@ -124,7 +127,7 @@ class HeldoutGarments:
     """Fashion-MNIST test images the models never trained on (`data/heldout_garments.npz`).
 
     The first `EXAMPLES_PER_CLASS` of each class are the Space's example garments, the rest calibrate the anomaly
-    threshold.
+    detector's threshold.
     """
 
     images: np.ndarray  # (N, 28, 28) uint8, light garment on black
@@ -144,50 +147,31 @@ class HeldoutGarments:
         return [Image.fromarray(image) for i, image in enumerate(self.images) if i not in examples]
 
 
-@dataclass(frozen=True)
-class AnomalyThreshold:
-    """The verdict line: `quantile` of the anomaly scores of `num_images` held-out real garments."""
-
-    threshold: float
-    quantile: float
-    reference_scores: np.ndarray  # sorted
-
-    @property
-    def num_images(self) -> int:
-        return len(self.reference_scores)
-
-    def percentile(self, score: float) -> float:
-        """Percentage of real garments scoring below `score`."""
-        return float(100.0 * np.searchsorted(self.reference_scores, score) / self.num_images)
-
-
 def anomaly_scores(pipeline: VAEPipeline, images: list[Image.Image]) -> np.ndarray:
-    """Negative ELBO in nats per image, reproducible (fixed seed, `ANOMALY_SAMPLES` draws)."""
+    """The pipeline's best anomaly score per image (higher = more unusual), reproducible (fixed seed)."""
     generator = torch.Generator(pipeline.device).manual_seed(ANOMALY_SEED)
-    return pipeline.anomaly_scores(images, method="elbo", num_samples=ANOMALY_SAMPLES, generator=generator)
-
-
-def calibrate_threshold(pipeline: VAEPipeline, images: list[Image.Image]) -> AnomalyThreshold:
-    scores = np.sort(anomaly_scores(pipeline, images))
-    return AnomalyThreshold(float(np.quantile(scores, ANOMALY_QUANTILE)), ANOMALY_QUANTILE, scores)
+    return pipeline.anomaly_scores(images, num_samples=ANOMALY_SAMPLES, generator=generator)
 
 
 @dataclass(frozen=True)
-class StyleModel:
-    """The VAE pipeline and its calibrated anomaly threshold."""
+class AnomalyDetector:
+    """The detector pipeline and its threshold, calibrated on the held-out real garments when the Space starts."""
 
     pipeline: VAEPipeline
     threshold: AnomalyThreshold
 
 
-def load_style_model(folder: Path) -> StyleModel:
+def load_anomaly_detector(folder: Path) -> AnomalyDetector:
     pipeline = VAEPipeline.from_pretrained(folder)
-    return StyleModel(pipeline, calibrate_threshold(pipeline, HeldoutGarments.load().calibration_images()))
+    scores = anomaly_scores(pipeline, HeldoutGarments.load().calibration_images())
+    threshold = calibrate_threshold(scores, ANOMALY_FALSE_POSITIVE_RATE, pipeline.default_anomaly_method)
+    return AnomalyDetector(pipeline, threshold)
 
 
 MODEL_SPECS = (
     ModelSpec("gan", "The garment GAN", "HF_VAEGAN_GAN", "fashion-cgan", GANPipeline.from_pretrained),
-    ModelSpec("vae", "The style VAE", "HF_VAEGAN_VAE", "fashion-vae", load_style_model),
+    ModelSpec("vae", "The style VAE", "HF_VAEGAN_VAE", "fashion-vae", VAEPipeline.from_pretrained),
+    ModelSpec("anomaly", "The anomaly detector", "HF_VAEGAN_ANOMALY", "fashion-anomaly-vae", load_anomaly_detector),
     ModelSpec(
         "body_vae", "The body-shape VAE", "HF_VAEGAN_BODY_VAE", "wardrobe-body-vae", BodyShapePipeline.from_pretrained
     ),

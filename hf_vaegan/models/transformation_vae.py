@@ -1,0 +1,181 @@
+"""A VAE whose encoder also tells which geometric transformation was applied to its input: an anomaly detector."""
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from .blocks import check_non_negative_number, check_positive_int
+from .vae import VAE
+
+
+class TransformationVAE(VAE):
+    r"""A VAE whose encoder also predicts which quarter turn was applied to its input: an anomaly detector.
+
+    A [`VAE`] with a second head on its encoder that predicts which of a fixed set of geometric transformations
+    (quarter turns, optionally combined with shifts) was applied to the image, in the spirit of GEOM (Golan &
+    El-Yaniv, "Deep Anomaly Detection Using Geometric Transformations", NeurIPS 2018).
+
+    Trained on normal images only, the head learns what upright, centred normal images look like: an image of another
+    kind leaves it unsure which way its transformed copies were turned or shifted. `transformation_nll` turns that
+    into an anomaly score; `feature_mahalanobis`, the better one, compares the image's posterior mean and the head's
+    answers on its transformations with those of the normal images, whose Gaussian `fit_normal_features` stores in the
+    model (buffers saved with the weights). The VAE part (`encode`, `decode`, `loss`, `sample`) is unchanged.
+
+    Transformation `t` (0 <= t < `num_transformations`) shifts the image by `shifts[t // 4]` pixels (the background
+    that comes in is -1, black) and then turns it by `t % 4` quarter turns counter-clockwise.
+
+    Parameters:
+        shift_pixels (`int`, defaults to 0): 0 for the four quarter turns only; else the four turns combined with
+            five shifts, none and `shift_pixels` pixels left, right, up and down (20 transformations).
+        Others as in [`VAE`].
+    """
+
+    model_card_tags = ("vae", "variational-autoencoder", "anomaly-detection")
+
+    @register_to_config
+    def __init__(
+        self,
+        *,
+        resolution: int = 28,
+        in_channels: int = 1,
+        latent_dim: int = 16,
+        base_channels: int = 32,
+        likelihood: str = "bernoulli",
+        beta: float = 1.0,
+        norm_type: str = "group",
+        shift_pixels: int = 0,
+    ):
+        super().__init__(
+            resolution=resolution,
+            in_channels=in_channels,
+            latent_dim=latent_dim,
+            base_channels=base_channels,
+            likelihood=likelihood,
+            beta=beta,
+            norm_type=norm_type,
+        )
+        check_non_negative_number("shift_pixels", shift_pixels)
+        if shift_pixels:
+            check_positive_int("shift_pixels", shift_pixels)
+            if shift_pixels >= resolution // 2:
+                half = resolution // 2
+                raise ValueError(f"`shift_pixels` must be below {half} (half the resolution), got {shift_pixels}")
+        self.transformation_head = nn.Linear(self.encoder.num_features, self.num_transformations)
+        # The Gaussian of the normal images' anomaly features (`fit_normal_features`); a zero precision: not fitted.
+        num_features = latent_dim + self.num_transformations**2
+        self.register_buffer("normal_feature_mean", torch.zeros(num_features))
+        self.register_buffer("normal_feature_precision", torch.zeros(num_features, num_features))
+
+    @property
+    def shifts(self) -> list[tuple[int, int]]:
+        """The (right, down) shifts in pixels, the first being none."""
+        s = self.config.shift_pixels
+        return [(0, 0)] if s == 0 else [(0, 0), (s, 0), (-s, 0), (0, s), (0, -s)]
+
+    @property
+    def num_transformations(self) -> int:
+        return 4 * len(self.shifts)
+
+    def transform(self, sample: torch.Tensor, transformations: torch.Tensor | int) -> torch.Tensor:
+        """Applies transformation `transformations[i]` to image `i` (or one index to every image).
+
+        Args:
+            sample: images `(B, in_channels, resolution, resolution)` in [-1, 1].
+            transformations: indices in [0, `num_transformations`), an int or a `(B,)` integer tensor.
+        Returns:
+            The transformed images, `(B, in_channels, resolution, resolution)` in [-1, 1].
+        """
+        sample = self._check_sample(sample)
+        indices = torch.as_tensor(transformations, device=sample.device).expand(sample.shape[0])
+        if indices.dtype.is_floating_point or indices.min() < 0 or indices.max() >= self.num_transformations:
+            raise ValueError(f"`transformations` must be integers in [0, {self.num_transformations}), got {indices}")
+        out = torch.empty_like(sample)
+        for index in indices.unique().tolist():
+            chosen = indices == index
+            out[chosen] = self._transform_all(sample[chosen], index)
+        return out
+
+    def _transform_all(self, sample: torch.Tensor, index: int) -> torch.Tensor:
+        right, down = self.shifts[index // 4]
+        if right or down:
+            s = self.config.shift_pixels
+            padded = nn.functional.pad(sample, (s, s, s, s), value=-1.0)
+            sample = padded[:, :, s - down : s - down + sample.shape[2], s - right : s - right + sample.shape[3]]
+        return torch.rot90(sample, index % 4, dims=(2, 3))
+
+    def transformation_logits(self, sample: torch.Tensor) -> torch.Tensor:
+        """Logits `(B, num_transformations)` of which transformation produced each image `(B, C, R, R)` in [-1, 1]."""
+        return self.transformation_head(self.encoder(self._check_sample(sample)).flatten(1))
+
+    def transformation_nll(self, sample: torch.Tensor) -> torch.Tensor:
+        """GEOM's anomaly score (its simplified form, Golan & El-Yaniv 2018, Sec. 4): the negative log-probability
+        the head gives the right answer, summed over every transformation of each image, in nats: `(B,)`, >= 0;
+        higher is more anomalous.
+
+        Args:
+            sample: images `(B, in_channels, resolution, resolution)` in [-1, 1].
+        """
+        sample = self._check_sample(sample)
+        total = torch.zeros(sample.shape[0], device=sample.device, dtype=torch.float32)
+        for index in range(self.num_transformations):
+            logits = self.transformation_logits(self._transform_all(sample, index)).float()
+            total -= logits.log_softmax(dim=1)[:, index]
+        return total
+
+    def anomaly_features(self, sample: torch.Tensor) -> torch.Tensor:
+        """The features `feature_mahalanobis` compares, `(B, latent_dim + num_transformations**2)`: the posterior mean
+        of each image `(B, C, R, R)` in [-1, 1], then the head's log-probabilities of every transformation for each
+        of its transformed copies (what GEOM's Dirichlet score models, Golan & El-Yaniv 2018, Sec. 4)."""
+        sample = self._check_sample(sample)
+        posterior_mean = self._posterior(sample).mean.float()
+        answers = [
+            self.transformation_logits(self._transform_all(sample, index)).float().log_softmax(dim=1)
+            for index in range(self.num_transformations)
+        ]
+        return torch.cat([posterior_mean, *answers], dim=1)
+
+    @torch.no_grad()
+    def fit_normal_features(self, normal_images: torch.Tensor, batch_size: int = 500, ridge: float = 1e-3) -> None:
+        """Fits the Gaussian of `anomaly_features` on normal images `(N, C, R, R)` in [-1, 1] (N larger than the
+        number of features) and stores its mean and precision in the model. `ridge` is added to the covariance's
+        diagonal: some head answers barely vary on normal images."""
+        check_positive_int("batch_size", batch_size)
+        features = torch.cat([self.anomaly_features(batch) for batch in normal_images.split(batch_size)]).double()
+        if len(features) <= features.shape[1]:
+            raise ValueError(f"fitting {features.shape[1]} features needs more images than that, got {len(features)}")
+        mean = features.mean(dim=0)
+        covariance = torch.cov((features - mean).T) + ridge * torch.eye(features.shape[1], dtype=features.dtype)
+        self.normal_feature_mean.copy_(mean)
+        self.normal_feature_precision.copy_(torch.linalg.inv(covariance))
+
+    def feature_mahalanobis(self, sample: torch.Tensor) -> torch.Tensor:
+        """Squared Mahalanobis distance `(B,)` of the `anomaly_features` of images `(B, C, R, R)` in [-1, 1] to the
+        Gaussian of the normal images (Lee et al., "A simple unified framework for detecting out-of-distribution
+        samples and adversarial attacks", NeurIPS 2018, on this VAE's own features): >= 0, higher is more anomalous.
+        Needs `fit_normal_features` first (`hf_vaegan.training.anomaly.train_transformation_vae` calls it)."""
+        if not self.normal_feature_precision.any():
+            raise ValueError(
+                "This TransformationVAE has no fitted normal features: call `fit_normal_features(normal_images)` "
+                "first (train_transformation_vae does), or use the 'transformation' score."
+            )
+        centred = self.anomaly_features(sample).double() - self.normal_feature_mean.double()
+        return ((centred @ self.normal_feature_precision.double()) * centred).sum(dim=1).float()
+
+    def transformation_loss(self, sample: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (nats, mean over images and transformations) of the head on every transformation of every
+        image of `sample` `(B, C, R, R)` in [-1, 1]: the training signal of the head. Each image in all its
+        transformations, as GEOM trains: with random transformations instead, the head learned far less (one-class
+        AUROC 0.69 against 0.995 for trousers after 50 steps)."""
+        sample = self._check_sample(sample)
+        transformed = torch.cat([self._transform_all(sample, index) for index in range(self.num_transformations)])
+        targets = torch.arange(self.num_transformations, device=sample.device).repeat_interleave(sample.shape[0])
+        return nn.functional.cross_entropy(self.transformation_logits(transformed).float(), targets)
+
+    def usage_snippet(self, repo_id: str) -> str:
+        return f'''import torch
+from diffusers import AutoModel
+
+vae = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)
+images = vae.sample(4, generator=torch.Generator().manual_seed(0))  # or real images (B, 1, 28, 28) in [-1, 1]
+with torch.no_grad():
+    scores = vae.feature_mahalanobis(images)  # per image: high for images unlike the training data'''
