@@ -4,7 +4,10 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
+# modeling_utils is imported though only vae.py uses it: diffusers' remote-code loader copies a local folder's
+# direct relative imports only, so every module the model needs must be one.
 from .blocks import check_non_negative_number, check_positive_int
+from .modeling_utils import VaeGanModelMixin  # noqa: F401
 from .vae import VAE
 
 
