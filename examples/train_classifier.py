@@ -1,6 +1,6 @@
-"""Train the Fashion-MNIST classifier used by `hf_vaegan.metrics` as its domain feature extractor.
+"""Train the classifier used by `hf_vaegan.metrics` as its domain feature extractor (Fashion-MNIST, or any npz).
 
-The packaged weights were trained with:
+The packaged Fashion-MNIST weights were trained with:
 
     OMP_NUM_THREADS=1 python examples/train_classifier.py --train_data fashion_mnist/train.npz \
         --test_data fashion_mnist/test.npz --output_dir hf_vaegan/metrics/weights/fashion-classifier \
@@ -9,8 +9,10 @@ The packaged weights were trained with:
 (bf16 autocast is about twice as fast as fp32 on CPUs with AMX, 1.6x with AVX-512 BF16, and much slower on AVX2 alone;
 one thread avoids oversubscription on a busy machine).
 
-The data files are `.npz` archives with `images` (uint8, N x 28 x 28) and `labels` (uint8, N). The script saves the
-model with `save_pretrained` (safetensors) and writes a model card with the measured test accuracy.
+The data files are `.npz` archives with `images` (uint8, N x H x W greyscale or N x H x W x 3 RGB, square), `labels`
+(N,) and optionally `class_names` (as `examples/make_garment_dataset.py` writes them; without it the classes are
+Fashion-MNIST's). The classifier takes the data's channels, size and classes. The script saves the model with
+`save_pretrained` (safetensors) and writes a model card with the measured test accuracy.
 """
 
 import argparse
@@ -51,14 +53,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_npz(path: str) -> TensorDataset:
-    """Images as float32 in [-1, 1] of shape (N, 1, 28, 28) and labels as int64."""
+def load_npz(path: str) -> tuple[TensorDataset, tuple[str, ...]]:
+    """Images as float32 in [-1, 1] of shape (N, C, H, W), labels as int64, and the class names."""
     with np.load(path, allow_pickle=False) as data:
         images, labels = data["images"], data["labels"]
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{path}: `images` must be uint8 of shape (N, H, W), got {images.dtype} {images.shape}")
-    pixels = torch.from_numpy(images).float().unsqueeze(1) / 127.5 - 1.0
-    return TensorDataset(pixels, torch.from_numpy(labels.astype(np.int64)))
+        class_names = tuple(str(name) for name in data["class_names"]) if "class_names" in data else None
+    square = images.ndim in (3, 4) and images.shape[1] == images.shape[2]
+    if images.dtype != np.uint8 or not square or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise ValueError(
+            f"{path}: `images` must be uint8 of shape (N, H, H) or (N, H, H, 1 or 3), "
+            f"got {images.dtype} {images.shape}"
+        )
+    class_names = class_names or FASHION_MNIST_CLASSES
+    if labels.shape != images.shape[:1] or labels.min() < 0 or labels.max() >= len(class_names):
+        raise ValueError(f"{path}: `labels` must be N integers in [0, {len(class_names)}), got {labels.shape}")
+    pixels = torch.from_numpy(images).float() / 127.5 - 1.0
+    pixels = pixels.unsqueeze(1) if images.ndim == 3 else pixels.permute(0, 3, 1, 2)
+    return TensorDataset(pixels, torch.from_numpy(labels.astype(np.int64))), class_names
 
 
 def augment(images: torch.Tensor, max_shift: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -80,16 +91,17 @@ def augment(images: torch.Tensor, max_shift: int, flip: bool, generator: torch.G
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator) -> tuple[float, torch.Tensor]:
-    """Top-1 accuracy and per-class accuracy (10,) on `loader`."""
+    """Top-1 accuracy and per-class accuracy (num_classes,) on `loader`."""
     model.eval()
-    correct = torch.zeros(10)
-    total = torch.zeros(10)
+    num_classes = accelerator.unwrap_model(model).config.num_classes
+    correct = torch.zeros(num_classes)
+    total = torch.zeros(num_classes)
     for images, labels in loader:
         with accelerator.autocast():
             predictions = model(images, return_dict=False)[0].argmax(-1)
         predictions, labels = accelerator.gather_for_metrics((predictions, labels))
-        total += torch.bincount(labels.cpu(), minlength=10).float()
-        correct += torch.bincount(labels[predictions == labels].cpu(), minlength=10).float()
+        total += torch.bincount(labels.cpu(), minlength=num_classes).float()
+        correct += torch.bincount(labels[predictions == labels].cpu(), minlength=num_classes).float()
     model.train()
     return (correct.sum() / total.sum()).item(), correct / total
 
@@ -101,10 +113,22 @@ def write_model_card(
     accuracy: float,
     per_class: torch.Tensor,
     minutes: float,
-    params: int,
+    model: FashionClassifier,
+    class_names: tuple[str, ...],
 ) -> None:
     command = "python examples/train_classifier.py " + shlex.join(argv)
-    rows = "\n".join(f"| {i} | {name} | {per_class[i] * 100:.1f}% |" for i, name in enumerate(FASHION_MNIST_CLASSES))
+    rows = "\n".join(f"| {i} | {name} | {per_class[i] * 100:.1f}% |" for i, name in enumerate(class_names))
+    params = sum(math.prod(p.shape) for p in model.parameters())
+    config = model.config
+    colour = "RGB" if config.in_channels == 3 else "greyscale"
+    size = f"{config.resolution}x{config.resolution}"
+    fashion_mnist = class_names == FASHION_MNIST_CLASSES and size == "28x28" and colour == "greyscale"
+    title = "Fashion-MNIST classifier" if fashion_mnist else f"{size} {colour} garment classifier"
+    data = (
+        "the 60,000 Fashion-MNIST training images"
+        if fashion_mnist
+        else f"`{Path(args.train_data).name}` ({len(class_names)} classes: {', '.join(class_names)})"
+    )
     card = f"""---
 library_name: diffusers
 license: apache-2.0
@@ -117,14 +141,14 @@ tags:
 - hf-vaegan
 ---
 
-# Fashion-MNIST classifier (hf-vaegan metrics feature extractor)
+# {title} (hf-vaegan metrics feature extractor)
 
-A small VGG-style CNN ({params:,} parameters) trained on the 60,000 Fashion-MNIST training images. `hf_vaegan.metrics`
+A small VGG-style CNN ({params:,} parameters) trained on {data}. `hf_vaegan.metrics`
 uses its penultimate layer (`features`, 128 dimensions) as a fast, offline, domain-specific
 embedding for FID, KID and precision/recall, and its logits for the class-conditional accuracy of conditional
 generators. Scores in this space are comparable with each other, not with Inception-based numbers in papers.
 
-**Test accuracy: {accuracy * 100:.2f}%** on the full 10,000-image Fashion-MNIST test split.
+**Test accuracy: {accuracy * 100:.2f}%** on `{Path(args.test_data).name}`.
 
 | class | name | accuracy |
 | --- | --- | --- |
@@ -133,11 +157,11 @@ generators. Scores in this space are comparable with each other, not with Incept
 ## Usage
 
 ```python
-from hf_vaegan.metrics import load_fashion_classifier
+from hf_vaegan.models.fashion_classifier import FashionClassifier
 
-model = load_fashion_classifier()  # this folder, shipped inside the package
-out = model(images)  # images: (B, 1, 28, 28) in [-1, 1]
-out.logits, out.features  # (B, 10), (B, 128)
+model = FashionClassifier.from_pretrained(this_folder)
+out = model(images)  # images: (B, {config.in_channels}, {config.resolution}, {config.resolution}) in [-1, 1]
+out.logits, out.features  # (B, {config.num_classes}), (B, {config.feature_dim})
 ```
 
 ## Training
@@ -147,7 +171,7 @@ out.logits, out.features  # (B, 10), (B, 128)
 - {args.num_epochs} epochs, batch size {args.train_batch_size}, AdamW (lr {args.learning_rate}, weight decay
   {args.weight_decay}) with a one-cycle schedule, label smoothing {args.label_smoothing}, random translations of up
   to {args.max_shift} pixels{"" if args.no_flip else " and horizontal flips"}, seed {args.seed}.
-- Inputs are greyscale 28x28 images scaled to [-1, 1] (`pixel / 127.5 - 1`).
+- Inputs are {colour} {size} images scaled to [-1, 1] (`pixel / 127.5 - 1`).
 
 Fashion-MNIST is by Zalando Research (Xiao, Rasul and Vollgraf, 2017; arXiv:1708.07747), MIT License.
 """
@@ -161,11 +185,16 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
 
+    train_data, class_names = load_npz(args.train_data)
+    test_data, test_class_names = load_npz(args.test_data)
+    if test_class_names != class_names or test_data.tensors[0].shape[1:] != train_data.tensors[0].shape[1:]:
+        raise ValueError(f"{args.test_data} does not hold the classes and image shape of {args.train_data}")
     train_loader = DataLoader(
-        load_npz(args.train_data), batch_size=args.train_batch_size, shuffle=True, drop_last=True, generator=generator
+        train_data, batch_size=args.train_batch_size, shuffle=True, drop_last=True, generator=generator
     )
-    test_loader = DataLoader(load_npz(args.test_data), batch_size=args.eval_batch_size)
-    model = FashionClassifier()
+    test_loader = DataLoader(test_data, batch_size=args.eval_batch_size)
+    channels, resolution = train_data.tensors[0].shape[1:3]
+    model = FashionClassifier(in_channels=channels, resolution=resolution, num_classes=len(class_names))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     total_steps = args.num_epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=total_steps)
@@ -199,8 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         model = accelerator.unwrap_model(model)
         model = model.to(torch.float16) if args.save_dtype == "fp16" else model
         model.save_pretrained(output_dir)
-        params = sum(math.prod(p.shape) for p in model.parameters())
-        write_model_card(output_dir, argv, args, accuracy, per_class, minutes, params)
+        write_model_card(output_dir, argv, args, accuracy, per_class, minutes, model, class_names)
         accelerator.print(f"final test accuracy {accuracy * 100:.2f}% after {minutes:.1f} min; saved to {output_dir}")
 
 

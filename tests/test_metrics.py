@@ -449,10 +449,7 @@ def test_leave_one_class_out_protocol(fashion):
 
 
 def test_train_classifier_script_saves_a_loadable_model_with_its_card(tmp_path):
-    script_path = Path(__file__).parents[1] / "examples" / "train_classifier.py"
-    spec = importlib.util.spec_from_file_location("train_classifier", script_path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load_example("train_classifier")
     with np.load(FIXTURE, allow_pickle=False) as data:
         np.savez(tmp_path / "train.npz", images=data["images"][:256], labels=data["labels"][:256])
         np.savez(tmp_path / "test.npz", images=data["images"][::10], labels=data["labels"][::10])
@@ -465,3 +462,54 @@ def test_train_classifier_script_saves_a_loadable_model_with_its_card(tmp_path):
     assert extractor(torch.zeros(2, 1, 28, 28)).shape == (2, 128)
     card = (output_dir / "README.md").read_text()
     assert "Test accuracy" in card and "--num_epochs 1 --train_batch_size 64" in card
+
+
+def _load_example(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_garment_dataset_trains_an_rgb_classifier_on_its_own_classes(tmp_path):
+    """The colour garments (make_garment_dataset.py) train a 64x64 RGB feature space with the garment class names."""
+    fashion_mnist = tmp_path / "fashion_mnist"
+    fashion_mnist.mkdir()
+    with np.load(FIXTURE, allow_pickle=False) as data:
+        np.savez(fashion_mnist / "train.npz", images=data["images"][:200], labels=data["labels"][:200])
+        np.savez(fashion_mnist / "test.npz", images=data["images"][200:300], labels=data["labels"][200:300])
+    garments = tmp_path / "garments"
+    maker = _load_example("make_garment_dataset")
+    maker.main(maker.parse_args(["--fashion_mnist", str(fashion_mnist), "--output_dir", str(garments)]))
+    with np.load(garments / "train.npz", allow_pickle=False) as data:
+        images, labels, class_names = data["images"], data["labels"], list(data["class_names"])
+    wearable = np.isin(np.load(fashion_mnist / "train.npz")["labels"], (0, 1, 2, 3, 4, 6))
+    assert images.shape == (wearable.sum(), 64, 64, 3) and images.dtype == np.uint8
+    assert class_names == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Shirt"]
+    assert set(labels.tolist()) <= set(range(6)) and (images[:, 0, 0] == 255).all()  # white background
+    assert images.std(axis=(1, 2)).mean() > 10  # colourised, not grey (channels differ)
+    maker.main(maker.parse_args(["--fashion_mnist", str(fashion_mnist), "--output_dir", str(tmp_path / "again")]))
+    assert np.array_equal(np.load(tmp_path / "again" / "train.npz")["images"], images)  # seeded
+
+    output_dir = tmp_path / "classifier"
+    _load_example("train_classifier").main(
+        ["--train_data", str(garments / "train.npz"), "--test_data", str(garments / "test.npz")]
+        + ["--output_dir", str(output_dir), "--num_epochs", "1", "--train_batch_size", "32"]
+    )
+    model = FashionClassifier.from_pretrained(output_dir)
+    assert (model.config.in_channels, model.config.resolution, model.config.num_classes) == (3, 64, 6)
+    extractor = FashionClassifierFeatures(model, name="garments", device="cpu")
+    assert extractor(torch.zeros(2, 3, 64, 64)).shape == (2, 128)
+    card = (output_dir / "README.md").read_text()
+    assert "64x64 RGB garment classifier" in card and "| 5 | Shirt |" in card
+
+
+def test_train_classifier_refuses_images_it_cannot_use(tmp_path):
+    script = _load_example("train_classifier")
+    np.savez(tmp_path / "wide.npz", images=np.zeros((4, 28, 30), np.uint8), labels=np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match=r"wide.npz: `images` must be uint8 of shape \(N, H, H\)"):
+        script.load_npz(str(tmp_path / "wide.npz"))
+    names = np.array(["a", "b"])
+    np.savez(tmp_path / "labels.npz", images=np.zeros((4, 8, 8), np.uint8), labels=np.full(4, 2), class_names=names)
+    with pytest.raises(ValueError, match=r"labels.npz: `labels` must be N integers in \[0, 2\)"):
+        script.load_npz(str(tmp_path / "labels.npz"))
