@@ -245,3 +245,34 @@ def test_save_to_disk_round_trip(dataset_dict, tmp_path):
         for column in IMAGE_COLUMNS:
             assert raw_bytes(loaded[split], column) == raw_bytes(dataset_dict[split], column)
         assert loaded[split]["pose_keypoints"] == dataset_dict[split]["pose_keypoints"]
+
+
+@pytest.mark.parametrize("label", [0, 1, 3])
+def test_a_small_flat_garment_image_dresses_like_the_garment_it_shows(wardrobe, fashion_mnist, label):
+    """A 64x64 garment (what the colour garment GAN makes) is dressed as the same garment rendered at full size."""
+    images, labels = fashion_mnist
+    item = images[first_of_label(labels, label)]
+    small = make_garment(item, label, rng=5, resolution=(64, 64))
+    full = make_garment(item, label, rng=5)
+    garment = Garment.from_image(small.image, label, full.resolution)
+    assert garment.resolution == full.resolution and garment.label == label
+    overlap = (garment.mask & full.mask).sum() / (garment.mask | full.mask).sum()
+    assert overlap > 0.85, overlap
+    colour_gap = np.abs(garment.image.astype(float) - full.image.astype(float))[garment.mask & full.mask].mean()
+    assert colour_gap < 15, colour_gap  # same colours and patterns, resampled
+    assert (garment.image[~garment.mask] == 255).all()
+    avatar = wardrobe.avatar(0)
+    worn, reference = dress(avatar, garment), dress(avatar, full)
+    worn_overlap = (worn.warped_cloth_mask & reference.warped_cloth_mask).sum() / reference.warped_cloth_mask.sum()
+    assert worn_overlap > 0.93, worn_overlap
+
+
+def test_garment_from_image_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match=r"square \(S, S, 3\) uint8"):
+        Garment.from_image(np.full((64, 48, 3), 255, np.uint8), 0)
+    with pytest.raises(ValueError, match="no pixel is off white by more than 0.12"):
+        Garment.from_image(np.full((64, 64, 3), 250, np.uint8), 0)
+    with pytest.raises(ValueError, match="not a wearable garment"):
+        Garment.from_image(np.zeros((64, 64, 3), np.uint8), 9)
+    with pytest.raises(ValueError, match=r"background_threshold must be in \(0, 1\)"):
+        Garment.from_image(np.zeros((64, 64, 3), np.uint8), 0, background_threshold=1.5)

@@ -108,6 +108,46 @@ class Garment:
         object.__setattr__(self, "image", image)
         object.__setattr__(self, "mask", mask.astype(bool))
 
+    @classmethod
+    def from_image(
+        cls,
+        image: np.ndarray,
+        label: int,
+        resolution: Sequence[int] = DEFAULT_RESOLUTION,
+        background_threshold: float = 0.12,
+    ) -> Garment:
+        """A garment from a square flat-garment image on white of any size, e.g. a colour garment GAN's sample.
+
+        The image is laid out as :func:`make_garment` lays out a garment at that size (the item's frame centred, 88 %
+        of the side); that frame is rescaled into the cloth frame at ``resolution``. The mask is where the colour is
+        off white by more than ``background_threshold`` (in [0, 1], the largest channel difference), so the garment
+        you generate is the garment that gets dressed, colours and patterns included.
+
+        Args:
+            image: (S, S, 3) uint8 RGB, white background.
+            label: its Fashion-MNIST class, one of :data:`GARMENT_LABELS`.
+            resolution: (height, width) of the cloth image; use the avatars' resolution.
+            background_threshold: distance from white below which a pixel is background.
+        """
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.shape[0] != image.shape[1]:
+            raise ValueError(f"image must be a square (S, S, 3) uint8 array, got {image.dtype} {image.shape}")
+        if not 0 < background_threshold < 1:
+            raise ValueError(f"background_threshold must be in (0, 1), got {background_threshold}")
+        resolution = check_resolution(resolution)
+        source_x0, source_y0, source_size = _garment_frame(image.shape[:2])
+        frame = image[source_y0 : source_y0 + source_size, source_x0 : source_x0 + source_size]
+        x0, y0, size = _garment_frame(resolution)
+        frame = np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BICUBIC))
+        mask = np.zeros(resolution, bool)
+        mask[y0 : y0 + size, x0 : x0 + size] = (255 - frame.min(axis=2)) > background_threshold * 255
+        if not mask.any():
+            raise ValueError(f"image holds no garment: no pixel is off white by more than {background_threshold}")
+        cloth = np.full((*resolution, 3), 255, np.uint8)
+        cloth[y0 : y0 + size, x0 : x0 + size] = frame
+        cloth[~mask] = 255
+        return cls(image=cloth, mask=mask, label=label)
+
     @property
     def resolution(self) -> tuple[int, int]:
         return self.image.shape[:2]
