@@ -149,21 +149,19 @@ CSS = f"""
   src: url("static/fonts/SourceSansPro/SourceSansPro-Bold.woff2") format("woff2");
 }}
 strong, b, .prose strong, .prose b {{font-weight: 700 !important;}}
-/* Garment galleries: every garment shown whole (the gallery grows with them instead of scrolling), its caption
-   under it rather than over it, and the gallery's label above the first row. Fewer, larger garments a row on a
-   phone. */
-.garment-gallery .grid-wrap, .strip-gallery .grid-wrap {{max-height: none !important; min-height: 0 !important;}}
-.garment-gallery .grid-container, .strip-gallery .grid-container {{padding-top: 2.25rem;}}
-.garment-gallery .thumbnail-item, .strip-gallery .thumbnail-item {{
+/* Galleries: every image shown whole (the gallery grows with them instead of scrolling), its caption under it rather
+   than over it, and the gallery's label above the first row. */
+.captioned .grid-wrap {{max-height: none !important; min-height: 0 !important;}}
+.captioned .grid-container {{padding-top: 2.25rem;}}
+.captioned .thumbnail-item {{
   aspect-ratio: auto !important; height: auto !important; display: flex; flex-direction: column;
 }}
-.garment-gallery .thumbnail-item > img, .strip-gallery .thumbnail-item > img {{
-  aspect-ratio: 1 / 1; height: auto !important; border-radius: 0;
-}}
-.garment-gallery .caption-label, .strip-gallery .caption-label {{
+.captioned .thumbnail-item > img {{aspect-ratio: 1 / 1; height: auto !important; border-radius: 0;}}
+.captioned .caption-label {{
   position: static !important; max-width: none !important; border: none !important; border-radius: 0 !important;
   text-align: center !important; opacity: 1 !important;
 }}
+/* Fewer, larger garments a row on a phone. */
 @media (max-width: {PHONE_WIDTH}px) {{
   .garment-gallery .grid-container {{
     grid-template-columns: repeat({PHONE_GALLERY_COLUMNS}, minmax(0, 1fr)) !important;
@@ -257,7 +255,7 @@ def garment_gallery(label: str, elem_id: str, value: list[tuple[str, str]] | Non
         object_fit="contain",
         buttons=["download", "fullscreen"],
         elem_id=elem_id,
-        elem_classes=["garment-gallery", "pixelated"],
+        elem_classes=["garment-gallery", "captioned", "pixelated"],
         scale=scale,
     )
 
@@ -563,7 +561,7 @@ class WardrobeSpace:
         pipeline = self.models["sketch"].require()
         sketch, _ = sketch_to_model_input(image, FASHION_MNIST_SIZE)
         garment = pipeline(sketch).images[0]
-        return self.png(enlarge(sketch, GARMENT_ZOOM)), self.png(enlarge(garment, GARMENT_ZOOM))
+        return self.png(enlarge(sketch, 2 * GARMENT_ZOOM)), self.png(enlarge(garment, 2 * GARMENT_ZOOM))
 
     @staticmethod
     def send_garment(garment: Any, class_name: Any) -> tuple[str, str, gr.Tabs]:
@@ -645,7 +643,7 @@ class WardrobeSpace:
             with gr.Column(scale=1, min_width=240):
                 class_name = gr.Dropdown(self.gan_classes, value=first_class, label="Class")
                 count = gr.Slider(1, MAX_GARMENTS, value=INITIAL_GARMENT_COUNT, step=1, label="Count")
-                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, elem_id="garments-seed")
                 truncation = gr.Slider(
                     0,
                     MAX_TRUNCATION,
@@ -666,7 +664,7 @@ class WardrobeSpace:
             with gr.Row():
                 with gr.Column(scale=1, min_width=240):
                     count = gr.Slider(1, MAX_GARMENTS, value=INITIAL_GARMENT_COUNT, step=1, label="Count")
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, elem_id="styles-seed")
                     temperature = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature")
                     sample_button = gr.Button("Sample", variant="primary", elem_id="sample-styles")
                 initial = self._initially(lambda: self.sample_styles(INITIAL_GARMENT_COUNT, 0, 1.0), None)
@@ -700,7 +698,7 @@ class WardrobeSpace:
                 height="auto",
                 object_fit="contain",
                 elem_id="interpolation-strip",
-                elem_classes=["strip-gallery", "pixelated"],
+                elem_classes=["strip-gallery", "captioned", "pixelated"],
             )
         interpolate = interpolate_button.click(
             self.interpolate_styles, [first, second, steps], strip, api_name="interpolate_styles", preprocess=False
@@ -766,7 +764,7 @@ class WardrobeSpace:
                     for name, (low, high) in BODY_SHAPE_RANGES.items()
                 ]
                 with gr.Row():
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, elem_id="body-seed")
                     random_button = gr.Button("Random body", elem_id="random-body")
                 with gr.Row():
                     render_button = gr.Button("Render", variant="primary", elem_id="render-body")
@@ -856,6 +854,7 @@ class WardrobeSpace:
                     object_fit="contain",
                     allow_preview=False,
                     elem_id="tryon-gallery",
+                    elem_classes=["captioned", "pixelated"],
                 )
             with gr.Column():
                 garment = upload_image("Garment", "tryon-garment", first_garment)
@@ -971,6 +970,7 @@ class WardrobeSpace:
             [sketch],
             label="Sketches of held-out garments (drawn by hf_vaegan.data.sketch)",
             examples_per_page=len(first_of_class),
+            elem_id="sketch-examples",
         )
         with gr.Row():
             model_input = gr.Image(
