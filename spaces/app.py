@@ -118,15 +118,37 @@ INITIAL_INTERPOLATION_STEPS = 8
 # Which input the sketch tab draws from: the one touched last (set by the page, checked by the handler).
 SKETCH_SOURCES = ("canvas", "sketch")
 # Picks the canvas's brush unless it is already in hand (Gradio's editor marks the active tool's button `highlight`);
-# the sketch tab's editor may be drawn a moment after the tab opens.
+# the sketch tab's editor is drawn a moment after the tab opens, so this tries for up to 5 s.
 SELECT_BRUSH = """() => {
+  let tries = 0;
   const pick = () => {
     const brush = document.querySelector("#sketch-canvas button[aria-label='Brush']");
-    if (brush && !brush.classList.contains("highlight")) brush.click();
-    return brush !== null;
+    if (brush === null || brush.offsetParent === null) {
+      if (++tries < 50) setTimeout(pick, 100);
+    } else if (!brush.classList.contains("highlight")) {
+      brush.click();
+    }
   };
-  if (!pick()) setTimeout(pick, 300);
+  pick();
 }"""
+# The sketch input touched last, as the page sees it: the pen touching the canvas counts at once (Gradio's editor
+# reports a stroke up to a second later), picking an example or uploading when it happens. The "Draw the garment"
+# click sends it along with the canvas.
+TRACK_SKETCH_SOURCE = """() => {
+  document.addEventListener("pointerdown", event => {
+    if (event.target instanceof Element && event.target.closest("#sketch-canvas canvas")) {
+      window.wardrobeSketchSource = "canvas";
+    }
+  }, true);
+}"""
+SEND_SKETCH_SOURCE = "(canvas, lastTouched) => [canvas, window.wardrobeSketchSource || lastTouched]"
+
+
+def touched_js(source: str) -> str:
+    """The page-side handler that records `source` as the sketch input touched last."""
+    return f"() => {{ window.wardrobeSketchSource = {json.dumps(source)}; return {json.dumps(source)}; }}"
+
+
 # The body-shape read-back table, and the R^2 (on held-out avatars, from the model card) from which the head's
 # read-back of a parameter is called good or fair; below fair it is unreliable.
 READ_BACK_HEADERS = ("parameter", "slider", "read back", "R^2 on held-out avatars")
@@ -541,12 +563,20 @@ class WardrobeSpace:
 
     def canvas_sketch(self, canvas: dict[str, Any] | None, last_touched: Any) -> Any:
         """The canvas's drawing as a file for the sketch input when the canvas was touched after the sketch input
-        (`last_touched`, set by the page), else no change; no change either when nothing is drawn on the canvas."""
+        (`last_touched`, set by the page), else no change (the sketch input's upload or example is used).
+
+        Raises:
+            gr.Error: the canvas was touched last but holds no drawing (cleared, or a stroke the editor had not
+                reported yet): never the other input in its place, silently.
+        """
         if choice_index(last_touched, "Last touched input", SKETCH_SOURCES) != 0:
             return gr.skip()
         drawing = (canvas or {}).get("composite")
         if drawing is None or not (np.asarray(drawing.convert("L")) < 255 - SKETCH_INK_CONTRAST).any():
-            return gr.skip()
+            raise bad_input(
+                "The canvas, touched last, holds no drawing yet: draw the garment's outline (if you just drew, "
+                "press again in a moment), or pick an example or upload a sketch."
+            )
         return self.png(drawing)
 
     def sketch_to_garment(self, upload: Any) -> tuple[str, str]:
@@ -612,7 +642,7 @@ class WardrobeSpace:
             # The canvas opens with its brush in hand: Gradio's editor starts with no tool, so a first drag drew
             # nothing. The page picks the brush when the sketch tab opens (its editor is drawn then).
             sketch_tab.select(None, None, None, js=SELECT_BRUSH)
-            demo.load(None, None, None, js=SELECT_BRUSH)
+            demo.load(None, None, None, js=f"() => {{ ({TRACK_SKETCH_SOURCE})(); ({SELECT_BRUSH})(); }}")
         return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
 
     def _initially(self, compute: Callable[[], Any], empty: Any) -> Any:
@@ -990,16 +1020,27 @@ class WardrobeSpace:
             )
             send_button = gr.Button("Try this garment on", elem_id="sketch-send")
         # Which input was touched last is tracked in the page, without a request.
-        touched = {"canvas": "() => 'canvas'", "sketch": "() => 'sketch'"}
-        canvas.change(None, None, last_touched, js=touched["canvas"])
-        sketch.upload(None, None, last_touched, js=touched["sketch"])
-        sketch.clear(None, None, last_touched, js=touched["canvas"])
-        sketch_examples.dataset.click(None, None, last_touched, js=touched["sketch"])
+        # Which input was touched last is tracked in the page (`TRACK_SKETCH_SOURCE`), without a request: a stroke
+        # counts from the moment the pen touches the canvas (the editor reports its change up to a second later),
+        # an example or an upload when it is picked; emptying the sketch input leaves the canvas.
+        canvas.change(None, None, last_touched, js=touched_js(SKETCH_SOURCES[0]))
+        sketch.upload(None, None, last_touched, js=touched_js(SKETCH_SOURCES[1]))
+        sketch.clear(None, None, last_touched, js=touched_js(SKETCH_SOURCES[0]))
+        sketch_examples.dataset.click(None, None, last_touched, js=touched_js(SKETCH_SOURCES[1]))
         # The canvas arrives as image blobs that only Gradio's preprocessing assembles; that step is the UI's own
         # (private), the API endpoint takes an image file, checked like every upload.
-        drawn = sketch_button.click(
-            self.canvas_sketch, [canvas, last_touched], sketch, api_visibility="private", show_progress="hidden"
-        ).then(self.sketch_to_garment, sketch, [model_input, garment], api_name="sketch_to_garment", preprocess=False)
+        taken = sketch_button.click(
+            self.canvas_sketch,
+            [canvas, last_touched],
+            sketch,
+            api_visibility="private",
+            show_progress="hidden",
+            js=SEND_SKETCH_SOURCE,
+        )
+        clear_on_failure(taken, [model_input, garment])
+        drawn = taken.then(
+            self.sketch_to_garment, sketch, [model_input, garment], api_name="sketch_to_garment", preprocess=False
+        )
         clear_on_failure(drawn, [model_input, garment])
         return send_button, garment, sketch_class
 

@@ -592,6 +592,8 @@ def test_the_sketch_input_touched_last_wins(monkeypatch, tmp_path):
     assert isinstance(drawn, str) and open_image(drawn).size == (280, 280)
     assert isinstance(space.canvas_sketch({"composite": drawing}, "sketch"), type(gr.skip()))  # the sketch input wins
     blank = {"composite": Image.new("L", (280, 280), 255)}
-    assert isinstance(space.canvas_sketch(blank, "canvas"), type(gr.skip()))  # nothing drawn: the sketch input
+    assert isinstance(space.canvas_sketch(blank, "sketch"), type(gr.skip()))
+    with pytest.raises(gr.Error, match="The canvas, touched last, holds no drawing yet"):  # never the other input
+        space.canvas_sketch(blank, "canvas")
     with pytest.raises(gr.Error, match="Last touched input must be one of canvas, sketch"):
         space.canvas_sketch({"composite": drawing}, "both")

@@ -31,6 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 TIMEOUT_MS = 60_000
+expect.set_options(timeout=TIMEOUT_MS)  # requests may wait in the Space's queue on a busy machine
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 MIN_GARMENT_PIXELS = 128
@@ -72,11 +73,11 @@ def garment_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def space_url(tmp_path_factory: pytest.TempPathFactory):
+def space(tmp_path_factory: pytest.TempPathFactory):
     """The Space with the bundled models when they are there (the screenshots then show them), else tiny ones."""
     env = bundled_models_env() or make_tiny_models(tmp_path_factory.mktemp("browser-models"))
     with serve_space(env) as running:
-        yield running.url
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +113,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def page(browser, space_url):
-    """A fresh visit of the Space at desktop width."""
+def page(request, browser, space, screenshots, capsys):
+    """A fresh visit of the Space at desktop width; when the test fails, a screenshot and the server's log."""
+    failures = request.session.testsfailed
     visit = browser.new_page()
     visit.set_viewport_size(DESKTOP)
-    visit.goto(space_url)
+    visit.goto(space.url)
     yield visit
+    if request.session.testsfailed > failures:
+        path = screenshots / f"failed-{request.node.name}.png"
+        visit.screenshot(path=path, full_page=True)
+        with capsys.disabled():
+            print(f"\nscreenshot of the failure: {path}\nserver log:\n{space.output()[-5000:]}")
     visit.close()
 
 
@@ -187,6 +194,8 @@ def upload(page, element_id: str, path: Path) -> None:
 def draw_strokes(page, element_id: str, strokes: list[list[tuple[float, float]]]) -> None:
     """Drags the mouse over the canvas of an image editor, as a visitor draws, without picking a tool first; points
     are fractions of the canvas's width and height."""
+    # The brush is picked for the visitor when the tab opens: wait for it, as a visitor sees it, not a click.
+    expect(page.locator(f"#{element_id} button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
     box = page.locator(f"#{element_id} canvas").first.bounding_box()
     for stroke in strokes:
         page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
@@ -194,6 +203,9 @@ def draw_strokes(page, element_id: str, strokes: list[list[tuple[float, float]]]
         for x, y in stroke[1:]:
             page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
         page.mouse.up()
+    # Gradio's editor reports the drawing up to a second after the stroke (then the hidden "last touched" field
+    # reads "canvas"); a click before that finds the canvas empty, and is told so (see the sketch rule's test).
+    expect(page.locator("#sketch-last-touched :is(textarea, input)")).to_have_value("canvas")
 
 
 def assert_garments_shown(page, element_id: str, count: int) -> dict:
@@ -350,7 +362,7 @@ def test_the_sketch_input_touched_last_wins(page, shoot):
     sketch = image_source(page, "sketch-input")
     example_buttons.nth(3).click()
     example = wait_for_new_image(page, "sketch-input", sketch)
-    expect(page.locator("#sketch-last-touched textarea, #sketch-last-touched input").first).to_have_value("sketch")
+    assert page.evaluate("() => window.wardrobeSketchSource") == "sketch"
     garment = image_source(page, "sketch-garment")
     page.locator("#sketch-generate").click()
     wait_for_new_image(page, "sketch-garment", garment)
@@ -361,7 +373,7 @@ def test_the_sketch_input_touched_last_wins(page, shoot):
     example_buttons.nth(5).click()
     example = wait_for_new_image(page, "sketch-input", example)
     draw_strokes(page, "sketch-canvas", SKIRT)
-    expect(page.locator("#sketch-last-touched textarea, #sketch-last-touched input").first).to_have_value("canvas")
+    assert page.evaluate("() => window.wardrobeSketchSource") == "canvas"  # the click right after the stroke
     garment = image_source(page, "sketch-garment")
     page.locator("#sketch-generate").click()
     wait_for_new_image(page, "sketch-input", example)  # the drawing, now the sketch
