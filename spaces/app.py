@@ -151,7 +151,7 @@ def touched_js(source: str) -> str:
 
 # The body-shape read-back table, and the R^2 (on held-out avatars, from the model card) from which the head's
 # read-back of a parameter is called good or fair; below fair it is unreliable.
-READ_BACK_HEADERS = ("parameter", "slider", "read back", "R^2 on held-out avatars")
+READ_BACK_HEADERS = ("parameter", "slider", "read back", "R^2")
 GOOD_READ_BACK = 0.9
 FAIR_READ_BACK = 0.5
 
@@ -183,8 +183,12 @@ strong, b, .prose strong, .prose b {{font-weight: 700 !important;}}
   position: static !important; max-width: none !important; border: none !important; border-radius: 0 !important;
   text-align: center !important; opacity: 1 !important;
 }}
-/* Fewer, larger garments a row on a phone. */
+/* The read-back table in the page's font, narrower than Gradio's monospaced tables. */
+#body-read table, #body-read table * {{font-family: var(--font) !important;}}
+/* Fewer, larger garments a row on a phone, and the read-back table narrow enough to show its R^2 column. */
 @media (max-width: {PHONE_WIDTH}px) {{
+  #body-read table {{font-size: 12px;}}
+  #body-read th, #body-read td {{padding-left: 4px !important; padding-right: 4px !important;}}
   .garment-gallery .grid-container {{
     grid-template-columns: repeat({PHONE_GALLERY_COLUMNS}, minmax(0, 1fr)) !important;
   }}
@@ -286,8 +290,8 @@ def _accuracy(r2: float | None) -> str:
     """How well the body-shape head reads a parameter back, in words."""
     if r2 is None:
         return "not measured"
-    quality = "good" if r2 >= GOOD_READ_BACK else "fair" if r2 >= FAIR_READ_BACK else "poor: unreliable"
-    return f"{r2:.2f} ({quality})"
+    quality = "good" if r2 >= GOOD_READ_BACK else "fair" if r2 >= FAIR_READ_BACK else "poor"
+    return f"{r2:.2f} {quality}"
 
 
 def clear_on_failure(event: Any, outputs: Sequence[gr.Component]) -> None:
@@ -818,9 +822,10 @@ class WardrobeSpace:
                 read_back = gr.Dataframe(
                     initial[2],
                     headers=list(READ_BACK_HEADERS),
-                    label="Parameters the head reads back from the VAE's latent",
+                    label="Parameters the head reads back from the VAE's latent, and how well it reads each (R^2)",
                     interactive=False,
                     wrap=True,
+                    max_height=800,  # every row, no scrolling inside the table
                     elem_id="body-read",
                 )
                 gr.Markdown(self._read_back_note(), elem_id="body-read-note")
@@ -848,8 +853,9 @@ class WardrobeSpace:
         poor = [f"{name.replace('_', ' ')} (R^2 {value:.2f})" for name, value in r2.items() if value < FAIR_READ_BACK]
         note = (
             "**How far to trust the read-back**: R^2 is how well the head reads each parameter from the latent of "
-            "held-out avatars (1 = exactly, 0 = no better than guessing the average), as measured by "
-            "`examples/fit_body_shape_head.py` and written in the model card. "
+            "held-out avatars (1 = exactly, 0 = no better than guessing the average; good from "
+            f"{GOOD_READ_BACK}, poor below {FAIR_READ_BACK}), as measured by `examples/fit_body_shape_head.py` and "
+            "written in the model card. "
         )
         if poor:
             note += (

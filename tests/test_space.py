@@ -279,7 +279,7 @@ def test_body_shapes(client):
     vae_avatar, avatar, read_back = client.predict(*defaults.values(), api_name="/render_body")
     assert open_image(vae_avatar).size == BODY_VAE_AVATAR_SIZE
     assert open_image(avatar).size == AVATAR_SIZE
-    assert read_back["headers"] == ["parameter", "slider", "read back", "R^2 on held-out avatars"]
+    assert read_back["headers"] == ["parameter", "slider", "read back", "R^2"]
     rows = {row[0]: row[1:] for row in read_back["data"]}
     assert list(rows) == [name.replace("_", " ") for name in BODY_SHAPE_RANGES]
     for name, (low, high) in BODY_SHAPE_RANGES.items():
