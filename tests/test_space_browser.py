@@ -119,6 +119,7 @@ def page(request, browser, space, screenshots, capsys):
     visit = browser.new_page()
     visit.set_viewport_size(DESKTOP)
     visit.goto(space.url)
+    visit.locator("#garments-grid").wait_for()
     yield visit
     if request.session.testsfailed > failures:
         path = screenshots / f"failed-{request.node.name}.png"
@@ -181,6 +182,7 @@ def wait_for_error_notice(page, text: str) -> None:
 
 def open_tab(page, name: str) -> None:
     """Opens a tab from the tab bar, or, on a narrow screen, from Gradio's "More tabs" menu."""
+    page.get_by_role("tab", name="New garments").wait_for()  # the page is drawn
     tab = page.get_by_role("tab", name=name)
     if tab.count():
         tab.click()
