@@ -155,10 +155,20 @@ READ_BACK_HEADERS = ("parameter", "slider", "read back", "R^2")
 GOOD_READ_BACK = 0.9
 FAIR_READ_BACK = 0.5
 
+# Single images whose label Gradio floats over their top-left corner: drawn below it instead.
+LABELLED_IMAGES = (
+    *("analyse-input", "analyse-reconstruction", "body-vae-avatar", "body-avatar", "sketch-model-input"),
+    *("sketch-garment", "tryon-person", "tryon-cloth", "tryon-result", "tryon-warped", "tryon-reference-result"),
+    "tryon-reference-warp",
+)
+LABELLED_IMAGE_SELECTOR = ", ".join([*(f"#{element_id} img" for element_id in LABELLED_IMAGES), ".garment-upload img"])
+
 CSS = f"""
 /* Uploads as small as Fashion-MNIST's 28 pixels fill their preview; small images keep square pixels. */
 .garment-upload img {{width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated;}}
 .pixelated img {{image-rendering: pixelated;}}
+/* The floating label of a single image covered the image's top (a sketch's waistband, a garment's collar). */
+{LABELLED_IMAGE_SELECTOR}, .figure img {{padding-top: 2.25rem; box-sizing: border-box; object-fit: contain;}}
 /* Bold text: Gradio's theme declares Source Sans Pro in weights 400 and 600, and its 600 file holds only a few glyphs,
    so bold words, headings and buttons fell back to another, larger font. Gradio also serves the complete bold file:
    declared here for weights 600 and 700, they are Source Sans Pro like the text around them. */
