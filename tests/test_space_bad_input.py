@@ -235,11 +235,11 @@ FILE_INPUTS = {
     "sketch_to_garment": lambda f, good: ("sketch_to_garment", [f]),
     "canvas_sketch composite (UI)": lambda f, good: (
         "canvas_sketch",
-        [{"background": None, "layers": [], "composite": f}],
+        [{"background": None, "layers": [], "composite": f}, "canvas"],
     ),
     "canvas_sketch layer (UI)": lambda f, good: (
         "canvas_sketch",
-        [{"background": None, "layers": [f], "composite": good}],
+        [{"background": None, "layers": [f], "composite": good}, "canvas"],
     ),
     "send_garment (UI)": lambda f, good: ("send_garment", [f, "Dress"]),
 }

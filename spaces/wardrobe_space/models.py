@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ EXAMPLES_PER_CLASS = 2
 ANOMALY_FALSE_POSITIVE_RATE = 0.01
 ANOMALY_SAMPLES = 4
 ANOMALY_SEED = 0
+# How the body-shape VAE's card names the accuracy of the parameters its head reads back from the latent.
+READ_BACK_METRIC = re.compile(r"R\^2 of (\w+) read from the latent.*")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,19 @@ class LoadedModel:
         """The model card's text (without its YAML metadata), if the folder has one."""
         readme = self.folder / "README.md" if self.folder else None
         return ModelCard.load(readme).text if readme and readme.is_file() else None
+
+    def read_back_r2(self) -> dict[str, float]:
+        """R^2 of each body parameter read back from the latent of held-out avatars by a body-shape head, from the
+        model card's metadata (`examples/fit_body_shape_head.py` measures and writes them); empty without them."""
+        readme = self.folder / "README.md" if self.folder else None
+        if not (readme and readme.is_file()):
+            return {}
+        figures = {}
+        for result in ModelCard.load(readme).data.eval_results or []:
+            match = READ_BACK_METRIC.fullmatch(result.metric_name or "")
+            if match:
+                figures[match.group(1)] = float(result.metric_value)
+        return figures
 
     def figures(self) -> list[Path]:
         """The PNG figures shipped beside the weights (sample grids, curves)."""
