@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-classes", action="store_true", help="Conditional generators: cycle through the classes (a column each)."
     )
     sample.add_argument("--seed", type=int, default=0, help="Seed of the noise (default 0).")
-    sample.add_argument("--truncation", type=float, help="GANs: redraw noise components beyond +-truncation.")
+    sample.add_argument("--truncation", type=float, help="GANs: draw the noise from a normal cut at +-truncation.")
     sample.add_argument("--batch-size", type=int, default=500, help="Images per forward pass (default 500).")
     sample.add_argument("--device", default=None, help="Torch device (default: cuda when available, else cpu).")
 
