@@ -59,6 +59,15 @@ def add_tryon_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         "feeds the try-on U-Net the unwarped garment.",
     )
     model.add_argument(
+        "--composition",
+        choices=("person", "rendered"),
+        default="person",
+        help="What the result shows outside the garment in the try-on region: the person's own pixels (the "
+        "dataset's undressed `avatar`, else `agnostic`), the model predicting only a composition mask and a grey "
+        "shading of the warped garment (default); or 'rendered', a free RGB rendering by the try-on U-Net (the "
+        "models before, which paint arms and skin from scratch and fringe in colour).",
+    )
+    model.add_argument(
         "--max_channel_multiplier",
         type=int,
         default=8,
@@ -203,6 +212,7 @@ def main(args: argparse.Namespace) -> None:
         keypoint_sigma=args.keypoint_sigma,
         use_warping=args.use_warping,
         warp_downsampling=args.warp_downsampling,
+        composition=args.composition,
     )
     discriminator = session.load_pretrained(
         PatchDiscriminator, "discriminator", must_match={"in_channels": (6, "try-on pairs")}, required=False
@@ -269,6 +279,10 @@ def write_card(session: TrainingSession, model, info, held_out, metrics, seconds
         weights += f" + {args.warp_weight} x warp L1 + {args.flow_smoothness_weight} x flow TV"
     recipe = {
         "warping": "appearance flow" if model.config.use_warping else "none (ablation)",
+        "composition": {
+            "person": "the person's own pixels outside the garment, shaded garment colours inside",
+            "rendered": "free RGB rendering outside the garment",
+        }[model.config.composition],
         "loss": weights,
         "learning rates (model / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
         "DiffAugment": args.diffaugment,
