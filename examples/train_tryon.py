@@ -68,6 +68,20 @@ def add_tryon_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         "models before, which paint arms and skin from scratch and fringe in colour).",
     )
     model.add_argument(
+        "--num_garment_classes",
+        type=int,
+        default=0,
+        help="With N > 0 the model also reads the garment's class (the dataset's `garment_label`, 0 .. N-1; 10 for "
+        "the Fashion-MNIST labels of the synthetic wardrobe): a coat and a pullover look alike flat but are worn to "
+        "different lengths. Unknown classes (VITON-HD) read as empty.",
+    )
+    model.add_argument(
+        "--class_dropout",
+        type=float,
+        default=0.1,
+        help="With --num_garment_classes: share of the training garments given as of unknown class.",
+    )
+    model.add_argument(
         "--max_channel_multiplier",
         type=int,
         default=8,
@@ -160,6 +174,11 @@ def validate_tryon_args(args: argparse.Namespace) -> None:
     for name in ("l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.num_garment_classes < 0 or not 0 <= args.class_dropout <= 1:
+        raise ValueError(
+            f"--num_garment_classes must be >= 0 and --class_dropout in [0, 1], got {args.num_garment_classes}, "
+            f"{args.class_dropout}"
+        )
     if args.num_wardrobe_samples < 1:
         raise ValueError(f"--num_wardrobe_samples must be positive, got {args.num_wardrobe_samples}")
     if args.num_validation_examples < 0:
@@ -213,6 +232,7 @@ def main(args: argparse.Namespace) -> None:
         use_warping=args.use_warping,
         warp_downsampling=args.warp_downsampling,
         composition=args.composition,
+        num_garment_classes=args.num_garment_classes,
     )
     discriminator = session.load_pretrained(
         PatchDiscriminator, "discriminator", must_match={"in_channels": (6, "try-on pairs")}, required=False
@@ -236,6 +256,7 @@ def main(args: argparse.Namespace) -> None:
         feature_matching_weight=args.feature_matching_weight,
         warp_weight=args.warp_weight,
         flow_smoothness_weight=args.flow_smoothness_weight,
+        class_dropout=args.class_dropout,
         augment=DiffAugment(args.diffaugment),
         **session.trainer_options(ema),
     )

@@ -406,3 +406,55 @@ def test_the_pipeline_passes_the_persons_own_pixels(wardrobe, garment_ids):
     with_avatar = pipe.prepare_inputs(person | {"avatar": row["avatar"]}, garment)
     torch.testing.assert_close(with_avatar["person_image"][0], expected)
     assert pipe(person=avatar, garment=garment, output_type="np").images.shape == (1, *SIZE, 3)
+
+
+# The garment's class
+
+
+def test_the_garment_class_reaches_both_unets_and_unknown_reads_as_empty():
+    model = trained_like(TryOnModel(composition="person", num_garment_classes=10, **TINY))
+    x = inputs() | {"person_image": inputs(seed=3)["agnostic"]}
+    with torch.no_grad():
+        coat, pullover = (model(**x, garment_class=torch.tensor([label, label])) for label in (4, 2))
+        unknown = model(**x, garment_class=torch.tensor([-1, -1]))
+        default = model(**x)
+    assert not torch.allclose(coat.sample, pullover.sample)
+    assert not torch.allclose(coat.flow, pullover.flow)
+    torch.testing.assert_close(unknown.sample, default.sample)
+    planes = model.class_planes(torch.tensor([4, -1]), x["agnostic"])[0]
+    assert planes.shape == (2, 10, *SIZE) and planes[0, 4].min() == 1 and planes[0].sum() == SIZE[0] * SIZE[1]
+    assert planes[1].abs().sum() == 0
+    # A model without classes ignores them.
+    plain = trained_like(TryOnModel(**TINY))
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**x, garment_class=torch.tensor([4, 2])).sample, plain(**x).sample)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (torch.tensor([10, 0]), r"in \[0, 10\) or -1"),
+        (torch.tensor([0.5, 1.0]), "must be 2 integers"),
+        (torch.tensor([1]), "must be 2 integers"),
+    ],
+)
+def test_bad_garment_classes_are_refused(value, message):
+    with pytest.raises(ValueError, match=message):
+        TryOnModel(num_garment_classes=10, **TINY)(**inputs(), garment_class=value)
+
+
+def test_the_pipeline_passes_the_garment_class(wardrobe, garment_ids):
+    pipe = TryOnPipeline(trained_like(TryOnModel(composition="person", num_garment_classes=10, **TINY)))
+    avatar, coat = wardrobe.avatar(0), wardrobe.garment(garment_ids[4])
+    assert pipe.prepare_inputs(avatar, coat)["garment_class"].tolist() == [4]
+    image_garment = pipe.prepare_inputs(avatar, coat.image, garment_category="upper")
+    assert image_garment["garment_class"].tolist() == [-1]
+    row = wardrobe.example(0, garment_ids[4])
+    mapping = {"cloth": row["cloth"], "cloth_mask": row["cloth_mask"], "garment_label": row["garment_label"]}
+    assert pipe.prepare_inputs(avatar, mapping, garment_category="upper")["garment_class"].tolist() == [4]
+    with pytest.raises(TypeError, match="garment_label"):
+        pipe.prepare_inputs(avatar, mapping | {"garment_label": "coat"}, garment_category="upper")
+    assert pipe(person=[avatar, avatar], garment=[coat, coat.image], garment_category="upper").images[1].size == (
+        SIZE[1],
+        SIZE[0],
+    )

@@ -109,11 +109,21 @@ def evaluate_tryon(
     }
 
 
+def cast_inputs(inputs: Mapping[str, torch.Tensor | None], model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's keyword arguments on its device, the floating ones in its dtype (the garment classes stay
+    integers); ``None`` entries left out."""
+    return {
+        name: tensor.to(model.device, model.dtype if tensor.is_floating_point() else None)
+        for name, tensor in inputs.items()
+        if tensor is not None
+    }
+
+
 def model_predictor(model: nn.Module) -> TryOnPredictor:
     """A ``TryOnModel`` as a predictor of :func:`evaluate_tryon` (on its device and dtype)."""
 
     def predict(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**{name: tensor.to(model.device, model.dtype) for name, tensor in inputs.items()}).sample
+        return model(**cast_inputs(inputs, model)).sample
 
     return predict
 
@@ -240,7 +250,7 @@ def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = D
     columns: dict[str, list[np.ndarray]] = {
         name: [] for name in ("agnostic", "agnostic_mask", "body_mask", "keypoints", "cloth", "cloth_mask")
     }
-    columns |= {"person_image": [], "target": [], "arm_mask": []}
+    columns |= {"person_image": [], "target": [], "arm_mask": [], "garment_class": []}
     avatars: dict[int, Avatar] = {}
     for case in cases:
         if case.avatar_seed not in avatars:
@@ -257,6 +267,7 @@ def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = D
         columns["person_image"].append(avatar.image)
         columns["target"].append(dressed.image)
         columns["arm_mask"].append(np.isin(avatar.parse, ARM_PARSE_LABELS))
+        columns["garment_class"].append(np.int64(garment.label))
     batch = {}
     for name, arrays in columns.items():
         array = torch.from_numpy(np.stack(arrays))
@@ -264,6 +275,8 @@ def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = D
             batch[name] = array.permute(0, 3, 1, 2).float() / 127.5 - 1
         elif name == "keypoints":
             batch[name] = array.float()
+        elif name == "garment_class":
+            batch[name] = array.long()
         else:
             batch[name] = array[:, None].float()
     return batch

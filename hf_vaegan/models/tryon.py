@@ -4,6 +4,7 @@ This file imports only torch, diffusers and sibling model files, so that it can 
 loaded as remote code.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -126,6 +127,10 @@ class TryOnModel(VaeGanModelMixin):
         warp_downsampling (`int`, defaults to 2): the warping U-Net works at this fraction of the size.
         composition (`str`, defaults to `"rendered"`): what the result takes outside the garment in the agnostic
             region: the try-on U-Net's free RGB rendering (`"rendered"`) or the person's own pixels (`"person"`).
+        num_garment_classes (`int`, defaults to 0): with N > 0, both U-Nets also read the garment's class
+            (`garment_class`, 0 .. N-1, e.g. the Fashion-MNIST label) as N one-hot planes after the garment
+            channels: how long a garment is worn (a coat to the thigh, a pullover to the hip) does not always show
+            in the flat garment image. An unknown class (`None` or -1) gives empty planes.
     """
 
     _supports_gradient_checkpointing = True
@@ -150,9 +155,11 @@ class TryOnModel(VaeGanModelMixin):
         use_warping: bool = True,
         warp_downsampling: int = 2,
         composition: str = "rendered",
+        num_garment_classes: int = 0,
     ):
         super().__init__()
         check_choice("composition", composition, COMPOSITIONS)
+        check_positive_int("num_garment_classes", num_garment_classes, minimum=0)
         check_positive_int("num_keypoints", num_keypoints, minimum=0)
         check_choice("norm_type", norm_type, NORM_TYPES)
         check_choice("use_warping", use_warping, (True, False))
@@ -161,7 +168,11 @@ class TryOnModel(VaeGanModelMixin):
             raise ValueError(f"`keypoint_sigma` must be a positive number, got {keypoint_sigma!r}.")
         person_pixels = _PERSON_PIXEL_CHANNELS if composition == "person" else 0
         unet = {
-            "in_channels": _PERSON_IMAGE_CHANNELS + num_keypoints + person_pixels + _GARMENT_CHANNELS,
+            "in_channels": _PERSON_IMAGE_CHANNELS
+            + num_keypoints
+            + person_pixels
+            + _GARMENT_CHANNELS
+            + num_garment_classes,
             "base_channels": base_channels,
             "num_downsamplings": num_downsamplings,
             "max_channel_multiplier": max_channel_multiplier,
@@ -213,14 +224,29 @@ class TryOnModel(VaeGanModelMixin):
             channels.append(agnostic if person_image is None else person_image)
         return torch.cat(channels, dim=1)
 
+    def class_planes(self, garment_class: torch.Tensor | None, like: torch.Tensor) -> list[torch.Tensor]:
+        """The garment class as `num_garment_classes` one-hot planes shaped like `like` (`[]` without classes; empty
+        planes for an unknown class, `None` or -1)."""
+        count = self.config.num_garment_classes
+        if not count:
+            return []
+        batch_size, _, height, width = like.shape
+        planes = like.new_zeros(batch_size, count, height, width)
+        if garment_class is not None:
+            known = garment_class >= 0
+            planes[known.nonzero(as_tuple=True)[0], garment_class[known]] = 1
+        return [planes]
+
     def warp(
-        self, person: torch.Tensor, cloth: torch.Tensor, cloth_mask: torch.Tensor
+        self, person: torch.Tensor, cloth: torch.Tensor, cloth_mask: torch.Tensor, classes: Sequence = ()
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The garment and its mask warped onto the body, and the flow (unchanged, `None` without warping)."""
+        """The garment and its mask warped onto the body, and the flow (unchanged, `None` without warping);
+        `classes`: the class planes (see `class_planes`), if any."""
         if self.warper is None:
             return cloth, cloth_mask, None
         batch_size, _, height, width = cloth.shape
-        inputs = F.avg_pool2d(torch.cat([person, cloth, cloth_mask], dim=1), self.config.warp_downsampling)
+        stacked = torch.cat([person, cloth, cloth_mask, *classes], dim=1)
+        inputs = F.avg_pool2d(stacked, self.config.warp_downsampling)
         flow = self.warper(inputs, return_dict=False)[0]
         flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
         grid = identity_grid(batch_size, height, width, flow) + flow.permute(0, 2, 3, 1)
@@ -270,6 +296,23 @@ class TryOnModel(VaeGanModelMixin):
         check_values(keypoints, "keypoints")
         return [agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask, person_image]
 
+    def _check_class(self, garment_class, batch_size: int) -> torch.Tensor | None:
+        if garment_class is None or not self.config.num_garment_classes:
+            return None
+        garment_class = torch.as_tensor(garment_class, device=self.device)
+        if garment_class.shape != (batch_size,) or garment_class.is_floating_point() or garment_class.is_complex():
+            raise ValueError(
+                f"`garment_class` must be {batch_size} integers, got "
+                f"{garment_class.dtype} {tuple(garment_class.shape)}."
+            )
+        garment_class = garment_class.long()
+        if ((garment_class < -1) | (garment_class >= self.config.num_garment_classes)).any():
+            raise ValueError(
+                f"`garment_class` must be in [0, {self.config.num_garment_classes}) or -1 (unknown), got "
+                f"{garment_class.tolist()}."
+            )
+        return garment_class
+
     def forward(
         self,
         agnostic: torch.Tensor,
@@ -280,6 +323,7 @@ class TryOnModel(VaeGanModelMixin):
         cloth_mask: torch.Tensor,
         return_dict: bool = True,
         person_image: torch.Tensor | None = None,
+        garment_class: torch.Tensor | None = None,
     ) -> TryOnOutput | tuple:
         """Dresses the person in the garment.
 
@@ -293,6 +337,7 @@ class TryOnModel(VaeGanModelMixin):
             person_image: `(B, 3, H, W)` in [-1, 1], the person's own pixels that may show where the garment does
                 not (the undressed avatar of the synthetic wardrobe; for photographs, the agnostic image with the
                 arms kept). Read with `composition="person"` only; default: `agnostic`.
+            garment_class: `(B,)` integers, the garment's class (-1: unknown); read when `num_garment_classes` > 0.
 
         Returns:
             A `TryOnOutput` (or the tuple of its fields, `flow` last).
@@ -301,8 +346,10 @@ class TryOnModel(VaeGanModelMixin):
             agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask, person_image
         )
         person = self.person_representation(agnostic, agnostic_mask, body_mask, keypoints, person_image)
-        warped_cloth, warped_mask, flow = self.warp(person, cloth, cloth_mask)
-        generated = self.generator(torch.cat([person, warped_cloth, warped_mask], dim=1), return_dict=False)[0]
+        classes = self.class_planes(self._check_class(garment_class, len(agnostic)), agnostic)
+        warped_cloth, warped_mask, flow = self.warp(person, cloth, cloth_mask, classes)
+        stacked = torch.cat([person, warped_cloth, warped_mask, *classes], dim=1)
+        generated = self.generator(stacked, return_dict=False)[0]
         if self.config.composition == "rendered":
             rendered = torch.tanh(generated[:, :3])
             composition_mask = torch.sigmoid(generated[:, 3:]) * warped_mask
