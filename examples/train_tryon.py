@@ -218,9 +218,11 @@ def main(args: argparse.Namespace) -> None:
         if args.num_validation_examples:
             held_out = load_tryon_dataset_from_args(args, args.validation_split, args.num_validation_examples)
 
-    model = session.load_pretrained(
-        TryOnModel, must_match={"sample_size": (args.resolution, "--resolution")}
-    ) or TryOnModel(
+    model = session.load_pretrained(TryOnModel, must_match={"sample_size": (args.resolution, "--resolution")})
+    if model is not None and args.num_garment_classes and not model.config.num_garment_classes:
+        # Fine-tuning a model without classes to read them: zero weights for the new planes, the same function.
+        model = model.with_garment_classes(args.num_garment_classes)
+    model = model or TryOnModel(
         sample_size=args.resolution,
         base_channels=args.base_channels,
         num_downsamplings=args.num_downsamplings,

@@ -458,3 +458,14 @@ def test_the_pipeline_passes_the_garment_class(wardrobe, garment_ids):
         SIZE[1],
         SIZE[0],
     )
+
+
+def test_a_model_widened_to_read_classes_computes_the_same_until_fine_tuned():
+    model = trained_like(TryOnModel(composition="person", **TINY))
+    widened = model.with_garment_classes(10).eval()
+    assert widened.config.num_garment_classes == 10 and model.config.num_garment_classes == 0
+    x = inputs() | {"person_image": inputs(seed=3)["agnostic"]}
+    with torch.no_grad():
+        torch.testing.assert_close(widened(**x, garment_class=torch.tensor([4, 2])).sample, model(**x).sample)
+    with pytest.raises(ValueError, match="already reads 10 garment classes"):
+        widened.with_garment_classes(6)

@@ -373,6 +373,25 @@ class TryOnModel(VaeGanModelMixin):
             flow=flow,
         )
 
+    def with_garment_classes(self, num_garment_classes: int) -> "TryOnModel":
+        """A copy reading `num_garment_classes` class planes, computing what this model computes: the U-Nets' new
+        input weights are zero, ready for fine-tuning. Only a model without class planes can be widened."""
+        if self.config.num_garment_classes:
+            raise ValueError(
+                f"the model already reads {self.config.num_garment_classes} garment classes; only a model without "
+                "classes can be given some"
+            )
+        config = {name: value for name, value in self.config.items() if not name.startswith("_")}
+        widened = type(self)(**(config | {"num_garment_classes": num_garment_classes}))
+        state = self.state_dict()
+        for name, target in widened.state_dict().items():
+            if state[name].shape != target.shape:  # the U-Nets' first convolutions: zero weights for the new planes
+                padded = torch.zeros_like(target)
+                padded[:, : state[name].shape[1]] = state[name]
+                state[name] = padded
+        widened.load_state_dict(state)
+        return widened.to(self.device, self.dtype)
+
     def usage_snippet(self, repo_id: str) -> str:
         height, width = self.config.sample_size
         keypoints = self.config.num_keypoints
