@@ -59,6 +59,29 @@ def add_tryon_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         "feeds the try-on U-Net the unwarped garment.",
     )
     model.add_argument(
+        "--composition",
+        choices=("person", "rendered"),
+        default="person",
+        help="What the result shows outside the garment in the try-on region: the person's own pixels (the "
+        "dataset's undressed `avatar`, else `agnostic`), the model predicting only a composition mask and a grey "
+        "shading of the warped garment (default); or 'rendered', a free RGB rendering by the try-on U-Net (the "
+        "models before, which paint arms and skin from scratch and fringe in colour).",
+    )
+    model.add_argument(
+        "--num_garment_classes",
+        type=int,
+        default=0,
+        help="With N > 0 the model also reads the garment's class (the dataset's `garment_label`, 0 .. N-1; 10 for "
+        "the Fashion-MNIST labels of the synthetic wardrobe): a coat and a pullover look alike flat but are worn to "
+        "different lengths. Unknown classes (VITON-HD) read as empty.",
+    )
+    model.add_argument(
+        "--class_dropout",
+        type=float,
+        default=0.1,
+        help="With --num_garment_classes: share of the training garments given as of unknown class.",
+    )
+    model.add_argument(
         "--max_channel_multiplier",
         type=int,
         default=8,
@@ -151,6 +174,11 @@ def validate_tryon_args(args: argparse.Namespace) -> None:
     for name in ("l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.num_garment_classes < 0 or not 0 <= args.class_dropout <= 1:
+        raise ValueError(
+            f"--num_garment_classes must be >= 0 and --class_dropout in [0, 1], got {args.num_garment_classes}, "
+            f"{args.class_dropout}"
+        )
     if args.num_wardrobe_samples < 1:
         raise ValueError(f"--num_wardrobe_samples must be positive, got {args.num_wardrobe_samples}")
     if args.num_validation_examples < 0:
@@ -190,9 +218,11 @@ def main(args: argparse.Namespace) -> None:
         if args.num_validation_examples:
             held_out = load_tryon_dataset_from_args(args, args.validation_split, args.num_validation_examples)
 
-    model = session.load_pretrained(
-        TryOnModel, must_match={"sample_size": (args.resolution, "--resolution")}
-    ) or TryOnModel(
+    model = session.load_pretrained(TryOnModel, must_match={"sample_size": (args.resolution, "--resolution")})
+    if model is not None and args.num_garment_classes and not model.config.num_garment_classes:
+        # Fine-tuning a model without classes to read them: zero weights for the new planes, the same function.
+        model = model.with_garment_classes(args.num_garment_classes)
+    model = model or TryOnModel(
         sample_size=args.resolution,
         base_channels=args.base_channels,
         num_downsamplings=args.num_downsamplings,
@@ -203,6 +233,8 @@ def main(args: argparse.Namespace) -> None:
         keypoint_sigma=args.keypoint_sigma,
         use_warping=args.use_warping,
         warp_downsampling=args.warp_downsampling,
+        composition=args.composition,
+        num_garment_classes=args.num_garment_classes,
     )
     discriminator = session.load_pretrained(
         PatchDiscriminator, "discriminator", must_match={"in_channels": (6, "try-on pairs")}, required=False
@@ -226,6 +258,7 @@ def main(args: argparse.Namespace) -> None:
         feature_matching_weight=args.feature_matching_weight,
         warp_weight=args.warp_weight,
         flow_smoothness_weight=args.flow_smoothness_weight,
+        class_dropout=args.class_dropout,
         augment=DiffAugment(args.diffaugment),
         **session.trainer_options(ema),
     )
@@ -269,6 +302,10 @@ def write_card(session: TrainingSession, model, info, held_out, metrics, seconds
         weights += f" + {args.warp_weight} x warp L1 + {args.flow_smoothness_weight} x flow TV"
     recipe = {
         "warping": "appearance flow" if model.config.use_warping else "none (ablation)",
+        "composition": {
+            "person": "the person's own pixels outside the garment, shaded garment colours inside",
+            "rendered": "free RGB rendering outside the garment",
+        }[model.config.composition],
         "loss": weights,
         "learning rates (model / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",
         "DiffAugment": args.diffaugment,

@@ -12,7 +12,7 @@ from PIL import Image
 
 import hf_vaegan
 from hf_vaegan.data import GARMENT_LABELS, Wardrobe
-from hf_vaegan.models.tryon import TryOnModel, TryOnOutput, keypoint_heatmaps
+from hf_vaegan.models.tryon import SHADE_RANGE, TryOnModel, TryOnOutput, keypoint_heatmaps
 from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
@@ -307,3 +307,165 @@ def test_the_bundled_model_dresses_an_avatar_of_its_size():
     assert result.images.shape == result.warped_garments.shape == (1, 128, 96, 3)
     # The trained warp moves the garment off its flat position onto the body.
     assert np.abs(result.warped_garments[0] - garment.image / 255).mean() > 0.05
+
+
+# The "person" composition: the person's own pixels outside the garment, the garment's colours shaded inside
+
+
+def test_person_composition_takes_only_the_garment_and_the_persons_pixels():
+    model = trained_like(TryOnModel(composition="person", **TINY))
+    x = inputs() | {"person_image": inputs(seed=3)["agnostic"]}
+    with torch.no_grad():
+        out = model(**x)
+    assert out.sample.shape == out.rendered.shape == (2, 3, *SIZE) and out.sample.abs().max() <= 1
+    assert len(model(**x, return_dict=False)) == 6
+    outside = x["agnostic_mask"].expand_as(out.sample) == 0
+    assert torch.equal(out.sample[outside], x["agnostic"][outside])
+    # Inside: a blend of the shaded warped garment and the person's own pixels, by the composition mask ...
+    mask = out.composition_mask
+    dressed = mask * out.rendered + (1 - mask) * x["person_image"]
+    inside = ~outside
+    torch.testing.assert_close(out.sample[inside], dressed[inside])
+    # ... the garment shaded by a grey factor in SHADE_RANGE, the same for the three channels: no new hue.
+    low, high = SHADE_RANGE
+    lit = (out.warped_cloth + 1) > 0.1
+    shade = (out.rendered + 1)[lit] / (out.warped_cloth + 1)[lit]
+    assert shade.min() >= low - 1e-5 and shade.max() <= high + 1e-5
+    factors = (out.rendered + 1) / (out.warped_cloth + 1).clamp(min=1e-3)
+    everywhere_lit = lit.all(dim=1, keepdim=True).expand_as(factors)
+    spread = factors.amax(dim=1, keepdim=True) - factors.amin(dim=1, keepdim=True)
+    assert spread.expand_as(factors)[everywhere_lit].max() < 1e-4
+    assert (mask <= out.warped_cloth_mask + 1e-6).all()
+
+
+def test_person_composition_without_the_garment_is_the_person():
+    model = trained_like(TryOnModel(composition="person", **TINY))
+    x = inputs() | {"cloth_mask": torch.zeros(2, 1, *SIZE), "person_image": inputs(seed=3)["agnostic"]}
+    with torch.no_grad():
+        out = model(**x)
+    region = x["agnostic_mask"]
+    torch.testing.assert_close(out.sample, region * x["person_image"] + (1 - region) * x["agnostic"])
+    # Without `person_image`, the agnostic image stands for the person's pixels.
+    with torch.no_grad():
+        torch.testing.assert_close(model(**(x | {"person_image": None})).sample, x["agnostic"])
+
+
+def test_the_rendered_composition_ignores_the_person_image():
+    model = trained_like(TryOnModel(**TINY))
+    assert model.config.composition == "rendered"
+    x = inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**x).sample, model(**x, person_image=inputs(seed=3)["cloth"]).sample)
+
+
+def test_person_composition_save_load_round_trip(tmp_path):
+    model = trained_like(TryOnModel(composition="person", **TINY))
+    model.save_pretrained(tmp_path / "tryon")
+    assert json.loads((tmp_path / "tryon" / "config.json").read_text())["composition"] == "person"
+    loaded = TryOnModel.from_pretrained(tmp_path / "tryon").eval()
+    assert loaded.config.composition == "person"
+    assert_same_weights(model, loaded)
+    x = inputs() | {"person_image": inputs(seed=3)["agnostic"]}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**x).sample, model(**x).sample)
+
+
+def test_models_saved_before_the_composition_field_load_as_rendered(tmp_path):
+    model = trained_like(TryOnModel(**TINY))
+    model.save_pretrained(tmp_path / "old")
+    config_path = tmp_path / "old" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["composition"]
+    config_path.write_text(json.dumps(config))
+    loaded = TryOnModel.from_pretrained(tmp_path / "old").eval()
+    assert loaded.config.composition == "rendered"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs()).sample, model(**inputs()).sample)
+    config["composition"] = "painted"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="`composition`"):
+        TryOnModel.from_pretrained(tmp_path / "old")
+
+
+def test_a_wrong_person_image_is_refused():
+    model = TryOnModel(composition="person", **TINY)
+    with pytest.raises(ValueError, match="`person_image` must have the batch size and size of `agnostic`"):
+        model(**inputs(), person_image=torch.zeros(2, 3, 16, 12))
+
+
+def test_the_pipeline_passes_the_persons_own_pixels(wardrobe, garment_ids):
+    pipe = TryOnPipeline(trained_like(TryOnModel(composition="person", **TINY)))
+    avatar, garment = wardrobe.avatar(0), wardrobe.garment(garment_ids[0])
+    prepared = pipe.prepare_inputs(avatar, garment)
+    expected = torch.from_numpy(avatar.image).permute(2, 0, 1).float() / 127.5 - 1
+    torch.testing.assert_close(prepared["person_image"][0], expected)
+    row = wardrobe.example(0, garment_ids[0])
+    person = {key: row[key] for key in ("agnostic", "agnostic_mask", "body_mask", "pose_keypoints")}
+    from_row = pipe.prepare_inputs(person, garment)
+    torch.testing.assert_close(from_row["person_image"], from_row["agnostic"])
+    with_avatar = pipe.prepare_inputs(person | {"avatar": row["avatar"]}, garment)
+    torch.testing.assert_close(with_avatar["person_image"][0], expected)
+    assert pipe(person=avatar, garment=garment, output_type="np").images.shape == (1, *SIZE, 3)
+
+
+# The garment's class
+
+
+def test_the_garment_class_reaches_both_unets_and_unknown_reads_as_empty():
+    model = trained_like(TryOnModel(composition="person", num_garment_classes=10, **TINY))
+    x = inputs() | {"person_image": inputs(seed=3)["agnostic"]}
+    with torch.no_grad():
+        coat, pullover = (model(**x, garment_class=torch.tensor([label, label])) for label in (4, 2))
+        unknown = model(**x, garment_class=torch.tensor([-1, -1]))
+        default = model(**x)
+    assert not torch.allclose(coat.sample, pullover.sample)
+    assert not torch.allclose(coat.flow, pullover.flow)
+    torch.testing.assert_close(unknown.sample, default.sample)
+    planes = model.class_planes(torch.tensor([4, -1]), x["agnostic"])[0]
+    assert planes.shape == (2, 10, *SIZE) and planes[0, 4].min() == 1 and planes[0].sum() == SIZE[0] * SIZE[1]
+    assert planes[1].abs().sum() == 0
+    # A model without classes ignores them.
+    plain = trained_like(TryOnModel(**TINY))
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**x, garment_class=torch.tensor([4, 2])).sample, plain(**x).sample)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (torch.tensor([10, 0]), r"in \[0, 10\) or -1"),
+        (torch.tensor([0.5, 1.0]), "must be 2 integers"),
+        (torch.tensor([1]), "must be 2 integers"),
+    ],
+)
+def test_bad_garment_classes_are_refused(value, message):
+    with pytest.raises(ValueError, match=message):
+        TryOnModel(num_garment_classes=10, **TINY)(**inputs(), garment_class=value)
+
+
+def test_the_pipeline_passes_the_garment_class(wardrobe, garment_ids):
+    pipe = TryOnPipeline(trained_like(TryOnModel(composition="person", num_garment_classes=10, **TINY)))
+    avatar, coat = wardrobe.avatar(0), wardrobe.garment(garment_ids[4])
+    assert pipe.prepare_inputs(avatar, coat)["garment_class"].tolist() == [4]
+    image_garment = pipe.prepare_inputs(avatar, coat.image, garment_category="upper")
+    assert image_garment["garment_class"].tolist() == [-1]
+    row = wardrobe.example(0, garment_ids[4])
+    mapping = {"cloth": row["cloth"], "cloth_mask": row["cloth_mask"], "garment_label": row["garment_label"]}
+    assert pipe.prepare_inputs(avatar, mapping, garment_category="upper")["garment_class"].tolist() == [4]
+    with pytest.raises(TypeError, match="garment_label"):
+        pipe.prepare_inputs(avatar, mapping | {"garment_label": "coat"}, garment_category="upper")
+    assert pipe(person=[avatar, avatar], garment=[coat, coat.image], garment_category="upper").images[1].size == (
+        SIZE[1],
+        SIZE[0],
+    )
+
+
+def test_a_model_widened_to_read_classes_computes_the_same_until_fine_tuned():
+    model = trained_like(TryOnModel(composition="person", **TINY))
+    widened = model.with_garment_classes(10).eval()
+    assert widened.config.num_garment_classes == 10 and model.config.num_garment_classes == 0
+    x = inputs() | {"person_image": inputs(seed=3)["agnostic"]}
+    with torch.no_grad():
+        torch.testing.assert_close(widened(**x, garment_class=torch.tensor([4, 2])).sample, model(**x).sample)
+    with pytest.raises(ValueError, match="already reads 10 garment classes"):
+        widened.with_garment_classes(6)

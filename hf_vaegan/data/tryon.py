@@ -143,7 +143,9 @@ class TryOnTransform:
     """``datasets`` batch transform: try-on rows -> tensors at ``resolution`` (height, width).
 
     Yields ``image``, ``agnostic``, ``cloth`` ``(3, H, W)`` in [-1, 1]; ``agnostic_mask``, ``body_mask``,
-    ``cloth_mask`` ``(1, H, W)`` in {0, 1}; ``pose_keypoints`` ``(18, 3)``; the warp's target ``warped_cloth``
+    ``cloth_mask`` ``(1, H, W)`` in {0, 1}; ``pose_keypoints`` ``(18, 3)``; where the rows have it (the synthetic
+    wardrobe), the undressed ``avatar`` ``(3, H, W)`` (the person's own pixels) and the ``garment_label`` (and
+    ``unpaired_garment_label``) as integer tensors; the warp's target ``warped_cloth``
     (garment as worn, white elsewhere) and ``warped_cloth_mask``; and, where the rows have them, ``unpaired_cloth``,
     ``unpaired_cloth_mask`` and ``unpaired_image``.
     """
@@ -159,6 +161,11 @@ class TryOnTransform:
             for name in ("image", "agnostic", "agnostic_mask", "body_mask", "cloth", "cloth_mask")
         }
         example["pose_keypoints"] = keypoints_tensor(row["pose_keypoints"], person.size[::-1], size)
+        if row.get("avatar") is not None:
+            example["avatar"] = rgb_tensor(row["avatar"], size)
+        for name in ("garment_label", "unpaired_garment_label"):
+            if row.get(name) is not None:
+                example[name] = torch.tensor(int(row[name]))
         if row.get("warped_cloth") is not None:
             example["warped_cloth"] = rgb_tensor(row["warped_cloth"], size)
             example["warped_cloth_mask"] = mask_tensor(row["warped_cloth_mask"], size)
@@ -179,7 +186,8 @@ class TryOnTransform:
 
 def model_inputs(batch: Mapping[str, torch.Tensor], garment_prefix: str = "") -> dict[str, torch.Tensor]:
     """The keyword arguments of ``TryOnModel`` from a batch; ``garment_prefix="unpaired_"`` tries on the unpaired
-    garment."""
+    garment. The person's own pixels (``person_image``) are the batch's ``avatar`` where it has one, else
+    ``agnostic``; ``garment_class`` is the garment's Fashion-MNIST label where the batch has it, else ``None``."""
     return {
         "agnostic": batch["agnostic"],
         "agnostic_mask": batch["agnostic_mask"],
@@ -187,6 +195,8 @@ def model_inputs(batch: Mapping[str, torch.Tensor], garment_prefix: str = "") ->
         "keypoints": batch["pose_keypoints"],
         "cloth": batch[f"{garment_prefix}cloth"],
         "cloth_mask": batch[f"{garment_prefix}cloth_mask"],
+        "person_image": batch["avatar"] if "avatar" in batch else batch["agnostic"],
+        "garment_class": batch.get(f"{garment_prefix}garment_label"),
     }
 
 

@@ -14,11 +14,14 @@ import torch.nn.functional as F
 from .features import check_metric_images
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, dtype: torch.dtype) -> torch.Tensor:
+def _gaussian_windows(size: int, sigma: float, channels: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """The 2D Gaussian window as its two 1D factors (a column and a row), per channel: two 1D convolutions give
+    the 2D one ~size/2 times faster (float64 convolutions are slow on CPUs)."""
     coordinates = torch.arange(size, dtype=dtype) - (size - 1) / 2
     profile = torch.exp(-(coordinates**2) / (2 * sigma**2))
     profile = profile / profile.sum()
-    return torch.outer(profile, profile).expand(channels, 1, size, size).contiguous()
+    column = profile.view(1, 1, size, 1).expand(channels, 1, size, 1).contiguous()
+    return column, column.view(channels, 1, 1, size)
 
 
 @torch.no_grad()
@@ -48,10 +51,10 @@ def ssim(
             f"`window_size` must be odd and at most the image size {tuple(images.shape[2:])}, got {window_size}"
         )
     x, y = (images.double().cpu() + 1) / 2, (references.double().cpu() + 1) / 2
-    window = _gaussian_window(window_size, sigma, x.shape[1], x.dtype)
+    column, row = _gaussian_windows(window_size, sigma, x.shape[1], x.dtype)
 
     def local_mean(values: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(values, window, groups=x.shape[1])
+        return F.conv2d(F.conv2d(values, column, groups=x.shape[1]), row, groups=x.shape[1])
 
     mean_x, mean_y = local_mean(x), local_mean(y)
     variance_x = local_mean(x * x) - mean_x**2

@@ -5,13 +5,26 @@ Used by ``examples/train_tryon.py`` (the model card's figures) and ``benchmarks/
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.tryon import model_inputs
+from ..data.wardrobe import (
+    DEFAULT_RESOLUTION,
+    PARSE_LABELS,
+    Avatar,
+    BodyShape,
+    agnostic,
+    dress,
+    make_background,
+    make_garment,
+    render_avatar,
+)
 from .features import FashionClassifierFeatures, FeatureExtractor
 from .generative import feature_statistics, frechet_distance
 from .image_quality import ssim
@@ -96,11 +109,21 @@ def evaluate_tryon(
     }
 
 
+def cast_inputs(inputs: Mapping[str, torch.Tensor | None], model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's keyword arguments on its device, the floating ones in its dtype (the garment classes stay
+    integers); ``None`` entries left out."""
+    return {
+        name: tensor.to(model.device, model.dtype if tensor.is_floating_point() else None)
+        for name, tensor in inputs.items()
+        if tensor is not None
+    }
+
+
 def model_predictor(model: nn.Module) -> TryOnPredictor:
     """A ``TryOnModel`` as a predictor of :func:`evaluate_tryon` (on its device and dtype)."""
 
     def predict(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**{name: tensor.to(model.device, model.dtype) for name, tensor in inputs.items()}).sample
+        return model(**cast_inputs(inputs, model)).sample
 
     return predict
 
@@ -121,3 +144,147 @@ FID_PROTOCOL = (
 def format_metrics(metrics: Mapping[str, float]) -> dict[str, str]:
     """Metric values keyed by their card names."""
     return {METRIC_NAMES[name]: f"{value:.4f}" if name != "fid" else f"{value:.2f}" for name, value in metrics.items()}
+
+
+# A pixel is an artefact when its colour is off by more than this on the [0, 1] scale (mean over the channels).
+ARTEFACT_THRESHOLD = 0.15
+
+
+def artefact_map(images: torch.Tensor, targets: torch.Tensor, threshold: float = ARTEFACT_THRESHOLD) -> torch.Tensor:
+    """``(B, 1, H, W)`` bool: the pixels of ``images`` whose colour is off from ``targets`` (both ``(B, C, H, W)`` in
+    [-1, 1]) by more than ``threshold`` on the [0, 1] scale, averaged over the channels."""
+    if images.shape != targets.shape:
+        raise ValueError(f"images {tuple(images.shape)} and targets {tuple(targets.shape)} must have one shape")
+    return (images.float() - targets.float()).abs().mean(dim=1, keepdim=True) / 2 > threshold
+
+
+def artefact_rate(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    threshold: float = ARTEFACT_THRESHOLD,
+) -> torch.Tensor:
+    """``(B,)``: the share of each image's pixels (of those inside ``mask``, ``(B, 1, H, W)`` in {0, 1}, when given)
+    that are artefacts (:func:`artefact_map`); NaN for an empty mask."""
+    artefacts = artefact_map(images, targets, threshold).float()
+    if mask is None:
+        mask = torch.ones_like(artefacts)
+    mask = (mask > 0.5).float()
+    return (artefacts * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3))
+
+
+def ssim_per_image(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` SSIM of each image (in [-1, 1]) against its target."""
+    return ssim(images.float().clamp(-1, 1), targets.float())
+
+
+@torch.no_grad()
+def score_tryon_cases(
+    predictors: Mapping[str, TryOnPredictor], cases: Iterable[Mapping[str, torch.Tensor]]
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Per-case figures of try-on methods on batches of :func:`hf_vaegan.data.tryon.model_inputs` plus ``target``
+    (the renderer's ground truth, in [-1, 1]) and ``arm_mask`` (the avatar's arms and hands, ``(B, 1, H, W)``).
+
+    Returns, per method: ``ssim``, ``l1`` (mean absolute error, [0, 1] scale), ``artefacts`` and ``arm_artefacts``
+    (artefact pixel counts, whole image and arms), ``pixels`` and ``arm_pixels``, one value per case, and the
+    ``images`` predicted.
+    """
+    names = ("ssim", "l1", "artefacts", "arm_artefacts", "pixels", "arm_pixels", "images")
+    columns = {method: {name: [] for name in names} for method in predictors}
+    for batch in cases:
+        inputs = {name: tensor for name, tensor in batch.items() if name not in ("target", "arm_mask")}
+        target, arms = batch["target"].float(), (batch["arm_mask"] > 0.5).float()
+        for method, predict in predictors.items():
+            images = predict(inputs).float().cpu().clamp(-1, 1)
+            artefacts = artefact_map(images, target).float()
+            column = columns[method]
+            column["ssim"].append(ssim_per_image(images, target))
+            column["l1"].append((images - target).abs().mean(dim=(1, 2, 3)) / 2)
+            column["artefacts"].append(artefacts.sum(dim=(1, 2, 3)))
+            column["arm_artefacts"].append((artefacts * arms).sum(dim=(1, 2, 3)))
+            column["pixels"].append(torch.full((len(images),), float(artefacts[0].numel())))
+            column["arm_pixels"].append(arms.sum(dim=(1, 2, 3)))
+            column["images"].append(images)
+    return {method: {name: torch.cat(values) for name, values in column.items()} for method, column in columns.items()}
+
+
+def summarize_tryon_cases(scores: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """The benchmark's figures from :func:`score_tryon_cases`: mean and 10th-percentile SSIM, mean L1, and the
+    artefact rates (artefact pixels over all pixels, whole images and arms)."""
+    ssims = scores["ssim"].double()
+    return {
+        "ssim_mean": ssims.mean().item(),
+        "ssim_p10": torch.quantile(ssims, 0.1).item(),
+        "l1": scores["l1"].double().mean().item(),
+        "artefact_rate": (scores["artefacts"].sum() / scores["pixels"].sum()).item(),
+        "arm_artefact_rate": (scores["arm_artefacts"].sum() / scores["arm_pixels"].sum().clamp(min=1)).item(),
+    }
+
+
+ARM_PARSE_LABELS = tuple(PARSE_LABELS.index(name) for name in ("left_arm", "right_arm"))
+
+
+def gallery_avatar(seed: int, resolution: Sequence[int] = DEFAULT_RESOLUTION) -> Avatar:
+    """The avatar the Space's gallery shows for ``seed``: random body parameters (bent arms included) on a random
+    backdrop (``spaces/app.py``, ``gallery_avatar``)."""
+    rng = np.random.default_rng(seed)
+    return render_avatar(BodyShape.sample(rng), resolution, make_background(rng, resolution))
+
+
+@dataclass(frozen=True)
+class SpaceCase:
+    """One try-on of the Space's input distribution: an avatar seed, a garment (a 28 x 28 item, its class and where
+    it came from) and a colour seed."""
+
+    avatar_seed: int
+    item: np.ndarray = None
+    label: int = 0
+    source: str = ""
+    colour_seed: int = 0
+
+
+def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = DEFAULT_RESOLUTION) -> dict:
+    """The cases as one batch: the ``TryOnModel`` keyword arguments (as ``TryOnPipeline`` prepares them from an
+    ``Avatar`` and a ``Garment``), the renderer's ground truth ``target`` (``dress``) and the avatar's ``arm_mask``
+    (its arms and hands, from the renderer's label map); images in [-1, 1], masks in {0, 1}."""
+    columns: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("agnostic", "agnostic_mask", "body_mask", "keypoints", "cloth", "cloth_mask")
+    }
+    columns |= {"person_image": [], "target": [], "arm_mask": [], "garment_class": []}
+    avatars: dict[int, Avatar] = {}
+    for case in cases:
+        if case.avatar_seed not in avatars:
+            avatars[case.avatar_seed] = gallery_avatar(case.avatar_seed, resolution)
+        avatar = avatars[case.avatar_seed]
+        garment = make_garment(case.item, int(case.label), case.colour_seed, resolution)
+        dressed = dress(avatar, garment)
+        columns["agnostic"].append(agnostic(avatar.image, dressed.agnostic_mask))
+        columns["agnostic_mask"].append(dressed.agnostic_mask)
+        columns["body_mask"].append(avatar.body_mask)
+        columns["keypoints"].append(avatar.keypoints)
+        columns["cloth"].append(garment.image)
+        columns["cloth_mask"].append(garment.mask)
+        columns["person_image"].append(avatar.image)
+        columns["target"].append(dressed.image)
+        columns["arm_mask"].append(np.isin(avatar.parse, ARM_PARSE_LABELS))
+        columns["garment_class"].append(np.int64(garment.label))
+    batch = {}
+    for name, arrays in columns.items():
+        array = torch.from_numpy(np.stack(arrays))
+        if array.ndim == 4:  # images (N, H, W, 3) uint8
+            batch[name] = array.permute(0, 3, 1, 2).float() / 127.5 - 1
+        elif name == "keypoints":
+            batch[name] = array.float()
+        elif name == "garment_class":
+            batch[name] = array.long()
+        else:
+            batch[name] = array[:, None].float()
+    return batch
+
+
+def space_case_batches(
+    cases: Sequence[SpaceCase], batch_size: int = 32, resolution: Sequence[int] = DEFAULT_RESOLUTION
+) -> Iterator[dict]:
+    """:func:`space_case_tensors` of ``batch_size`` cases at a time, in order."""
+    for start in range(0, len(cases), batch_size):
+        yield space_case_tensors(cases[start : start + batch_size], resolution)

@@ -4,6 +4,7 @@ This file imports only torch, diffusers and sibling model files, so that it can 
 loaded as remote code.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,12 @@ from .unet_generator import UNetGenerator
 _PERSON_IMAGE_CHANNELS = 5
 # A garment and its mask, warped or not.
 _GARMENT_CHANNELS = 4
+# The person's own pixels (`person_image`), which the "person" composition also reads.
+_PERSON_PIXEL_CHANNELS = 3
+COMPOSITIONS = ("rendered", "person")
+# The "person" composition's shading of the warped garment: a grey factor in this range (the wardrobe renderer's
+# garments are shaded between 0.8 and 1), on the [0, 1] colour scale.
+SHADE_RANGE = (0.6, 1.0)
 
 
 @dataclass
@@ -40,8 +47,10 @@ class TryOnOutput(BaseOutput):
             in [-1, 1] (the input `cloth` itself when the model has no warping module).
         warped_cloth_mask (`torch.Tensor` of shape `(batch_size, 1, height, width)`): its mask, in [0, 1].
         composition_mask (`torch.Tensor` of shape `(batch_size, 1, height, width)`): where `sample` takes the warped
-            garment rather than the rendered person, in [0, 1].
-        rendered (`torch.Tensor` of shape `(batch_size, 3, height, width)`): the generator's rendering, in [-1, 1].
+            garment rather than the rendered person (`composition="rendered"`) or the person's own pixels
+            (`composition="person"`), in [0, 1].
+        rendered (`torch.Tensor` of shape `(batch_size, 3, height, width)`): the generator's free RGB rendering
+            (`composition="rendered"`) or the shaded warped garment (`composition="person"`), in [-1, 1].
         flow (`torch.Tensor` of shape `(batch_size, 2, height, width)`): the appearance flow: where each output pixel
             samples the garment, as (x, y) offsets from its own position in `grid_sample` coordinates ([-1, 1]
             across the image); `None` without a warping module.
@@ -87,6 +96,13 @@ class TryOnModel(VaeGanModelMixin):
        texture sharp) and the rendering elsewhere (arms in front, skin, folds). Outside the agnostic region the
        person is kept as is.
 
+    `composition="person"` (the bundled model's) replaces the free RGB rendering of step 2 by the person's own
+    pixels (`person_image`: the undressed avatar, whose arms, skin and shorts are what shows where the garment does
+    not): the try-on U-Net also reads them and predicts only a composition mask and a grey shading factor
+    (`SHADE_RANGE`) of the warped garment, so every output pixel is the garment's colour (shaded) or the person's,
+    or a blend of the two at edges: it cannot paint colours that are in neither. `composition="rendered"` (the
+    default, for models saved before) keeps the free rendering, which paints the arms and skin inside the agnostic
+    region from scratch.
     The person representation is the cloth-agnostic image (the person with the try-on region in grey), that region's
     mask, a body mask and one Gaussian heatmap per pose keypoint (OpenPose COCO-18 order by default). Images are in
     [-1, 1], masks in [0, 1], keypoints `[x, y, confidence]` in pixels of the input images. Heights and widths must
@@ -109,6 +125,12 @@ class TryOnModel(VaeGanModelMixin):
         keypoint_sigma (`float`, defaults to 0.02): width of the keypoint heatmaps, as a fraction of the height.
         use_warping (`bool`, defaults to `True`): whether the model warps the garment.
         warp_downsampling (`int`, defaults to 2): the warping U-Net works at this fraction of the size.
+        composition (`str`, defaults to `"rendered"`): what the result takes outside the garment in the agnostic
+            region: the try-on U-Net's free RGB rendering (`"rendered"`) or the person's own pixels (`"person"`).
+        num_garment_classes (`int`, defaults to 0): with N > 0, both U-Nets also read the garment's class
+            (`garment_class`, 0 .. N-1, e.g. the Fashion-MNIST label) as N one-hot planes after the garment
+            channels: how long a garment is worn (a coat to the thigh, a pullover to the hip) does not always show
+            in the flat garment image. An unknown class (`None` or -1) gives empty planes.
     """
 
     _supports_gradient_checkpointing = True
@@ -132,16 +154,25 @@ class TryOnModel(VaeGanModelMixin):
         keypoint_sigma: float = 0.02,
         use_warping: bool = True,
         warp_downsampling: int = 2,
+        composition: str = "rendered",
+        num_garment_classes: int = 0,
     ):
         super().__init__()
+        check_choice("composition", composition, COMPOSITIONS)
+        check_positive_int("num_garment_classes", num_garment_classes, minimum=0)
         check_positive_int("num_keypoints", num_keypoints, minimum=0)
         check_choice("norm_type", norm_type, NORM_TYPES)
         check_choice("use_warping", use_warping, (True, False))
         check_positive_int("warp_downsampling", warp_downsampling)
         if isinstance(keypoint_sigma, bool) or not isinstance(keypoint_sigma, (int, float)) or keypoint_sigma <= 0:
             raise ValueError(f"`keypoint_sigma` must be a positive number, got {keypoint_sigma!r}.")
+        person_pixels = _PERSON_PIXEL_CHANNELS if composition == "person" else 0
         unet = {
-            "in_channels": _PERSON_IMAGE_CHANNELS + num_keypoints + _GARMENT_CHANNELS,
+            "in_channels": _PERSON_IMAGE_CHANNELS
+            + num_keypoints
+            + person_pixels
+            + _GARMENT_CHANNELS
+            + num_garment_classes,
             "base_channels": base_channels,
             "num_downsamplings": num_downsamplings,
             "max_channel_multiplier": max_channel_multiplier,
@@ -151,7 +182,9 @@ class TryOnModel(VaeGanModelMixin):
             "output_activation": "none",
         }
         # UNetGenerator validates the sizes (positive multiples of 2**num_downsamplings).
-        self.generator = UNetGenerator(out_channels=4, sample_size=self._size(sample_size), **unet)
+        # "rendered": RGB + composition mask; "person": composition mask + shading.
+        out_channels = 4 if composition == "rendered" else 2
+        self.generator = UNetGenerator(out_channels=out_channels, sample_size=self._size(sample_size), **unet)
         self.warper = None
         if use_warping:
             height, width = self._size(sample_size)
@@ -180,20 +213,40 @@ class TryOnModel(VaeGanModelMixin):
         agnostic_mask: torch.Tensor,
         body_mask: torch.Tensor,
         keypoints: torch.Tensor,
+        person_image: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The stacked person channels `(B, 5 + num_keypoints, H, W)` both U-Nets read (see the class docstring)."""
+        """The stacked person channels `(B, 5 + num_keypoints, H, W)` both U-Nets read (see the class docstring),
+        followed by `person_image` (3 more) with `composition="person"`."""
         height, width = agnostic.shape[-2:]
         heatmaps = keypoint_heatmaps(keypoints.to(agnostic.dtype), height, width, self.config.keypoint_sigma * height)
-        return torch.cat([agnostic, agnostic_mask, body_mask, heatmaps], dim=1)
+        channels = [agnostic, agnostic_mask, body_mask, heatmaps]
+        if self.config.composition == "person":
+            channels.append(agnostic if person_image is None else person_image)
+        return torch.cat(channels, dim=1)
+
+    def class_planes(self, garment_class: torch.Tensor | None, like: torch.Tensor) -> list[torch.Tensor]:
+        """The garment class as `num_garment_classes` one-hot planes shaped like `like` (`[]` without classes; empty
+        planes for an unknown class, `None` or -1)."""
+        count = self.config.num_garment_classes
+        if not count:
+            return []
+        batch_size, _, height, width = like.shape
+        planes = like.new_zeros(batch_size, count, height, width)
+        if garment_class is not None:
+            known = garment_class >= 0
+            planes[known.nonzero(as_tuple=True)[0], garment_class[known]] = 1
+        return [planes]
 
     def warp(
-        self, person: torch.Tensor, cloth: torch.Tensor, cloth_mask: torch.Tensor
+        self, person: torch.Tensor, cloth: torch.Tensor, cloth_mask: torch.Tensor, classes: Sequence = ()
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The garment and its mask warped onto the body, and the flow (unchanged, `None` without warping)."""
+        """The garment and its mask warped onto the body, and the flow (unchanged, `None` without warping);
+        `classes`: the class planes (see `class_planes`), if any."""
         if self.warper is None:
             return cloth, cloth_mask, None
         batch_size, _, height, width = cloth.shape
-        inputs = F.avg_pool2d(torch.cat([person, cloth, cloth_mask], dim=1), self.config.warp_downsampling)
+        stacked = torch.cat([person, cloth, cloth_mask, *classes], dim=1)
+        inputs = F.avg_pool2d(stacked, self.config.warp_downsampling)
         flow = self.warper(inputs, return_dict=False)[0]
         flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
         grid = identity_grid(batch_size, height, width, flow) + flow.permute(0, 2, 3, 1)
@@ -202,11 +255,20 @@ class TryOnModel(VaeGanModelMixin):
         warped_mask = F.grid_sample(cloth_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return warped, warped_mask, flow
 
-    def _check_inputs(self, agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask) -> list[torch.Tensor]:
-        """The inputs checked (see `forward`) and cast to the model's dtype, in the order of `forward`'s arguments."""
+    def _check_inputs(
+        self, agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask, person_image=None
+    ) -> list[torch.Tensor]:
+        """The inputs checked (see `forward`) and cast to the model's dtype, in the order of `forward`'s arguments
+        (`person_image` last; `agnostic` when it is `None`)."""
         dtype = self.dtype
         agnostic = check_image_batch(agnostic, 3, name="agnostic", value_range=IMAGE_RANGE, dtype=dtype)
         cloth = check_image_batch(cloth, 3, name="cloth", value_range=IMAGE_RANGE, dtype=dtype)
+        if person_image is None:
+            person_image = agnostic
+        else:
+            person_image = check_image_batch(
+                person_image, 3, name="person_image", value_range=IMAGE_RANGE, dtype=dtype
+            )
         agnostic_mask, body_mask, cloth_mask = (
             check_image_batch(mask, 1, name=name, value_range=MASK_RANGE, dtype=dtype)
             for name, mask in (("agnostic_mask", agnostic_mask), ("body_mask", body_mask), ("cloth_mask", cloth_mask))
@@ -217,6 +279,7 @@ class TryOnModel(VaeGanModelMixin):
             ("body_mask", body_mask),
             ("cloth", cloth),
             ("cloth_mask", cloth_mask),
+            ("person_image", person_image),
         ):
             if (tensor.shape[0], *tensor.shape[2:]) != expected:
                 raise ValueError(
@@ -231,7 +294,24 @@ class TryOnModel(VaeGanModelMixin):
         if keypoints.dtype == torch.bool or keypoints.is_complex():
             raise TypeError(f"`keypoints` must be real numbers (pixels), got dtype {keypoints.dtype}.")
         check_values(keypoints, "keypoints")
-        return [agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask]
+        return [agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask, person_image]
+
+    def _check_class(self, garment_class, batch_size: int) -> torch.Tensor | None:
+        if garment_class is None or not self.config.num_garment_classes:
+            return None
+        garment_class = torch.as_tensor(garment_class, device=self.device)
+        if garment_class.shape != (batch_size,) or garment_class.is_floating_point() or garment_class.is_complex():
+            raise ValueError(
+                f"`garment_class` must be {batch_size} integers, got "
+                f"{garment_class.dtype} {tuple(garment_class.shape)}."
+            )
+        garment_class = garment_class.long()
+        if ((garment_class < -1) | (garment_class >= self.config.num_garment_classes)).any():
+            raise ValueError(
+                f"`garment_class` must be in [0, {self.config.num_garment_classes}) or -1 (unknown), got "
+                f"{garment_class.tolist()}."
+            )
+        return garment_class
 
     def forward(
         self,
@@ -242,6 +322,8 @@ class TryOnModel(VaeGanModelMixin):
         cloth: torch.Tensor,
         cloth_mask: torch.Tensor,
         return_dict: bool = True,
+        person_image: torch.Tensor | None = None,
+        garment_class: torch.Tensor | None = None,
     ) -> TryOnOutput | tuple:
         """Dresses the person in the garment.
 
@@ -252,19 +334,33 @@ class TryOnModel(VaeGanModelMixin):
             keypoints: `(B, num_keypoints, 3)`, `[x, y, confidence]` in pixels; confidence 0 for missing points.
             cloth: `(B, 3, H, W)` in [-1, 1], the flat garment on white.
             cloth_mask: `(B, 1, H, W)` in [0, 1], its mask.
+            person_image: `(B, 3, H, W)` in [-1, 1], the person's own pixels that may show where the garment does
+                not (the undressed avatar of the synthetic wardrobe; for photographs, the agnostic image with the
+                arms kept). Read with `composition="person"` only; default: `agnostic`.
+            garment_class: `(B,)` integers, the garment's class (-1: unknown); read when `num_garment_classes` > 0.
 
         Returns:
             A `TryOnOutput` (or the tuple of its fields, `flow` last).
         """
-        agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask = self._check_inputs(
-            agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask
+        agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask, person_image = self._check_inputs(
+            agnostic, agnostic_mask, body_mask, keypoints, cloth, cloth_mask, person_image
         )
-        person = self.person_representation(agnostic, agnostic_mask, body_mask, keypoints)
-        warped_cloth, warped_mask, flow = self.warp(person, cloth, cloth_mask)
-        generated = self.generator(torch.cat([person, warped_cloth, warped_mask], dim=1), return_dict=False)[0]
-        rendered = torch.tanh(generated[:, :3])
-        composition_mask = torch.sigmoid(generated[:, 3:]) * warped_mask
-        dressed = composition_mask * warped_cloth + (1 - composition_mask) * rendered
+        person = self.person_representation(agnostic, agnostic_mask, body_mask, keypoints, person_image)
+        classes = self.class_planes(self._check_class(garment_class, len(agnostic)), agnostic)
+        warped_cloth, warped_mask, flow = self.warp(person, cloth, cloth_mask, classes)
+        stacked = torch.cat([person, warped_cloth, warped_mask, *classes], dim=1)
+        generated = self.generator(stacked, return_dict=False)[0]
+        if self.config.composition == "rendered":
+            rendered = torch.tanh(generated[:, :3])
+            composition_mask = torch.sigmoid(generated[:, 3:]) * warped_mask
+            dressed = composition_mask * warped_cloth + (1 - composition_mask) * rendered
+        else:
+            # The garment's own colours, shaded by a grey factor (on the [0, 1] scale), over the person's pixels.
+            low, high = SHADE_RANGE
+            shade = low + (high - low) * torch.sigmoid(generated[:, 1:2])
+            rendered = (warped_cloth + 1) * shade - 1
+            composition_mask = torch.sigmoid(generated[:, :1]) * warped_mask
+            dressed = composition_mask * rendered + (1 - composition_mask) * person_image
         sample = agnostic_mask * dressed + (1 - agnostic_mask) * agnostic
         if not return_dict:
             return sample, warped_cloth, warped_mask, composition_mask, rendered, flow
@@ -276,6 +372,25 @@ class TryOnModel(VaeGanModelMixin):
             rendered=rendered,
             flow=flow,
         )
+
+    def with_garment_classes(self, num_garment_classes: int) -> "TryOnModel":
+        """A copy reading `num_garment_classes` class planes, computing what this model computes: the U-Nets' new
+        input weights are zero, ready for fine-tuning. Only a model without class planes can be widened."""
+        if self.config.num_garment_classes:
+            raise ValueError(
+                f"the model already reads {self.config.num_garment_classes} garment classes; only a model without "
+                "classes can be given some"
+            )
+        config = {name: value for name, value in self.config.items() if not name.startswith("_")}
+        widened = type(self)(**(config | {"num_garment_classes": num_garment_classes}))
+        state = self.state_dict()
+        for name, target in widened.state_dict().items():
+            if state[name].shape != target.shape:  # the U-Nets' first convolutions: zero weights for the new planes
+                padded = torch.zeros_like(target)
+                padded[:, : state[name].shape[1]] = state[name]
+                state[name] = padded
+        widened.load_state_dict(state)
+        return widened.to(self.device, self.dtype)
 
     def usage_snippet(self, repo_id: str) -> str:
         height, width = self.config.sample_size
@@ -290,8 +405,9 @@ body = torch.zeros(1, 1, {height}, {width}); body[..., 10:125, 25:70] = 1     # 
 keypoints = torch.zeros(1, {keypoints}, 3)                   # [x, y, confidence] in pixels (COCO-18 order)
 cloth = torch.rand(1, 3, {height}, {width}) * 2 - 1      # the flat garment on white, and its mask
 cloth_mask = torch.ones(1, 1, {height}, {width})
+avatar = torch.rand(1, 3, {height}, {width}) * 2 - 1     # the person's own pixels (the undressed avatar), in [-1, 1]
 with torch.no_grad():
-    out = model(person, region, body, keypoints, cloth, cloth_mask)
+    out = model(person, region, body, keypoints, cloth, cloth_mask, person_image=avatar)
 out.sample, out.warped_cloth  # (1, 3, {height}, {width}) in [-1, 1]: the try-on and the warped garment
 
 # With hf-vaegan installed, from an avatar of the synthetic wardrobe (or a VITON-HD row) and a garment image:

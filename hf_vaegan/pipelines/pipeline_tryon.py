@@ -113,11 +113,13 @@ class TryOnPipeline(SingleModelPipeline):
       from which the pipeline derives the cloth-agnostic representation itself (the region a garment of the
       garment's group can cover, greyed; the avatar's body mask and keypoints); or a mapping with the try-on columns
       `agnostic` (RGB), `agnostic_mask` and `body_mask` (masks: PIL `L`/`1` images or bool/uint8 arrays) and
-      `pose_keypoints` (18 x [x, y, confidence] in pixels, OpenPose COCO-18 order): a row of a wardrobe dataset or
-      of `hf_vaegan.data.load_viton_hd` works as is.
+      `pose_keypoints` (18 x [x, y, confidence] in pixels, OpenPose COCO-18 order), and optionally `avatar` (the
+      person's own pixels, which a model with `composition="person"` shows where the garment does not; default:
+      `agnostic`): a row of a wardrobe dataset or of `hf_vaegan.data.load_viton_hd` works as is.
     - `garment`: a `Garment` (`hf_vaegan.data.make_garment`, `Wardrobe.garment`); an image of the flat garment on
       white, with `garment_mask` or else the non-white pixels as its mask; or a mapping with `cloth` and
-      `cloth_mask` (a dataset row).
+      `cloth_mask` (a dataset row), and optionally `garment_label`. A model with `num_garment_classes` reads the
+      class (a `Garment`'s label, a mapping's `garment_label`); an image garment is of unknown class.
     - `garment_category` (`"upper"`, `"lower"` or `"dress"`): which region to grey out on an `Avatar`; needed when
       the garment is not a `Garment` (whose label tells it).
 
@@ -184,7 +186,7 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
             )
 
     def _garment(self, garment: Any, mask: Any, category: str | None, index: int) -> tuple[np.ndarray, ...]:
-        """(cloth (H, W, 3) uint8, cloth mask (H, W) bool, group or None)."""
+        """(cloth (H, W, 3) uint8, cloth mask (H, W) bool, group or None, class: the Fashion-MNIST label or -1)."""
         name = f"garment[{index}]"
         if garment is None:
             raise ValueError(f"No garment was given (`{name}` is None): pass a Garment, an RGB image or a mapping.")
@@ -192,7 +194,7 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
             group = next(group for group, labels in GARMENT_GROUPS.items() if garment.label in labels)
             if category is not None and category != group:
                 raise ValueError(f"`garment_category` {category!r} contradicts {name}, a {group!r} Garment.")
-            cloth, cloth_mask = garment.image, garment.mask
+            cloth, cloth_mask, label = garment.image, garment.mask, garment.label
         elif isinstance(garment, Mapping):
             missing = [key for key in GARMENT_KEYS if garment.get(key) is None]
             if missing:
@@ -200,6 +202,9 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
             cloth = _image_array(garment["cloth"], f"{name}['cloth']")
             cloth_mask = _mask_array(garment["cloth_mask"], f"{name}['cloth_mask']")
             group = category
+            label = garment.get("garment_label", -1)
+            if label is None or isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+                raise TypeError(f"`{name}['garment_label']` must be an integer class, got {label!r}.")
         else:
             cloth = _image_array(garment, name)
             if mask is None:
@@ -207,14 +212,16 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
             else:
                 cloth_mask = _mask_array(mask, f"garment_mask[{index}]")
             group = category
-        for array, label in ((cloth, name), (cloth_mask, f"the mask of {name}")):
-            self._check_size(array, label)
+            label = -1
+        for array, what in ((cloth, name), (cloth_mask, f"the mask of {name}")):
+            self._check_size(array, what)
         if not cloth_mask.any():
             raise ValueError(f"The mask of `{name}` is empty: no garment pixel to try on.")
-        return cloth, cloth_mask, group
+        return cloth, cloth_mask, group, np.int64(label)
 
     def _person(self, person: Any, group: str | None, index: int) -> tuple[np.ndarray, ...]:
-        """(agnostic (H, W, 3) uint8, agnostic mask (H, W) bool, body mask (H, W) bool, keypoints (18, 3))."""
+        """(agnostic (H, W, 3) uint8, agnostic mask (H, W) bool, body mask (H, W) bool, keypoints (18, 3), the
+        person's own pixels (H, W, 3) uint8: the avatar, or a mapping's `avatar`, else its agnostic image)."""
         name = f"person[{index}]"
         if person is None:
             raise ValueError(f"No person was given (`{name}` is None): pass an Avatar or a mapping of {PERSON_KEYS}.")
@@ -228,7 +235,7 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
                 raise ValueError(f"`garment_category` must be one of {sorted(GARMENT_GROUPS)}, got {group!r}.")
             self._check_size(person.image, name)
             region = agnostic_region(person, group)
-            return agnostic(person.image, region), region, person.body_mask, person.keypoints
+            return agnostic(person.image, region), region, person.body_mask, person.keypoints, person.image
         if not isinstance(person, Mapping):
             raise TypeError(f"`{name}` must be an Avatar or a mapping of {PERSON_KEYS}, got {type(person).__name__}.")
         missing = [key for key in PERSON_KEYS if person.get(key) is None]
@@ -241,7 +248,11 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
         )
         for array, key in zip(arrays, PERSON_KEYS, strict=False):
             self._check_size(array, f"{name}['{key}']")
-        return (*arrays, _keypoints_array(person["pose_keypoints"], f"{name}['pose_keypoints']"))
+        own_pixels = arrays[0]
+        if person.get("avatar") is not None:
+            own_pixels = _image_array(person["avatar"], f"{name}['avatar']")
+            self._check_size(own_pixels, f"{name}['avatar']")
+        return (*arrays, _keypoints_array(person["pose_keypoints"], f"{name}['pose_keypoints']"), own_pixels)
 
     def prepare_inputs(
         self,
@@ -252,8 +263,9 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
     ) -> dict[str, torch.Tensor]:
         """Validated inputs (see the class docstring) -> the `TryOnModel` keyword arguments, on the pipeline's device.
 
-        Returns `agnostic` and `cloth` `(N, 3, H, W)` in [-1, 1], `agnostic_mask`, `body_mask` and `cloth_mask`
-        `(N, 1, H, W)` in {0, 1}, and `keypoints` `(N, 18, 3)`.
+        Returns `agnostic`, `cloth` and `person_image` (the person's own pixels) `(N, 3, H, W)` in [-1, 1],
+        `agnostic_mask`, `body_mask` and `cloth_mask` `(N, 1, H, W)` in {0, 1}, `keypoints` `(N, 18, 3)` and
+        `garment_class` `(N,)` (a `Garment`'s label or a mapping's `garment_label`; -1 when unknown).
         """
         persons = person if isinstance(person, Sequence) and not isinstance(person, str) else [person]
         garments = garment if isinstance(garment, Sequence) and not isinstance(garment, str) else [garment]
@@ -269,12 +281,13 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
         rows = []
         for index in range(count):
             garment_index = index if len(garments) > 1 else 0
-            cloth, cloth_mask, group = self._garment(
+            cloth, cloth_mask, group, label = self._garment(
                 garments[garment_index], masks[garment_index], garment_category, garment_index
             )
-            rows.append((*self._person(persons[index if len(persons) > 1 else 0], group, index), cloth, cloth_mask))
+            person_arrays = self._person(persons[index if len(persons) > 1 else 0], group, index)
+            rows.append((*person_arrays, cloth, cloth_mask, label))
         columns = [np.stack(column) for column in zip(*rows, strict=True)]
-        agnostic_images, agnostic_masks, body_masks, keypoints, cloths, cloth_masks = columns
+        agnostic_images, agnostic_masks, body_masks, keypoints, person_images, cloths, cloth_masks, labels = columns
 
         def images(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -289,10 +302,12 @@ result.images[0], result.warped_garments[0]  # PIL images, {height}x{width}"""
             "keypoints": torch.from_numpy(keypoints),
             "cloth": images(cloths),
             "cloth_mask": masks_(cloth_masks),
+            "person_image": images(person_images),
         }
         # One look-up: the pipeline's `device` property walks every module.
         device, dtype = self.tryon.device, self.tryon.dtype
-        return {name: tensor.to(device, dtype) for name, tensor in inputs.items()}
+        inputs = {name: tensor.to(device, dtype) for name, tensor in inputs.items()}
+        return inputs | {"garment_class": torch.from_numpy(labels).to(device)}
 
     def _try_on(self, **inputs: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         return self.tryon(**inputs, return_dict=False)

@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 
 from ..data.tryon import model_inputs
+from ..metrics.tryon import cast_inputs
 from .grids import comparison_grid
 from .losses import multiscale_l1, total_variation
 from .pix2pix import ConditionalPatchGANTrainer
@@ -40,6 +41,7 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
         discriminator: The ``PatchDiscriminator`` network, ``in_channels=6``.
         l1_weight, feature_matching_weight, warp_weight, flow_smoothness_weight: Loss weights (see the module
             docstring); the adversarial loss has weight 1.
+        class_dropout: Share of the garments given to a model with `num_garment_classes` as of unknown class (-1).
         options: ``loss``, ``augment`` of :class:`~hf_vaegan.training.update.AdversarialTrainer`; ``ema``,
             ``max_grad_norm``, ``rng``, ``channels_last`` of :class:`~hf_vaegan.training.update.Trainer`.
     """
@@ -54,6 +56,7 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
         feature_matching_weight: float = 5.0,
         warp_weight: float = 10.0,
         flow_smoothness_weight: float = 1.0,
+        class_dropout: float = 0.1,
         **options,
     ):
         weights = (l1_weight, feature_matching_weight, warp_weight, flow_smoothness_weight)
@@ -63,6 +66,9 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
         self.model, self.discriminator = model, discriminator
         self.l1_weight, self.feature_matching_weight = l1_weight, feature_matching_weight
         self.warp_weight, self.flow_smoothness_weight = warp_weight, flow_smoothness_weight
+        if not 0 <= class_dropout <= 1:
+            raise ValueError(f"class_dropout must be in [0, 1], got {class_dropout}")
+        self.class_dropout = class_dropout
 
     def train_step(self, batch: Mapping[str, torch.Tensor], step: int) -> dict[str, float]:
         """Train on a batch of :class:`~hf_vaegan.data.tryon.TryOnTransform` tensors; ``step`` is the 1-based
@@ -74,7 +80,12 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
         inputs = {
             name: tensor.contiguous(memory_format=self.memory_format) if tensor.ndim == 4 else tensor
             for name, tensor in model_inputs(batch).items()
+            if tensor is not None
         }
+        if "garment_class" in inputs and self.class_dropout:
+            # Some garments as of unknown class, so that the model also dresses garments without one.
+            unknown = torch.rand(inputs["garment_class"].shape, device=inputs["garment_class"].device)
+            inputs["garment_class"] = inputs["garment_class"].masked_fill(unknown < self.class_dropout, -1)
         target = self.images(batch["image"])
         logs: dict[str, float] = {}
         with accelerator.accumulate(model.model, discriminator.model):
@@ -112,7 +123,7 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
 @torch.no_grad()
 def tryon_samples(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The try-on results and warped garments ``(N, 3, H, W)`` (float32) of ``model`` for the grids' fixed inputs."""
-    inputs = {name: tensor.to(model.device, model.dtype) for name, tensor in model_inputs(batch).items()}
+    inputs = cast_inputs(model_inputs(batch), model)
     output = model(**inputs)
     return output.sample.float(), output.warped_cloth.float()
 

@@ -1,0 +1,158 @@
+"""Try-on on the Space's own input distribution, scored against the renderer's ground truth, with an artefact rate.
+
+    python benchmarks/tryon_space_inputs.py --grid worst_cases.png
+
+The Space (`spaces/app.py`) dresses avatars of its gallery (random body parameters on a random backdrop, bent arms
+included: `gallery_avatar(seed)`) in garments from the garment GAN (`fashion-cgan`, a class and a seed) or from the
+held-out Fashion-MNIST items it ships (`spaces/data/heldout_garments.npz`), colourised with a colour seed
+(`make_garment`). This benchmark takes `--num_avatars` gallery seeds (0, 1, ...) x `--num_garments` garments (half
+from the GAN, half held-out, the wearable classes in turn) x `--num_colour_seeds` colour seeds, every try-on scored
+against what the renderer draws for the same pair (`hf_vaegan.data.wardrobe.dress`):
+
+- SSIM: the mean and the 10th percentile over the cases;
+- L1: mean absolute error on the [0, 1] scale;
+- artefact rate: the share of pixels whose colour is off by more than 0.15 on the [0, 1] scale (mean over the
+  channels), over whole images and over the avatars' arms and hands (the renderer's arm labels), pooled over the
+  cases (`hf_vaegan.metrics.tryon.artefact_rate`).
+
+Methods: `--model` (default: the bundled `wardrobe-tryon`), each `--compare NAME=FOLDER`, and the naive paste
+baseline (`paste_garment`). Seeded and deterministic. Prints the CPU, one JSON line and a Markdown table, and with
+`--grid` writes the worst cases of the first model (lowest SSIM) as a PNG: per row, the avatar, the garment, the
+result, the ground truth and the artefact map (white = off by more than 0.15).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import hf_vaegan
+from hf_vaegan.auto import load_pretrained
+from hf_vaegan.data.wardrobe import DEFAULT_RESOLUTION, FASHION_MNIST_CLASSES, GARMENT_LABELS
+from hf_vaegan.hardware import cpu_info
+from hf_vaegan.metrics.tryon import (
+    SpaceCase,
+    artefact_map,
+    model_predictor,
+    score_tryon_cases,
+    space_case_batches,
+    space_case_tensors,
+    summarize_tryon_cases,
+)
+from hf_vaegan.pipelines.pipeline_gan import GANPipeline
+from hf_vaegan.pipelines.pipeline_tryon import paste_garment
+
+PRETRAINED = Path(hf_vaegan.__file__).parent / "pretrained"
+HELDOUT = Path(__file__).resolve().parents[1] / "spaces" / "data" / "heldout_garments.npz"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=PRETRAINED / "wardrobe-tryon", help="the try-on model's folder")
+    parser.add_argument("--compare", action="append", default=[], help="NAME=FOLDER: another try-on model")
+    parser.add_argument("--gan", type=Path, default=PRETRAINED / "fashion-cgan", help="the Space's garment GAN")
+    parser.add_argument("--heldout", type=Path, default=HELDOUT, help="the Space's held-out garments (.npz)")
+    parser.add_argument("--num_avatars", type=int, default=16, help="gallery seeds 0 .. N-1")
+    parser.add_argument("--num_garments", type=int, default=16, help="half from the GAN, half held-out")
+    parser.add_argument("--num_colour_seeds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the garment draws")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--grid", type=Path, help="write the first model's worst cases here (PNG)")
+    parser.add_argument("--num_worst", type=int, default=12, help="rows of the worst-case grid")
+    args = parser.parse_args(argv)
+    if min(args.num_avatars, args.num_garments, args.num_colour_seeds) < 1:
+        parser.error("--num_avatars, --num_garments and --num_colour_seeds must be positive")
+    for spec in args.compare:
+        if "=" not in spec:
+            parser.error(f"--compare takes NAME=FOLDER, got {spec!r}")
+    return args
+
+
+def space_garments(gan_folder: Path, heldout: Path, count: int, seed: int) -> list[tuple[np.ndarray, int, str]]:
+    """(28 x 28 uint8 item, label, source) for `count` garments: the GAN's and the held-out set's, the wearable classes
+    in turn, as the Space's garment input takes them (light garment on black)."""
+    rng = np.random.default_rng(seed)
+    garments = []
+    gan = GANPipeline.from_pretrained(gan_folder)
+    with np.load(heldout) as data:
+        images, labels = data["images"], data["labels"].astype(np.int64)
+    for index in range(count):
+        label = GARMENT_LABELS[index // 2 % len(GARMENT_LABELS)]
+        if index % 2 == 0:
+            gan_seed = int(rng.integers(0, 2**31))
+            image = gan(class_labels=label, generator=torch.Generator().manual_seed(gan_seed)).images[0]
+            garments.append((np.asarray(image.convert("L")), label, f"GAN seed {gan_seed}"))
+        else:
+            choice = int(rng.choice(np.flatnonzero(labels == label)))
+            garments.append((images[choice], label, f"held-out #{choice}"))
+    return garments
+
+
+def space_cases(args: argparse.Namespace) -> list[SpaceCase]:
+    garments = space_garments(args.gan, args.heldout, args.num_garments, args.seed)
+    return [
+        SpaceCase(avatar, item, label, source, colour)
+        for avatar in range(args.num_avatars)
+        for item, label, source in garments
+        for colour in range(args.num_colour_seeds)
+    ]
+
+
+def markdown_table(results: dict[str, dict[str, float]], latencies: dict[str, float] | None = None) -> str:
+    lines = [
+        "| method | artefact rate | artefact rate, arms | SSIM mean | SSIM 10th pct | L1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f in results.items():
+        lines.append(
+            f"| {name} | {f['artefact_rate']:.4f} | {f['arm_artefact_rate']:.4f} | {f['ssim_mean']:.4f} "
+            f"| {f['ssim_p10']:.4f} | {f['l1']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def worst_case_grid(cases: list[SpaceCase], scores: dict[str, torch.Tensor], count: int) -> Image.Image:
+    """Rows of the lowest-SSIM cases: avatar, garment, result, ground truth, artefact map."""
+    order = torch.argsort(scores["ssim"])[:count].tolist()
+    batch = space_case_tensors([cases[index] for index in order])
+    results = scores["images"][order]
+    artefacts = artefact_map(results, batch["target"]).float().expand(-1, 3, -1, -1) * 2 - 1
+    columns = [batch["person_image"], batch["cloth"], results, batch["target"], artefacts]
+    rows = torch.cat([torch.cat(list(column), dim=-1)[None] for column in zip(*columns, strict=True)], dim=0)
+    grid = torch.cat(list(rows), dim=-2)
+    array = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array)
+
+
+def main(argv: list[str] | None = None) -> None:
+    print(f"CPU: {cpu_info().describe()}", flush=True)
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_grad_enabled(False)
+    models = {"model": args.model} | dict(spec.split("=", 1) for spec in args.compare)
+    cases = space_cases(args)
+    classes = sorted({FASHION_MNIST_CLASSES[case.label] for case in cases})
+    print(
+        f"{len(cases)} cases: {args.num_avatars} gallery avatars x {args.num_garments} garments "
+        f"({', '.join(classes)}) x {args.num_colour_seeds} colour seeds, at "
+        f"{DEFAULT_RESOLUTION[0]}x{DEFAULT_RESOLUTION[1]}",
+        flush=True,
+    )
+    predictors = {name: model_predictor(load_pretrained(Path(folder)).eval()) for name, folder in models.items()}
+    predictors["naive paste"] = lambda inputs: paste_garment(
+        inputs["agnostic"], inputs["agnostic_mask"], inputs["cloth"], inputs["cloth_mask"]
+    )
+    scores = score_tryon_cases(predictors, space_case_batches(cases, args.batch_size))
+    results = {name: summarize_tryon_cases(score) for name, score in scores.items()}
+    print(json.dumps({"cases": len(cases), "models": {k: str(v) for k, v in models.items()}, **results}))
+    print(markdown_table(results))
+    if args.grid is not None:
+        worst_case_grid(cases, scores["model"], args.num_worst).save(args.grid, optimize=True)
+        print(f"wrote the {args.num_worst} worst cases of {models['model']} (lowest SSIM) to {args.grid}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The try-on artefact rate and the benchmark cases of the Space's input distribution."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_vaegan.data import GARMENT_LABELS
+from hf_vaegan.data.wardrobe import PARSE_LABELS, dress, make_garment
+from hf_vaegan.metrics.tryon import (
+    ARTEFACT_THRESHOLD,
+    SpaceCase,
+    artefact_map,
+    artefact_rate,
+    gallery_avatar,
+    score_tryon_cases,
+    space_case_batches,
+    space_case_tensors,
+    summarize_tryon_cases,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
+SIZE = (32, 24)
+
+
+def images(seed: int = 0) -> torch.Tensor:
+    return torch.rand(2, 3, *SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_identical_images_have_no_artefacts():
+    x = images()
+    assert torch.equal(artefact_rate(x, x), torch.zeros(2))
+    assert not artefact_map(x, x).any()
+
+
+def test_a_planted_patch_is_counted_exactly():
+    target = torch.zeros(2, 3, *SIZE)
+    result = target.clone()
+    # 0.2 off on the [0, 1] scale (0.4 on [-1, 1]) in a 6 x 5 patch of the first image: artefacts.
+    result[0, :, 2:8, 3:8] += 0.4
+    # 0.1 off in the second image, and one channel 0.4 off (0.133 averaged over channels): not artefacts.
+    result[1, :, 10:20, 10:20] += 0.2
+    result[1, 0, 0:4, 0:4] += 0.8
+    rates = artefact_rate(result, target)
+    assert rates[0].item() == pytest.approx(30 / (SIZE[0] * SIZE[1]))
+    assert rates[1].item() == 0
+    # Inside a mask: the share of its pixels.
+    mask = torch.zeros(2, 1, *SIZE)
+    mask[:, :, 0:8, 0:8] = 1
+    assert artefact_rate(result, target, mask)[0].item() == pytest.approx(30 / 64)
+    assert torch.isnan(artefact_rate(result, target, torch.zeros(2, 1, *SIZE))).all()
+    # The threshold is on the [0, 1] scale: just above and just below it.
+    above, below = target.clone(), target.clone()
+    above[..., 0, 0] += 2 * ARTEFACT_THRESHOLD + 0.01
+    below[..., 0, 0] += 2 * ARTEFACT_THRESHOLD - 0.01
+    assert artefact_map(above, target).sum() == 2 and artefact_map(below, target).sum() == 0
+
+
+def test_mismatched_shapes_are_refused():
+    with pytest.raises(ValueError, match="must have one shape"):
+        artefact_map(images(), images()[:, :1])
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[SpaceCase]:
+    with np.load(FIXTURE) as data:
+        items, labels = data["images"], data["labels"]
+    garments = [(items[np.flatnonzero(labels == label)[0]], int(label)) for label in GARMENT_LABELS[:3]]
+    return [
+        SpaceCase(seed, item, label, "fixture", colour)
+        for seed in (0, 1)
+        for item, label in garments
+        for colour in (0, 5)
+    ]
+
+
+def test_space_cases_are_the_renderers_avatars_garments_and_ground_truth(cases):
+    batch = space_case_tensors(cases[:2], SIZE)
+    avatar = gallery_avatar(0, SIZE)
+    assert np.array_equal(avatar.image, gallery_avatar(0, SIZE).image)  # seeded
+    dressed = dress(avatar, make_garment(cases[1].item, cases[1].label, cases[1].colour_seed, SIZE))
+    to_tensor = torch.from_numpy(dressed.image).permute(2, 0, 1).float() / 127.5 - 1
+    torch.testing.assert_close(batch["target"][1], to_tensor)
+    torch.testing.assert_close(batch["person_image"][0], torch.from_numpy(avatar.image).permute(2, 0, 1) / 127.5 - 1)
+    arms = np.isin(avatar.parse, [PARSE_LABELS.index("left_arm"), PARSE_LABELS.index("right_arm")])
+    assert torch.equal(batch["arm_mask"][0, 0], torch.from_numpy(arms).float()) and arms.any()
+    assert batch["keypoints"].shape == (2, 18, 3) and batch["agnostic_mask"].shape == (2, 1, *SIZE)
+
+
+def test_the_ground_truth_scores_perfectly_and_the_person_does_not(cases):
+    batches = list(space_case_batches(cases, 5, SIZE))
+    targets = iter([batch["target"] for batch in batches])
+    predictors = {"truth": lambda inputs: next(targets), "undressed": lambda inputs: inputs["person_image"]}
+    scores = score_tryon_cases(predictors, batches)
+    assert len(scores["truth"]["ssim"]) == len(cases)
+    truth, undressed = (summarize_tryon_cases(scores[name]) for name in ("truth", "undressed"))
+    assert truth["artefact_rate"] == truth["arm_artefact_rate"] == truth["l1"] == 0
+    assert truth["ssim_mean"] == pytest.approx(1) and truth["ssim_p10"] == pytest.approx(1)
+    assert undressed["artefact_rate"] > 0.01 and undressed["ssim_p10"] < truth["ssim_p10"]
