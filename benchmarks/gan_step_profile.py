@@ -36,7 +36,14 @@ from hf_vaegan.training.state import DeviceEMAModel
 from hf_vaegan.training.update import Network
 
 
-def build(args: argparse.Namespace, *, channels_last: bool = False, fast_generator: bool = False, **recipe):
+def build(
+    args: argparse.Namespace,
+    *,
+    channels_last: bool = False,
+    fast_generator: bool = False,
+    compile_models: bool = False,
+    **recipe,
+):
     """A fresh trainer of the given recipe (defaults: ``train_gan.py``'s) and a batch of random images."""
     torch.manual_seed(0)
     options = {"r1_gamma": 0.1, "r1_interval": 16, "mode_seeking_weight": 0.3, "ema": True, "spectral_norm": True}
@@ -52,6 +59,9 @@ def build(args: argparse.Namespace, *, channels_last: bool = False, fast_generat
     if channels_last:
         generator.to(memory_format=torch.channels_last)
         discriminator.to(memory_format=torch.channels_last)
+    if compile_models:
+        generator.compile()
+        discriminator.compile()
     accelerator = Accelerator(cpu=True)
     networks = []
     for model, learning_rate in ((generator, 2e-4), (discriminator, 2e-4)):
@@ -76,15 +86,25 @@ def build(args: argparse.Namespace, *, channels_last: bool = False, fast_generat
     return trainer, batch
 
 
-def time_steps(args: argparse.Namespace, first_step: int = 1, **options) -> float:
-    """Mean seconds of ``args.steps`` steps from ``first_step`` (16 steps hold one lazy R1), after 3 warm-up steps."""
-    trainer, batch = build(args, **options)
-    for step in range(1, 4):
-        trainer.train_step(batch, step + 100 * 16 + 1)  # warm-up steps, no R1
-    started = time.perf_counter()
-    for step in range(first_step, first_step + args.steps):
-        trainer.train_step(batch, step)
-    return (time.perf_counter() - started) / args.steps
+def time_steps(args: argparse.Namespace, configurations: dict[str, dict]) -> dict[str, float]:
+    """Mean seconds per step of each configuration over steps 1 to ``args.steps`` (16 steps hold one lazy R1), after
+    4 warm-up steps; the configurations take turns step by step, so that a change of the machine's load hits all."""
+    trainers = {}
+    for name, options in configurations.items():
+        trainer, batch = build(args, **options)
+        started = time.perf_counter()
+        for step in range(4):
+            trainer.train_step(batch, 100 * 16 + 1 + step)  # warm-up steps, no R1
+        if options.get("compile_models"):
+            print(f"({name}: 4 warm-up steps with compilation took {time.perf_counter() - started:.0f} s)")
+        trainers[name] = trainer, batch
+    seconds = dict.fromkeys(configurations, 0.0)
+    for step in range(1, args.steps + 1):
+        for name, (trainer, batch) in trainers.items():
+            started = time.perf_counter()
+            trainer.train_step(batch, step)
+            seconds[name] += time.perf_counter() - started
+    return {name: total / args.steps for name, total in seconds.items()}
 
 
 def time_call(function: Callable[[], object], repeats: int) -> float:
@@ -121,7 +141,11 @@ def components(args: argparse.Namespace) -> dict[str, float]:
 
     parts["G forward, batch"] = time_call(generator_pass(batch_size, False), repeats)
     parts["G forward, batch + twins"] = time_call(generator_pass(len(noise), False), repeats)
+    parts["G forward+backward, batch"] = time_call(generator_pass(batch_size, True), repeats)
     parts["G forward+backward, batch + twins"] = time_call(generator_pass(len(noise), True), repeats)
+    generator.phase_upsampling_in_training = True
+    parts["G forward+backward, batch + twins, phase-decomposed"] = time_call(generator_pass(len(noise), True), repeats)
+    generator.phase_upsampling_in_training = False
 
     def discriminator_pass(images, image_labels, backward: bool, r1: bool = False) -> Callable[[], None]:
         def run() -> None:
@@ -181,6 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=16, help="Timed steps per configuration (16 hold one R1).")
     parser.add_argument("--repeats", type=int, default=10, help="Repeats of each component timing (median).")
     parser.add_argument("--train_data", default=None, help="A .npz of training images, to time data loading.")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="Also time torch.compile'd networks (without R1: compiled graphs have no double backward).",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print(f"CPU: {cpu_info().describe()}; torch {torch.__version__}, {torch.get_num_threads()} thread", flush=True)
@@ -195,11 +224,20 @@ def main(argv: list[str] | None = None) -> None:
         "after: phase-decomposed upsampling convolutions": {"fast_generator": True},
         "after + channels_last": {"fast_generator": True, "channels_last": True},
     }
-    print(f"\nMean step time over {args.steps} steps (one lazy R1 in each 16), ms:\n")
+    if args.compile:
+        configurations |= {
+            "after, without R1": {"fast_generator": True, "channels_last": True, "r1_gamma": 0.0},
+            "after, without R1, torch.compile": {
+                "fast_generator": True,
+                "channels_last": True,
+                "r1_gamma": 0.0,
+                "compile_models": True,
+            },
+        }
+    print(f"\nMean step time over {args.steps} steps (one lazy R1 in each 16; configurations taking turns), ms:\n")
     print("| configuration | ms / step | speed-up |\n|---|---|---|")
-    results = {}
-    for name, options in configurations.items():
-        results[name] = 1000 * time_steps(args, **options)
+    results = {name: 1000 * seconds for name, seconds in time_steps(args, configurations).items()}
+    for name in configurations:
         speedup = results["before (as trained until now)"] / results[name]
         print(f"| {name} | {results[name]:.0f} | {speedup:.2f}x |", flush=True)
     print(json.dumps({"components_ms": parts, "step_ms": results}))
