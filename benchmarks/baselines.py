@@ -72,14 +72,16 @@ class BaselineGAN(nn.Module):
     def sample(
         self, num_images: int, class_labels: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """``num_images`` images ``(N, 1, R, R)`` in [-1, 1] (eval mode: BatchNorm's running statistics)."""
-        was_training = self.training
-        self.eval()
+        """``num_images`` images ``(N, 1, R, R)`` in [-1, 1]. The generator stays in training mode, as the public
+        examples sample it: BatchNorm normalises with the statistics of the sampled batch (the evaluation draws 500
+        at a time), not with running averages that lag behind a short training."""
+        was_training = self.generator.training
+        self.generator.train()
         try:
             noise = torch.randn(num_images, self.latent_dim, generator=generator, device=self.device)
             return self.generate(noise, class_labels if self.num_classes else None)
         finally:
-            self.train(was_training)
+            self.generator.train(was_training)
 
 
 class DCGAN(BaselineGAN):

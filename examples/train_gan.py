@@ -72,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         GAN_PRESETS,
         "quality",
         "Defaults of the recipe: 'quality' (the bundled model's recipe, for long runs) or 'cpu-budget' (for a short "
-        "training on a CPU: narrower networks, larger learning rates, no mode-seeking twins; the README compares it "
-        "with plain baselines at an equal budget).",
+        "training on a CPU: narrower networks, larger learning rates; the README compares it with plain "
+        "baselines at an equal budget).",
     )
     add_dataset_args(parser, default_resolution=28)
     add_training_args(parser, default_output_dir="gan-model", default_num_epochs=20)

@@ -115,4 +115,5 @@ def test_equal_budget_benchmark_with_our_recipe_prints_the_ratio(tmp_path, capsy
     )  # fmt: skip
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["best_baseline"] == "mlp-cgan" and last["fid_ratio_ours_to_best_baseline"] > 0
-    assert summary["runs"]["ours"]["images_seen"] == summary["runs"]["ours"]["steps"] * 64
+    batch_size = GAN_PRESETS["cpu-budget"].get("train_batch_size", 64)
+    assert summary["runs"]["ours"]["images_seen"] == summary["runs"]["ours"]["steps"] * batch_size
