@@ -171,9 +171,8 @@ def components(args: argparse.Namespace) -> dict[str, float]:
     no_std = Discriminator(
         resolution=28, base_channels=args.base_channels, num_classes=10, spectral_norm=True, minibatch_std_group_size=0
     )
-    parts["minibatch std (per D forward)"] = parts["D forward, real + fake"] - time_call(
-        discriminator_pass(both, both_labels, False).__closure__ and (lambda: no_std(both, both_labels)), repeats
-    )
+    without_std = time_call(lambda: no_std(both, both_labels), repeats)
+    parts["minibatch std (per D forward)"] = parts["D forward, real + fake"] - without_std
     if trainer.ema is not None:
         parts["EMA step"] = time_call(lambda: trainer.ema.step(generator.parameters()), repeats)
     parts["optimizer steps (Adam, G + D)"] = time_call(
