@@ -9,8 +9,10 @@ Runs anywhere Accelerate does, from a laptop CPU to many GPUs on several machine
 (and `labels`), or a folder written by `save_to_disk`. The recipe follows StyleGAN2-ADA: the non-saturating loss with
 lazy R1 (or hinge / WGAN-GP), an EMA of the generator, optional differentiable augmentation for small datasets, and
 separate generator and discriminator learning rates. `--resume_from_checkpoint latest` continues an interrupted run
-exactly. The output folder loads with `Generator.from_pretrained(output_dir)` (EMA weights) and
-`Discriminator.from_pretrained(output_dir, subfolder="discriminator")`; it also holds a model card, the sample grids
+exactly. `--preset cpu-budget` swaps the defaults for a recipe that learns more per second on a CPU thread (narrower
+networks, larger learning rates; flags given explicitly still win). The output folder loads with
+`Generator.from_pretrained(output_dir)` (EMA weights) and `Discriminator.from_pretrained(output_dir,
+subfolder="discriminator")`; it also holds a model card, the sample grids
 (`samples/`), the TensorBoard logs (`logs/`) and the checkpoints.
 """
 
@@ -45,6 +47,7 @@ from hf_vaegan.training.model_args import (
     validate_discriminator_args,
     validate_lazy_r1_args,
 )
+from hf_vaegan.training.presets import GAN_PRESETS, add_preset_arg, apply_preset
 from hf_vaegan.training.session import run
 
 logger = get_logger(__name__)
@@ -64,6 +67,14 @@ def _num_classes(value: str) -> int | str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_preset_arg(
+        parser,
+        GAN_PRESETS,
+        "quality",
+        "Defaults of the recipe: 'quality' (the bundled model's recipe, for long runs) or 'cpu-budget' (for a short "
+        "training on a CPU: narrower networks, larger learning rates; the README compares it with plain "
+        "baselines at an equal budget).",
+    )
     add_dataset_args(parser, default_resolution=28)
     add_training_args(parser, default_output_dir="gan-model", default_num_epochs=20)
     parser.set_defaults(train_batch_size=64)
@@ -139,6 +150,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     add_evaluation_args(parser)
 
+    apply_preset(parser, argv, GAN_PRESETS)
     return parse_and_validate(
         parser, argv, validate_discriminator_args, validate_lazy_r1_args, validate_evaluation_args, _validate_gan_args
     )
@@ -267,6 +279,7 @@ def main(args: argparse.Namespace) -> None:
         grid = make_sample_grid(generate_sample_images(final_generator, sample_inputs), rows=num_classes or None)
         grid.save(output_dir / "samples.png")
         recipe = {
+            "preset": args.preset,
             "loss": args.loss,
             "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}" if args.loss != "wgan-gp" else "-",
             "learning rates (G / D)": f"{args.generator_learning_rate} / {args.discriminator_learning_rate}",

@@ -12,11 +12,19 @@ from .likelihood import evaluate_vae
 FASHION_MNIST_CLASSES = 10
 
 
+def _num_classes(model) -> int:
+    """Classes of a conditional sampler: a `Generator`'s, or any model with `sample(n, class_labels=, generator=)`
+    and a `num_classes` config entry (e.g. the baselines of `benchmarks/`); 0 for unconditional models and VAEs."""
+    if not isinstance(model, Generator) and not hasattr(model, "sample"):
+        return 0
+    return getattr(model, "config", {}).get("num_classes", 0)
+
+
 def _sampler(model, seed: int, classifier: FashionClassifierFeatures | None, tally: dict, progress=None):
     """Draws batches from one seeded generator; a conditional generator cycles through its classes (label i % K).
     `progress(n)` is told of each batch."""
     rng = torch.Generator(device=model.device).manual_seed(seed)
-    num_classes = model.config.get("num_classes", 0) if isinstance(model, Generator) else 0
+    num_classes = _num_classes(model)
 
     def sample(n: int) -> torch.Tensor:
         if progress is not None:
@@ -71,7 +79,7 @@ def evaluate_model(
     model.eval()
     try:
         extractor = extractor or FashionClassifierFeatures()
-        conditional = isinstance(model, Generator) and model.config.num_classes == FASHION_MNIST_CLASSES
+        conditional = _num_classes(model) == FASHION_MNIST_CLASSES
         classifier = extractor if isinstance(extractor, FashionClassifierFeatures) else None
         if conditional and classifier is None:
             classifier = FashionClassifierFeatures()

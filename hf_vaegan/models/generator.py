@@ -109,9 +109,10 @@ def is_nearest_2x(layer: nn.Module) -> bool:
 
 
 def decode_for_inference(decoder: nn.Module, vectors: torch.Tensor) -> torch.Tensor:
-    """`decoder(vectors)` (a `ConvDecoder`) when no gradient is needed, with `upsample_conv` for each upsample and
-    3x3 convolution pair and `few_channel_conv` for the last convolution: 1.8x (AVX2) to 2.2x (AVX-512) faster on
-    CPU for the bundled generator (`benchmarks/gan_sampling.py`). Other layers run as they are."""
+    """`decoder(vectors)` (a `ConvDecoder`) with `upsample_conv` for each upsample and 3x3 convolution pair and
+    `few_channel_conv` for the last convolution: 1.8x (AVX2) to 2.2x (AVX-512) faster on CPU for the bundled
+    generator (`benchmarks/gan_sampling.py`). Other layers run as they are. It is differentiable too (the same
+    function up to float rounding): `Generator.phase_upsampling_in_training` trains through it."""
     hidden = decoder.project(vectors).view(-1, decoder.start_channels, decoder.start_size, decoder.start_size)
     layers = list(decoder.layers)
     index = 0
@@ -169,6 +170,8 @@ class Generator(VaeGanModelMixin):
         self.class_embedding = nn.Embedding(num_classes, latent_dim) if num_classes else None
         in_features = 2 * latent_dim if num_classes else latent_dim
         self.decoder = ConvDecoder(in_features, out_channels, resolution, base_channels, norm_type)
+        # Not part of the config: a training speed-up (the GAN trainer's `fast_generator`), same function.
+        self.phase_upsampling_in_training = False
 
     def forward(
         self, noise: torch.Tensor, class_labels: torch.Tensor | None = None, return_dict: bool = True
@@ -184,8 +187,11 @@ class Generator(VaeGanModelMixin):
         if self.class_embedding is not None:
             noise = torch.cat([noise, self.class_embedding(class_labels)], dim=1)
         # The inference path reads the layers' weights itself, so it leaves out an accelerate hook on the decoder
-        # (device_map offloading), which moves them in when the decoder's own forward is called.
-        if torch.is_grad_enabled() or hasattr(self.decoder, "_hf_hook"):
+        # (device_map offloading), which moves them in when the decoder's own forward is called. With
+        # `phase_upsampling_in_training` it also trains through it (1.3-1.9x faster on CPU), unless gradient
+        # checkpointing is on (which needs the decoder's stages).
+        fast_training = self.phase_upsampling_in_training and not self.decoder.gradient_checkpointing
+        if (torch.is_grad_enabled() and not fast_training) or hasattr(self.decoder, "_hf_hook"):
             hidden = self.decoder(noise)
         else:
             hidden = decode_for_inference(self.decoder, noise)

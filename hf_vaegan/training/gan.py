@@ -43,6 +43,9 @@ class GANTrainer(AdversarialTrainer):
         r1_interval: Apply R1 every this many steps, scaled by the interval (lazy regularisation).
         mode_seeking_weight: Weight of the mode-seeking term over half a batch of twins (same labels, new noise);
             0 disables it.
+        fast_generator: Train the generator through its phase-decomposed upsampling convolutions
+            (``Generator.phase_upsampling_in_training``): the same function up to float rounding, 1.3-1.9x faster
+            generator passes on CPU.
         options: ``loss``, ``augment`` of :class:`~hf_vaegan.training.update.AdversarialTrainer`; ``ema``,
             ``max_grad_norm``, ``rng``, ``channels_last`` of :class:`~hf_vaegan.training.update.Trainer`.
     """
@@ -56,6 +59,7 @@ class GANTrainer(AdversarialTrainer):
         r1_gamma: float = 0.0,
         r1_interval: int = 16,
         mode_seeking_weight: float = 0.0,
+        fast_generator: bool = True,
         **options,
     ):
         if r1_gamma < 0 or r1_interval < 1:
@@ -67,6 +71,8 @@ class GANTrainer(AdversarialTrainer):
         self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
         self.mode_seeking_weight = mode_seeking_weight
         self.conditional = generator.bare.config.num_classes > 0
+        if hasattr(generator.bare, "phase_upsampling_in_training"):
+            generator.bare.phase_upsampling_in_training = fast_generator
 
     def train_step(self, batch: Mapping[str, torch.Tensor], step: int) -> dict[str, float]:
         """Train on one batch ``{"pixel_values": (B, C, H, W) in [-1, 1], "labels": (B,)}``.
