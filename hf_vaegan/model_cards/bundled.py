@@ -57,6 +57,7 @@ class BundledCard:
 WARDROBE = "synthetic wardrobe (examples/make_wardrobe_dataset.py: avatars and Fashion-MNIST garments)"
 BODIES = "synthetic avatars (examples/make_body_dataset.py), 500 held-out images of bodies/test.npz"
 TRYON_FID = f"FID of the try-on region (28x28 crops, {FEATURES})"
+SPACE_TRYON_INPUTS = "the Space's try-on inputs (benchmarks/tryon_space_inputs.py: 512 gallery avatars x garments)"
 
 BUNDLED_CARDS = {
     "fashion-cgan": BundledCard(
@@ -151,10 +152,16 @@ BUNDLED_CARDS = {
                     "L1 in the try-on region",
                     "FID of the region",
                 ),
-                {"type": "hf-vaegan/synthetic-wardrobe", "name": f"{WARDROBE}, 2,000 test pairs", "split": "test"},
-                row=(1, "model"),
+                {"type": "hf-vaegan/synthetic-wardrobe", "name": f"{WARDROBE}, 500 held-out pairs", "split": "test"},
+                row=(1, "this model"),
                 qualifier_column=0,
                 names={"FID of the region": TRYON_FID, "L1 (lower is better)": "L1 (lower is better, [0, 1] scale)"},
+            ),
+            MetricTable(
+                ("method", "artefact rate", "artefact rate, arms", "SSIM mean", "SSIM 10th pct", "L1"),
+                {"type": "hf-vaegan/space-tryon-inputs", "name": SPACE_TRYON_INPUTS, "split": "test"},
+                row=(0, "this model"),
+                names={"artefact rate": "artefact rate (share of pixels off by > 0.15)"},
             ),
         ],  # fmt: skip
     ),
