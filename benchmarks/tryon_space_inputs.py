@@ -3,7 +3,7 @@
     python benchmarks/tryon_space_inputs.py --grid worst_cases.png
 
 The Space (`spaces/app.py`) dresses avatars of its gallery (random body parameters on a random backdrop, bent arms
-included: `gallery_avatar(seed)`) in garments from the garment GAN (`fashion-cgan`, a class and a seed) or from the
+included: `random_avatar(seed)`) in garments from the garment GAN (`fashion-cgan`, a class and a seed) or from the
 held-out Fashion-MNIST items it ships (`spaces/data/heldout_garments.npz`), colourised with a colour seed
 (`make_garment`). This benchmark takes `--num_avatars` gallery seeds (0, 1, ...) x `--num_garments` garments (half
 from the GAN, half held-out, the wearable classes in turn) x `--num_colour_seeds` colour seeds, every try-on scored

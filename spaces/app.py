@@ -55,8 +55,8 @@ from hf_vaegan.data.wardrobe import (
     BodyShape,
     Garment,
     dress,
-    make_background,
     make_garment,
+    random_avatar,
     render_avatar,
 )
 
@@ -522,16 +522,10 @@ class WardrobeSpace:
             raise bad_input("The loaded GAN does not have the 10 Fashion-MNIST classes, so it cannot draw this class.")
         return self.png(pipeline(class_labels=label, generator=seeded(seed)).images[0])
 
-    @staticmethod
-    def gallery_avatar(seed: int) -> Avatar:
-        """The avatar of a seed: random body parameters on a random backdrop (the gallery shows seeds 0-7)."""
-        rng = np.random.default_rng(seed)
-        return render_avatar(BodyShape.sample(rng), DEFAULT_RESOLUTION, make_background(rng, DEFAULT_RESOLUTION))
-
     def _avatar(self, source: str, seed: float, body_values: Sequence[Any]) -> Avatar:
         if choice_index(source, "Avatar", AVATAR_SOURCES) == 0:
             return render_avatar(self.body_shape(*body_values), DEFAULT_RESOLUTION)
-        return self.gallery_avatar(whole_number(seed, "Avatar seed", 0, MAX_SEED))
+        return random_avatar(whole_number(seed, "Avatar seed", 0, MAX_SEED))
 
     def _garment(self, upload: Any, class_name: str, colour_seed: float) -> Garment:
         label = GARMENT_LABELS[choice_index(class_name, "Garment class", WEARABLE_CLASSES)]
@@ -890,10 +884,7 @@ class WardrobeSpace:
                 source = gr.Radio(AVATAR_SOURCES, value=AVATAR_SOURCES[0], label="Avatar", elem_id="tryon-source")
                 avatar_seed = gr.Number(0, label="Avatar seed (gallery)", precision=0, minimum=0, maximum=MAX_SEED)
                 gallery = gr.Gallery(
-                    [
-                        (Image.fromarray(self.gallery_avatar(seed).image), f"seed {seed}")
-                        for seed in range(GALLERY_AVATARS)
-                    ],
+                    [(Image.fromarray(random_avatar(seed).image), f"seed {seed}") for seed in range(GALLERY_AVATARS)],
                     label="Avatar gallery: pick one",
                     columns=GALLERY_AVATARS // 2,
                     height="auto",

@@ -18,12 +18,10 @@ from ..data.wardrobe import (
     DEFAULT_RESOLUTION,
     PARSE_LABELS,
     Avatar,
-    BodyShape,
     agnostic,
     dress,
-    make_background,
     make_garment,
-    render_avatar,
+    random_avatar,
 )
 from .features import FashionClassifierFeatures, FeatureExtractor
 from .generative import feature_statistics, frechet_distance
@@ -224,13 +222,6 @@ def summarize_tryon_cases(scores: Mapping[str, torch.Tensor]) -> dict[str, float
 ARM_PARSE_LABELS = tuple(PARSE_LABELS.index(name) for name in ("left_arm", "right_arm"))
 
 
-def gallery_avatar(seed: int, resolution: Sequence[int] = DEFAULT_RESOLUTION) -> Avatar:
-    """The avatar the Space's gallery shows for ``seed``: random body parameters (bent arms included) on a random
-    backdrop (``spaces/app.py``, ``gallery_avatar``)."""
-    rng = np.random.default_rng(seed)
-    return render_avatar(BodyShape.sample(rng), resolution, make_background(rng, resolution))
-
-
 @dataclass(frozen=True)
 class SpaceCase:
     """One try-on of the Space's input distribution: an avatar seed, a garment (a 28 x 28 item, its class and where
@@ -254,7 +245,7 @@ def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = D
     avatars: dict[int, Avatar] = {}
     for case in cases:
         if case.avatar_seed not in avatars:
-            avatars[case.avatar_seed] = gallery_avatar(case.avatar_seed, resolution)
+            avatars[case.avatar_seed] = random_avatar(case.avatar_seed, resolution)
         avatar = avatars[case.avatar_seed]
         garment = make_garment(case.item, int(case.label), case.colour_seed, resolution)
         dressed = dress(avatar, garment)

@@ -38,7 +38,7 @@ Garments of one category group (:data:`GARMENT_GROUPS`: upper body, trousers, dr
 so an unpaired garment of the same group is a well-posed try-on for the same ``agnostic``.
 """
 
-from .avatar import Avatar, make_background, render_avatar
+from .avatar import Avatar, make_background, random_avatar, render_avatar
 from .dataset import Wardrobe, build_wardrobe_dataset, split_garments, wardrobe_dataset_dict, wardrobe_features
 from .dress import DressedAvatar, agnostic, agnostic_region, dress
 from .garment import Garment, make_garment
@@ -80,6 +80,7 @@ __all__ = [
     "dress",
     "make_background",
     "make_garment",
+    "random_avatar",
     "render_avatar",
     "split_garments",
     "wardrobe_dataset_dict",

@@ -333,3 +333,10 @@ def render_avatar(shape: BodyShape, resolution: Sequence[int] = DEFAULT_RESOLUTI
         _arms=tuple(arms),
         _in_front=in_front,
     )
+
+
+def random_avatar(seed: int, resolution: Sequence[int] = DEFAULT_RESOLUTION) -> Avatar:
+    """The avatar of ``seed``: random body parameters (bent arms included) on a random backdrop, the same every time
+    (the Space's avatar gallery, and the try-on benchmark of its inputs)."""
+    rng = np.random.default_rng(seed)
+    return render_avatar(BodyShape.sample(rng), resolution, make_background(rng, resolution))
