@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,11 @@ class LoadedModel:
     def read_back_r2(self) -> dict[str, float]:
         """R^2 of each body parameter read back from the latent of held-out avatars by a body-shape head, from the
         model card's metadata (`examples/fit_body_shape_head.py` measures and writes them); empty without them."""
+        return dict(self._card_read_back_r2)
+
+    @cached_property
+    def _card_read_back_r2(self) -> dict[str, float]:
+        # Parsed once: every body render shows them, and the card does not change while the Space runs.
         readme = self.folder / "README.md" if self.folder else None
         if not (readme and readme.is_file()):
             return {}
