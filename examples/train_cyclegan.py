@@ -39,7 +39,12 @@ from hf_vaegan.training.args import (
 from hf_vaegan.training.cyclegan import CycleGANTrainer, create_replay_buffer
 from hf_vaegan.training.grids import comparison_grid, log_sample_grid
 from hf_vaegan.training.hub import dataset_hub_ids, training_rows
-from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.model_args import (
+    add_image_to_image_args,
+    patch_discriminator_config_from_args,
+    unet_config_from_args,
+    validate_image_to_image_args,
+)
 from hf_vaegan.training.pix2pix import translate_samples
 from hf_vaegan.training.session import run
 
@@ -136,19 +141,6 @@ def main(args: argparse.Namespace) -> None:
     images_b = domain_b.with_image_transform(args.resolution, **transform)
 
     channels_a, channels_b = domain_a.num_channels, domain_b.num_channels
-    generator_kwargs = {
-        "base_channels": args.base_channels,
-        "num_downsamplings": args.num_downsamplings,
-        "layers_per_block": args.layers_per_block,
-        "num_residual_blocks": args.num_residual_blocks,
-        "norm_type": args.norm_type,
-        "sample_size": args.resolution,
-    }
-    discriminator_kwargs = {
-        "base_channels": args.discriminator_base_channels or args.base_channels,
-        "num_layers": args.discriminator_num_layers,
-        "spectral_norm": args.spectral_norm,
-    }
     # Where each network lies in a pretrained run's folder (train_cyclegan's layout: A -> B at the root).
     pretrained_components = {
         "generator_a_to_b": None,
@@ -173,11 +165,11 @@ def main(args: argparse.Namespace) -> None:
         return pretrained or model_class(**channels[name], **kwargs)
 
     generators = {
-        name: load_or_create(name, UNetGenerator, **generator_kwargs)
+        name: load_or_create(name, UNetGenerator, **unet_config_from_args(args))
         for name in ("generator_a_to_b", "generator_b_to_a")
     }
     discriminators = {
-        name: load_or_create(name, PatchDiscriminator, **discriminator_kwargs)
+        name: load_or_create(name, PatchDiscriminator, **patch_discriminator_config_from_args(args))
         for name in ("discriminator_a", "discriminator_b")
     }
     loop = session.prepare_dataloader(UnpairedImageDataset(images_a, images_b))

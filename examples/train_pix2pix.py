@@ -35,7 +35,12 @@ from hf_vaegan.training.args import (
 )
 from hf_vaegan.training.grids import comparison_grid, log_sample_grid
 from hf_vaegan.training.hub import training_rows
-from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.model_args import (
+    add_image_to_image_args,
+    patch_discriminator_config_from_args,
+    unet_config_from_args,
+    validate_image_to_image_args,
+)
 from hf_vaegan.training.pix2pix import Pix2PixTrainer, translate_samples
 from hf_vaegan.training.session import run
 
@@ -80,14 +85,7 @@ def main(args: argparse.Namespace) -> None:
     generator = session.load_pretrained(
         UNetGenerator, must_match={**data_fit, "sample_size": (args.resolution, "--resolution")}
     ) or UNetGenerator(
-        in_channels=info.source_num_channels,
-        out_channels=info.target_num_channels,
-        base_channels=args.base_channels,
-        num_downsamplings=args.num_downsamplings,
-        layers_per_block=args.layers_per_block,
-        num_residual_blocks=args.num_residual_blocks,
-        norm_type=args.norm_type,
-        sample_size=args.resolution,
+        in_channels=info.source_num_channels, out_channels=info.target_num_channels, **unet_config_from_args(args)
     )
     pair_channels = info.source_num_channels + info.target_num_channels
     discriminator = session.load_pretrained(
@@ -95,12 +93,7 @@ def main(args: argparse.Namespace) -> None:
         "discriminator",
         must_match={"in_channels": (pair_channels, "the dataset's source + target channel count")},
         required=False,
-    ) or PatchDiscriminator(
-        in_channels=pair_channels,
-        base_channels=args.discriminator_base_channels or args.base_channels,
-        num_layers=args.discriminator_num_layers,
-        spectral_norm=args.spectral_norm,
-    )
+    ) or PatchDiscriminator(in_channels=pair_channels, **patch_discriminator_config_from_args(args))
     train_dataset = info.with_image_transform(
         args.resolution, random_flip=args.random_flip, center_crop=args.center_crop
     )

@@ -38,7 +38,12 @@ from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
 from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
 from hf_vaegan.training.grids import log_sample_grid
 from hf_vaegan.training.hub import training_rows
-from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.model_args import (
+    add_image_to_image_args,
+    patch_discriminator_config_from_args,
+    unet_config_from_args,
+    validate_image_to_image_args,
+)
 from hf_vaegan.training.session import run
 from hf_vaegan.training.tryon import TryOnTrainer, tryon_grid
 
@@ -223,13 +228,8 @@ def main(args: argparse.Namespace) -> None:
         # Fine-tuning a model without classes to read them: zero weights for the new planes, the same function.
         model = model.with_garment_classes(args.num_garment_classes)
     model = model or TryOnModel(
-        sample_size=args.resolution,
-        base_channels=args.base_channels,
-        num_downsamplings=args.num_downsamplings,
+        **unet_config_from_args(args),
         max_channel_multiplier=args.max_channel_multiplier,
-        layers_per_block=args.layers_per_block,
-        num_residual_blocks=args.num_residual_blocks,
-        norm_type=args.norm_type,
         keypoint_sigma=args.keypoint_sigma,
         use_warping=args.use_warping,
         warp_downsampling=args.warp_downsampling,
@@ -238,12 +238,7 @@ def main(args: argparse.Namespace) -> None:
     )
     discriminator = session.load_pretrained(
         PatchDiscriminator, "discriminator", must_match={"in_channels": (6, "try-on pairs")}, required=False
-    ) or PatchDiscriminator(
-        in_channels=6,
-        base_channels=args.discriminator_base_channels or args.base_channels,
-        num_layers=args.discriminator_num_layers,
-        spectral_norm=args.spectral_norm,
-    )
+    ) or PatchDiscriminator(in_channels=6, **patch_discriminator_config_from_args(args))
     train_dataset = info.with_transform(args.resolution)
     loop = session.prepare_dataloader(train_dataset)
     model = session.add_network("model", model, args.generator_learning_rate)

@@ -4,7 +4,8 @@
   script (``--diffaugment`` is parsed by :func:`diffaugment_policy`);
 - :func:`add_vae_args`: the VAE, KL and held-out evaluation flags of ``train_vae.py`` and ``train_vaegan.py``;
 - :func:`add_image_to_image_args`: the U-Net generator, PatchGAN and adversarial flags of ``train_pix2pix.py``,
-  ``train_cyclegan.py`` and ``train_tryon.py``.
+  ``train_cyclegan.py`` and ``train_tryon.py``; :func:`unet_config_from_args` and
+  :func:`patch_discriminator_config_from_args` turn them into the models' keywords.
 
 Each script adds its own loss weights to the group these return.
 """
@@ -305,3 +306,26 @@ def validate_image_to_image_args(args: argparse.Namespace) -> None:
     validate_discriminator_args(args)
     if not args.generator_learning_rate > 0:
         raise ValueError(f"--generator_learning_rate must be positive, got {args.generator_learning_rate}")
+
+
+def unet_config_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The U-Net keywords set by the :func:`add_image_to_image_args` model flags and ``--resolution``, for a
+    ``UNetGenerator`` or a ``TryOnModel`` (the channel counts come from the data)."""
+    return {
+        "base_channels": args.base_channels,
+        "num_downsamplings": args.num_downsamplings,
+        "layers_per_block": args.layers_per_block,
+        "num_residual_blocks": args.num_residual_blocks,
+        "norm_type": args.norm_type,
+        "sample_size": args.resolution,
+    }
+
+
+def patch_discriminator_config_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The ``PatchDiscriminator`` keywords set by the :func:`add_image_to_image_args` discriminator flags (its
+    ``in_channels`` come from the data)."""
+    return {
+        "base_channels": args.discriminator_base_channels or args.base_channels,
+        "num_layers": args.discriminator_num_layers,
+        "spectral_norm": args.spectral_norm,
+    }
