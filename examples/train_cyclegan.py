@@ -33,6 +33,7 @@ from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
 from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
+    check_non_negative,
     load_image_dataset_from_args,
     parse_and_validate,
 )
@@ -104,9 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _validate_domains(args: argparse.Namespace) -> None:
-    for name in ("cycle_weight", "identity_weight", "replay_buffer_size"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    check_non_negative(args, "cycle_weight", "identity_weight", "replay_buffer_size")
     same_source = args.dataset_name_b in (None, args.dataset_name) and args.image_column_b in (
         None,
         args.image_column,

@@ -30,6 +30,7 @@ from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
 from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
+    check_non_negative,
     load_paired_dataset_from_args,
     parse_and_validate,
 )
@@ -67,9 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _validate_loss_weights(args: argparse.Namespace) -> None:
-    for name in ("l1_weight", "feature_matching_weight"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    check_non_negative(args, "l1_weight", "feature_matching_weight")
 
 
 def main(args: argparse.Namespace) -> None:

@@ -35,7 +35,14 @@ from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, format_metrics
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
-from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
+from hf_vaegan.training.args import (
+    add_dataset_args,
+    add_training_args,
+    check_non_negative,
+    check_positive,
+    check_positive_ints,
+    parse_and_validate,
+)
 from hf_vaegan.training.grids import log_sample_grid
 from hf_vaegan.training.hub import training_rows
 from hf_vaegan.training.model_args import (
@@ -172,22 +179,16 @@ def validate_tryon_args(args: argparse.Namespace) -> None:
             f"--resolution {height}x{width} must be a multiple of --warp_downsampling x 2**--num_downsamplings = "
             f"{factor}"
         )
-    if args.max_channel_multiplier < 1:
-        raise ValueError(f"--max_channel_multiplier must be a positive integer, got {args.max_channel_multiplier}")
-    if not args.keypoint_sigma > 0:
-        raise ValueError(f"--keypoint_sigma must be positive, got {args.keypoint_sigma}")
-    for name in ("l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    check_positive_ints(args, "max_channel_multiplier")
+    check_positive(args, "keypoint_sigma")
+    check_non_negative(args, "l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight")
     if args.num_garment_classes < 0 or not 0 <= args.class_dropout <= 1:
         raise ValueError(
             f"--num_garment_classes must be >= 0 and --class_dropout in [0, 1], got {args.num_garment_classes}, "
             f"{args.class_dropout}"
         )
-    if args.num_wardrobe_samples < 1:
-        raise ValueError(f"--num_wardrobe_samples must be positive, got {args.num_wardrobe_samples}")
-    if args.num_validation_examples < 0:
-        raise ValueError(f"--num_validation_examples must be >= 0, got {args.num_validation_examples}")
+    check_positive(args, "num_wardrobe_samples")
+    check_non_negative(args, "num_validation_examples")
 
 
 def load_tryon_dataset_from_args(args: argparse.Namespace, split: str, max_samples: int | None) -> TryOnDatasetInfo:

@@ -18,6 +18,7 @@ import math
 from ..models.blocks import SUPPORTED_RESOLUTIONS
 from ..models.patch_discriminator import patch_logits_size
 from ..models.vae import LIKELIHOODS
+from .args import check_non_negative, check_positive, check_positive_ints
 from .augment import parse_diffaugment_policy
 
 # The adversarial losses that make sense on patch logit maps (WGAN-GP's critic is not a patch classifier).
@@ -75,8 +76,7 @@ def validate_discriminator_args(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` naming the flag for bad values of the :func:`add_discriminator_args` flags."""
     if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
         raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
-    if not args.discriminator_learning_rate > 0:
-        raise ValueError(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}")
+    check_positive(args, "discriminator_learning_rate")
 
 
 def add_lazy_r1_args(group: argparse._ArgumentGroup) -> None:
@@ -98,10 +98,8 @@ def add_lazy_r1_args(group: argparse._ArgumentGroup) -> None:
 
 def validate_lazy_r1_args(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` naming the flag for bad values of ``--r1_gamma`` and ``--r1_interval``."""
-    if args.r1_gamma < 0:
-        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
-    if args.r1_interval < 1:
-        raise ValueError(f"--r1_interval must be a positive integer, got {args.r1_interval}")
+    check_non_negative(args, "r1_gamma")
+    check_positive_ints(args, "r1_interval")
 
 
 # VAE flags
@@ -189,15 +187,11 @@ def validate_vae_args(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` naming the flag for the values of :func:`add_vae_args` flags argparse cannot check."""
     if not isinstance(args.resolution, int) or args.resolution not in SUPPORTED_RESOLUTIONS:
         raise ValueError(f"--resolution must be one of {SUPPORTED_RESOLUTIONS} (square), got {args.resolution}")
-    for name in ("latent_dim", "base_channels", "num_validation_images", "num_importance_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    check_positive_ints(args, "latent_dim", "base_channels", "num_validation_images", "num_importance_samples")
     if not (args.beta >= 0 and math.isfinite(args.beta)):
         raise ValueError(f"--beta must be a finite number >= 0, got {args.beta}")
-    if args.kl_warmup_steps < 0:
-        raise ValueError(f"--kl_warmup_steps must be >= 0, got {args.kl_warmup_steps}")
-    if not args.learning_rate > 0:
-        raise ValueError(f"--learning_rate must be positive, got {args.learning_rate}")
+    check_non_negative(args, "kl_warmup_steps")
+    check_positive(args, "learning_rate")
     if args.num_sample_images < 2:
         raise ValueError(
             f"--num_sample_images must be >= 2 (images and reconstructions), got {args.num_sample_images}"
@@ -298,14 +292,10 @@ def validate_image_to_image_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--discriminator_num_layers {args.discriminator_num_layers} does not fit {height}x{width} images"
         )
-    for name in ("base_channels", "layers_per_block"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    if args.num_residual_blocks < 0:
-        raise ValueError(f"--num_residual_blocks must be >= 0, got {args.num_residual_blocks}")
+    check_positive_ints(args, "base_channels", "layers_per_block")
+    check_non_negative(args, "num_residual_blocks")
     validate_discriminator_args(args)
-    if not args.generator_learning_rate > 0:
-        raise ValueError(f"--generator_learning_rate must be positive, got {args.generator_learning_rate}")
+    check_positive(args, "generator_learning_rate")
 
 
 def unet_config_from_args(args: argparse.Namespace) -> dict[str, object]:
