@@ -26,6 +26,7 @@ import argparse
 
 from accelerate.logging import get_logger
 
+from hf_vaegan.data.images import height_and_width
 from hf_vaegan.data.loading import UnpairedImageDataset, first_examples, select_classes
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
@@ -188,7 +189,7 @@ def main(args: argparse.Namespace) -> None:
         a=first_examples(images_a, args.num_sample_images)["pixel_values"],
         b=first_examples(images_b, args.num_sample_images)["pixel_values"],
     )
-    image_size = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+    image_size = height_and_width(args.resolution)
     replay_buffers = (
         create_replay_buffer(accelerator, "replay_buffer_a", args.replay_buffer_size, (channels_a, *image_size), rng),
         create_replay_buffer(accelerator, "replay_buffer_b", args.replay_buffer_size, (channels_b, *image_size), rng),
@@ -273,7 +274,7 @@ def write_card(
     training = training_rows(
         args, session.loop, seconds, recipe, logs, [name for name in logs if name.endswith("_loss")]
     )
-    height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+    height, width = height_and_width(args.resolution)
     dataset_b = args.dataset_name_b or args.dataset_name
     session.write_card(
         generator,

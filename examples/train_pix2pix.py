@@ -23,6 +23,7 @@ import argparse
 
 from accelerate.logging import get_logger
 
+from hf_vaegan.data.images import height_and_width
 from hf_vaegan.data.loading import first_examples
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
@@ -142,7 +143,7 @@ def main(args: argparse.Namespace) -> None:
             "spectral norm": discriminator.bare.config.spectral_norm,
         }
         final = [name for name in loop.step_logs if name.endswith(("_loss", "l1"))]
-        height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+        height, width = height_and_width(args.resolution)
         session.write_card(
             final_generator,
             sample_caption="Training inputs (top row of each block), outputs of the EMA generator (middle) and "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..data.images import height_and_width
 from ..models.blocks import SUPPORTED_RESOLUTIONS
 from ..models.patch_discriminator import patch_logits_size
 from ..models.vae import LIKELIHOODS
@@ -263,7 +264,7 @@ def add_image_to_image_args(parser: argparse.ArgumentParser) -> argparse._Argume
 def validate_image_to_image_args(args: argparse.Namespace) -> None:
     """Check the flags of :func:`add_image_to_image_args` and resolve the ``auto`` depths in place; raises
     ``ValueError`` naming the flag."""
-    height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+    height, width = height_and_width(args.resolution)
     if args.num_downsamplings is None:
         depth = 0
         while (
