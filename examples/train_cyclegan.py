@@ -26,6 +26,7 @@ import argparse
 
 from accelerate.logging import get_logger
 
+from hf_vaegan.data.images import height_and_width
 from hf_vaegan.data.loading import UnpairedImageDataset, first_examples, select_classes
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
@@ -33,13 +34,19 @@ from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
 from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
+    check_non_negative,
     load_image_dataset_from_args,
     parse_and_validate,
 )
 from hf_vaegan.training.cyclegan import CycleGANTrainer, create_replay_buffer
 from hf_vaegan.training.grids import comparison_grid, log_sample_grid
 from hf_vaegan.training.hub import dataset_hub_ids, training_rows
-from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.model_args import (
+    add_image_to_image_args,
+    patch_discriminator_config_from_args,
+    unet_config_from_args,
+    validate_image_to_image_args,
+)
 from hf_vaegan.training.pix2pix import translate_samples
 from hf_vaegan.training.session import run
 
@@ -99,9 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _validate_domains(args: argparse.Namespace) -> None:
-    for name in ("cycle_weight", "identity_weight", "replay_buffer_size"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    check_non_negative(args, "cycle_weight", "identity_weight", "replay_buffer_size")
     same_source = args.dataset_name_b in (None, args.dataset_name) and args.image_column_b in (
         None,
         args.image_column,
@@ -136,19 +141,6 @@ def main(args: argparse.Namespace) -> None:
     images_b = domain_b.with_image_transform(args.resolution, **transform)
 
     channels_a, channels_b = domain_a.num_channels, domain_b.num_channels
-    generator_kwargs = {
-        "base_channels": args.base_channels,
-        "num_downsamplings": args.num_downsamplings,
-        "layers_per_block": args.layers_per_block,
-        "num_residual_blocks": args.num_residual_blocks,
-        "norm_type": args.norm_type,
-        "sample_size": args.resolution,
-    }
-    discriminator_kwargs = {
-        "base_channels": args.discriminator_base_channels or args.base_channels,
-        "num_layers": args.discriminator_num_layers,
-        "spectral_norm": args.spectral_norm,
-    }
     # Where each network lies in a pretrained run's folder (train_cyclegan's layout: A -> B at the root).
     pretrained_components = {
         "generator_a_to_b": None,
@@ -173,11 +165,11 @@ def main(args: argparse.Namespace) -> None:
         return pretrained or model_class(**channels[name], **kwargs)
 
     generators = {
-        name: load_or_create(name, UNetGenerator, **generator_kwargs)
+        name: load_or_create(name, UNetGenerator, **unet_config_from_args(args))
         for name in ("generator_a_to_b", "generator_b_to_a")
     }
     discriminators = {
-        name: load_or_create(name, PatchDiscriminator, **discriminator_kwargs)
+        name: load_or_create(name, PatchDiscriminator, **patch_discriminator_config_from_args(args))
         for name in ("discriminator_a", "discriminator_b")
     }
     loop = session.prepare_dataloader(UnpairedImageDataset(images_a, images_b))
@@ -197,7 +189,7 @@ def main(args: argparse.Namespace) -> None:
         a=first_examples(images_a, args.num_sample_images)["pixel_values"],
         b=first_examples(images_b, args.num_sample_images)["pixel_values"],
     )
-    image_size = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+    image_size = height_and_width(args.resolution)
     replay_buffers = (
         create_replay_buffer(accelerator, "replay_buffer_a", args.replay_buffer_size, (channels_a, *image_size), rng),
         create_replay_buffer(accelerator, "replay_buffer_b", args.replay_buffer_size, (channels_b, *image_size), rng),
@@ -282,7 +274,7 @@ def write_card(
     training = training_rows(
         args, session.loop, seconds, recipe, logs, [name for name in logs if name.endswith("_loss")]
     )
-    height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+    height, width = height_and_width(args.resolution)
     dataset_b = args.dataset_name_b or args.dataset_name
     session.write_card(
         generator,

@@ -26,6 +26,8 @@ from hf_vaegan.training import DiffAugment, GANTrainer, TrainingSession, average
 from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
+    check_positive,
+    check_positive_ints,
     load_image_dataset_from_args,
     parse_and_validate,
 )
@@ -159,11 +161,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _validate_gan_args(args: argparse.Namespace) -> None:
     if not isinstance(args.resolution, int) or args.resolution not in SUPPORTED_RESOLUTIONS:
         raise ValueError(f"--resolution must be one of {SUPPORTED_RESOLUTIONS} (square), got {args.resolution}")
-    for name in ("latent_dim", "base_channels"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    if not args.generator_learning_rate > 0:
-        raise ValueError(f"--generator_learning_rate must be positive, got {args.generator_learning_rate}")
+    check_positive_ints(args, "latent_dim", "base_channels")
+    check_positive(args, "generator_learning_rate")
 
 
 def resolve_num_classes(requested: int | str, dataset_num_classes: int | None, label_column: str | None) -> int:

@@ -23,6 +23,7 @@ import argparse
 
 from accelerate.logging import get_logger
 
+from hf_vaegan.data.images import height_and_width
 from hf_vaegan.data.loading import first_examples
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
@@ -30,12 +31,18 @@ from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
 from hf_vaegan.training.args import (
     add_dataset_args,
     add_training_args,
+    check_non_negative,
     load_paired_dataset_from_args,
     parse_and_validate,
 )
 from hf_vaegan.training.grids import comparison_grid, log_sample_grid
 from hf_vaegan.training.hub import training_rows
-from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.model_args import (
+    add_image_to_image_args,
+    patch_discriminator_config_from_args,
+    unet_config_from_args,
+    validate_image_to_image_args,
+)
 from hf_vaegan.training.pix2pix import Pix2PixTrainer, translate_samples
 from hf_vaegan.training.session import run
 
@@ -62,9 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _validate_loss_weights(args: argparse.Namespace) -> None:
-    for name in ("l1_weight", "feature_matching_weight"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    check_non_negative(args, "l1_weight", "feature_matching_weight")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -80,14 +85,7 @@ def main(args: argparse.Namespace) -> None:
     generator = session.load_pretrained(
         UNetGenerator, must_match={**data_fit, "sample_size": (args.resolution, "--resolution")}
     ) or UNetGenerator(
-        in_channels=info.source_num_channels,
-        out_channels=info.target_num_channels,
-        base_channels=args.base_channels,
-        num_downsamplings=args.num_downsamplings,
-        layers_per_block=args.layers_per_block,
-        num_residual_blocks=args.num_residual_blocks,
-        norm_type=args.norm_type,
-        sample_size=args.resolution,
+        in_channels=info.source_num_channels, out_channels=info.target_num_channels, **unet_config_from_args(args)
     )
     pair_channels = info.source_num_channels + info.target_num_channels
     discriminator = session.load_pretrained(
@@ -95,12 +93,7 @@ def main(args: argparse.Namespace) -> None:
         "discriminator",
         must_match={"in_channels": (pair_channels, "the dataset's source + target channel count")},
         required=False,
-    ) or PatchDiscriminator(
-        in_channels=pair_channels,
-        base_channels=args.discriminator_base_channels or args.base_channels,
-        num_layers=args.discriminator_num_layers,
-        spectral_norm=args.spectral_norm,
-    )
+    ) or PatchDiscriminator(in_channels=pair_channels, **patch_discriminator_config_from_args(args))
     train_dataset = info.with_image_transform(
         args.resolution, random_flip=args.random_flip, center_crop=args.center_crop
     )
@@ -150,7 +143,7 @@ def main(args: argparse.Namespace) -> None:
             "spectral norm": discriminator.bare.config.spectral_norm,
         }
         final = [name for name in loop.step_logs if name.endswith(("_loss", "l1"))]
-        height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+        height, width = height_and_width(args.resolution)
         session.write_card(
             final_generator,
             sample_caption="Training inputs (top row of each block), outputs of the EMA generator (middle) and "

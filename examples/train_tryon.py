@@ -35,10 +35,22 @@ from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, format_metrics
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
-from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
+from hf_vaegan.training.args import (
+    add_dataset_args,
+    add_training_args,
+    check_non_negative,
+    check_positive,
+    check_positive_ints,
+    parse_and_validate,
+)
 from hf_vaegan.training.grids import log_sample_grid
 from hf_vaegan.training.hub import training_rows
-from hf_vaegan.training.model_args import add_image_to_image_args, validate_image_to_image_args
+from hf_vaegan.training.model_args import (
+    add_image_to_image_args,
+    patch_discriminator_config_from_args,
+    unet_config_from_args,
+    validate_image_to_image_args,
+)
 from hf_vaegan.training.session import run
 from hf_vaegan.training.tryon import TryOnTrainer, tryon_grid
 
@@ -167,22 +179,16 @@ def validate_tryon_args(args: argparse.Namespace) -> None:
             f"--resolution {height}x{width} must be a multiple of --warp_downsampling x 2**--num_downsamplings = "
             f"{factor}"
         )
-    if args.max_channel_multiplier < 1:
-        raise ValueError(f"--max_channel_multiplier must be a positive integer, got {args.max_channel_multiplier}")
-    if not args.keypoint_sigma > 0:
-        raise ValueError(f"--keypoint_sigma must be positive, got {args.keypoint_sigma}")
-    for name in ("l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    check_positive_ints(args, "max_channel_multiplier")
+    check_positive(args, "keypoint_sigma")
+    check_non_negative(args, "l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight")
     if args.num_garment_classes < 0 or not 0 <= args.class_dropout <= 1:
         raise ValueError(
             f"--num_garment_classes must be >= 0 and --class_dropout in [0, 1], got {args.num_garment_classes}, "
             f"{args.class_dropout}"
         )
-    if args.num_wardrobe_samples < 1:
-        raise ValueError(f"--num_wardrobe_samples must be positive, got {args.num_wardrobe_samples}")
-    if args.num_validation_examples < 0:
-        raise ValueError(f"--num_validation_examples must be >= 0, got {args.num_validation_examples}")
+    check_positive(args, "num_wardrobe_samples")
+    check_non_negative(args, "num_validation_examples")
 
 
 def load_tryon_dataset_from_args(args: argparse.Namespace, split: str, max_samples: int | None) -> TryOnDatasetInfo:
@@ -223,13 +229,8 @@ def main(args: argparse.Namespace) -> None:
         # Fine-tuning a model without classes to read them: zero weights for the new planes, the same function.
         model = model.with_garment_classes(args.num_garment_classes)
     model = model or TryOnModel(
-        sample_size=args.resolution,
-        base_channels=args.base_channels,
-        num_downsamplings=args.num_downsamplings,
+        **unet_config_from_args(args),
         max_channel_multiplier=args.max_channel_multiplier,
-        layers_per_block=args.layers_per_block,
-        num_residual_blocks=args.num_residual_blocks,
-        norm_type=args.norm_type,
         keypoint_sigma=args.keypoint_sigma,
         use_warping=args.use_warping,
         warp_downsampling=args.warp_downsampling,
@@ -238,12 +239,7 @@ def main(args: argparse.Namespace) -> None:
     )
     discriminator = session.load_pretrained(
         PatchDiscriminator, "discriminator", must_match={"in_channels": (6, "try-on pairs")}, required=False
-    ) or PatchDiscriminator(
-        in_channels=6,
-        base_channels=args.discriminator_base_channels or args.base_channels,
-        num_layers=args.discriminator_num_layers,
-        spectral_norm=args.spectral_norm,
-    )
+    ) or PatchDiscriminator(in_channels=6, **patch_discriminator_config_from_args(args))
     train_dataset = info.with_transform(args.resolution)
     loop = session.prepare_dataloader(train_dataset)
     model = session.add_network("model", model, args.generator_learning_rate)

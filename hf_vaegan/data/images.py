@@ -50,6 +50,11 @@ RANGE_TOLERANCE = 1e-3
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
+def height_and_width(resolution: Resolution) -> tuple[int, int]:
+    """``(height, width)`` of a resolution: ``N`` stands for ``(N, N)``."""
+    return (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+
+
 def infer_num_channels(image: Image.Image) -> int:
     """1 for grayscale PIL modes (``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``...), else 3."""
     return 1 if image.mode in _SINGLE_CHANNEL_MODES else 3
@@ -306,7 +311,7 @@ class ImageTransform:
     """PIL image of any mode and size -> float tensor ``(C, H, W)`` in [-1, 1] (see :func:`make_image_transform`)."""
 
     def __init__(self, resolution: Resolution, num_channels: int, random_flip: bool = False, center_crop: bool = True):
-        height, width = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+        height, width = height_and_width(resolution)
         if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
             raise ValueError(f"resolution must be a positive int or (height, width), got {resolution!r}")
         if num_channels not in (1, 3):

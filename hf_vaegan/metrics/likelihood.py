@@ -7,7 +7,7 @@ image, in nats; [`evaluate_vae`] also reports bits per dimension.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -35,6 +35,14 @@ def _batches(images: torch.Tensor, batch_size: int, device: torch.device) -> Ite
         yield batch.to(device)
 
 
+def _per_image(
+    vae: torch.nn.Module, images: torch.Tensor, batch_size: int, batch_values: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """`batch_values` of each batch of `images` on the model's device, with `vae` in evaluation mode: `(N,)` on CPU."""
+    with evaluation_mode(vae):
+        return torch.cat([batch_values(x).cpu() for x in _batches(images, batch_size, vae.device)])
+
+
 def negative_elbo(
     vae: torch.nn.Module,
     images: torch.Tensor,
@@ -47,12 +55,12 @@ def negative_elbo(
     Uses `vae.loss` with `beta=1` whatever the model's training `beta`, so this is an upper bound on -log p(x).
     """
     check_positive_int("num_samples", num_samples)
-    values = []
-    with evaluation_mode(vae):
-        for x in _batches(images, batch_size, vae.device):
-            losses = [vae.loss(x, beta=1.0, generator=generator, reduction="none").loss for _ in range(num_samples)]
-            values.append((sum(losses) / num_samples).cpu())
-    return torch.cat(values)
+
+    def batch_negative_elbo(x: torch.Tensor) -> torch.Tensor:
+        losses = [vae.loss(x, beta=1.0, generator=generator, reduction="none").loss for _ in range(num_samples)]
+        return sum(losses) / num_samples
+
+    return _per_image(vae, images, batch_size, batch_negative_elbo)
 
 
 def importance_weighted_nll(
@@ -68,18 +76,18 @@ def importance_weighted_nll(
     upper-bounds -log p(x), is at most the negative ELBO (K = 1), and decreases towards -log p(x) as K grows.
     """
     check_positive_int("num_samples", num_samples)
-    values = []
-    with evaluation_mode(vae):
-        for x in _batches(images, batch_size, vae.device):
-            posterior = vae.encode(x).latent_dist
-            # A running log-sum-exp: memory stays that of one batch whatever K.
-            log_sum = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
-            for _ in range(num_samples):
-                z = posterior.sample(generator=generator)
-                log_joint = standard_normal_log_prob(z) - vae.reconstruction_nll(x, z)
-                log_sum = torch.logaddexp(log_sum, log_joint.double() - posterior.log_prob(z).double())
-            values.append(-(log_sum - math.log(num_samples)).cpu())
-    return torch.cat(values)
+
+    def batch_nll(x: torch.Tensor) -> torch.Tensor:
+        posterior = vae.encode(x).latent_dist
+        # A running log-sum-exp: memory stays that of one batch whatever K.
+        log_sum = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
+        for _ in range(num_samples):
+            z = posterior.sample(generator=generator)
+            log_joint = standard_normal_log_prob(z) - vae.reconstruction_nll(x, z)
+            log_sum = torch.logaddexp(log_sum, log_joint.double() - posterior.log_prob(z).double())
+        return -(log_sum - math.log(num_samples))
+
+    return _per_image(vae, images, batch_size, batch_nll)
 
 
 def reconstruction_error(vae: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -87,12 +95,12 @@ def reconstruction_error(vae: torch.nn.Module, images: torch.Tensor, batch_size:
 
     Both in [-1, 1], averaged over pixels and channels (divide by 4 for the error on the [0, 1] scale).
     """
-    values = []
-    with evaluation_mode(vae):
-        for x in _batches(images, batch_size, vae.device):
-            reconstruction = vae.decode(vae.encode(x).latent_dist.mode()).sample
-            values.append((reconstruction - x).pow(2).flatten(1).mean(dim=1).cpu())
-    return torch.cat(values)
+
+    def batch_errors(x: torch.Tensor) -> torch.Tensor:
+        reconstruction = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        return (reconstruction - x).pow(2).flatten(1).mean(dim=1)
+
+    return _per_image(vae, images, batch_size, batch_errors)
 
 
 def evaluate_vae(

@@ -4,7 +4,7 @@ import torch
 from diffusers.image_processor import PipelineImageInput
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from ..data.images import Background, count_images, image_size, images_to_tensor
+from ..data.images import Background, count_images, height_and_width, image_size, images_to_tensor
 from ..models.unet_generator import UNetGenerator
 from .pipeline_utils import CHUNK_VALUES, SingleModelPipeline, check_count, check_output_type, in_chunks
 
@@ -68,7 +68,7 @@ outputs = pipe([drawing]).images  # PIL images at the generator's resolution"""
                 )
         sample_size = self.generator.config.sample_size
         if sample_size is not None:
-            default_height, default_width = (sample_size,) * 2 if isinstance(sample_size, int) else sample_size
+            default_height, default_width = height_and_width(sample_size)
         else:
             first_height, first_width = image_size(images[0])
             default_height, default_width = first_height // factor * factor, first_width // factor * factor

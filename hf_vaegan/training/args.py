@@ -365,6 +365,30 @@ def parse_and_validate(
     return args
 
 
+# Checks for the scripts' validators: each raises ``ValueError`` naming the first of the flags ``names`` that fails.
+
+
+def check_positive_ints(args: argparse.Namespace, *names: str) -> None:
+    """Refuse counts below 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+
+
+def check_non_negative(args: argparse.Namespace, *names: str) -> None:
+    """Refuse values below 0 (weights, counts where 0 disables something)."""
+    for name in names:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+
+
+def check_positive(args: argparse.Namespace, *names: str) -> None:
+    """Refuse values that are not > 0 (NaN included), e.g. learning rates."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name} must be positive, got {getattr(args, name)}")
+
+
 def validate_training_args(args: argparse.Namespace) -> None:
     """Check the combinations argparse cannot; raises ``ValueError`` naming the flag, before any work starts."""
     validate_pretrained_args(args)
@@ -373,8 +397,7 @@ def validate_training_args(args: argparse.Namespace) -> None:
     for name in ("adam_beta1", "adam_beta2"):
         if not 0.0 <= getattr(args, name) < 1.0:
             raise ValueError(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
-    if args.lr_warmup_steps < 0:
-        raise ValueError(f"--lr_warmup_steps must be >= 0, got {args.lr_warmup_steps}")
+    check_non_negative(args, "lr_warmup_steps")
     _check_output_dir(args.output_dir)
     if args.resume_from_checkpoint not in (None, "latest"):
         path = Path(args.resume_from_checkpoint)

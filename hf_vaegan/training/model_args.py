@@ -4,7 +4,8 @@
   script (``--diffaugment`` is parsed by :func:`diffaugment_policy`);
 - :func:`add_vae_args`: the VAE, KL and held-out evaluation flags of ``train_vae.py`` and ``train_vaegan.py``;
 - :func:`add_image_to_image_args`: the U-Net generator, PatchGAN and adversarial flags of ``train_pix2pix.py``,
-  ``train_cyclegan.py`` and ``train_tryon.py``.
+  ``train_cyclegan.py`` and ``train_tryon.py``; :func:`unet_config_from_args` and
+  :func:`patch_discriminator_config_from_args` turn them into the models' keywords.
 
 Each script adds its own loss weights to the group these return.
 """
@@ -14,9 +15,11 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..data.images import height_and_width
 from ..models.blocks import SUPPORTED_RESOLUTIONS
 from ..models.patch_discriminator import patch_logits_size
 from ..models.vae import LIKELIHOODS
+from .args import check_non_negative, check_positive, check_positive_ints
 from .augment import parse_diffaugment_policy
 
 # The adversarial losses that make sense on patch logit maps (WGAN-GP's critic is not a patch classifier).
@@ -74,8 +77,7 @@ def validate_discriminator_args(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` naming the flag for bad values of the :func:`add_discriminator_args` flags."""
     if args.discriminator_base_channels is not None and args.discriminator_base_channels < 1:
         raise ValueError(f"--discriminator_base_channels must be positive, got {args.discriminator_base_channels}")
-    if not args.discriminator_learning_rate > 0:
-        raise ValueError(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}")
+    check_positive(args, "discriminator_learning_rate")
 
 
 def add_lazy_r1_args(group: argparse._ArgumentGroup) -> None:
@@ -97,10 +99,8 @@ def add_lazy_r1_args(group: argparse._ArgumentGroup) -> None:
 
 def validate_lazy_r1_args(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` naming the flag for bad values of ``--r1_gamma`` and ``--r1_interval``."""
-    if args.r1_gamma < 0:
-        raise ValueError(f"--r1_gamma must be >= 0, got {args.r1_gamma}")
-    if args.r1_interval < 1:
-        raise ValueError(f"--r1_interval must be a positive integer, got {args.r1_interval}")
+    check_non_negative(args, "r1_gamma")
+    check_positive_ints(args, "r1_interval")
 
 
 # VAE flags
@@ -188,15 +188,11 @@ def validate_vae_args(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` naming the flag for the values of :func:`add_vae_args` flags argparse cannot check."""
     if not isinstance(args.resolution, int) or args.resolution not in SUPPORTED_RESOLUTIONS:
         raise ValueError(f"--resolution must be one of {SUPPORTED_RESOLUTIONS} (square), got {args.resolution}")
-    for name in ("latent_dim", "base_channels", "num_validation_images", "num_importance_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    check_positive_ints(args, "latent_dim", "base_channels", "num_validation_images", "num_importance_samples")
     if not (args.beta >= 0 and math.isfinite(args.beta)):
         raise ValueError(f"--beta must be a finite number >= 0, got {args.beta}")
-    if args.kl_warmup_steps < 0:
-        raise ValueError(f"--kl_warmup_steps must be >= 0, got {args.kl_warmup_steps}")
-    if not args.learning_rate > 0:
-        raise ValueError(f"--learning_rate must be positive, got {args.learning_rate}")
+    check_non_negative(args, "kl_warmup_steps")
+    check_positive(args, "learning_rate")
     if args.num_sample_images < 2:
         raise ValueError(
             f"--num_sample_images must be >= 2 (images and reconstructions), got {args.num_sample_images}"
@@ -268,7 +264,7 @@ def add_image_to_image_args(parser: argparse.ArgumentParser) -> argparse._Argume
 def validate_image_to_image_args(args: argparse.Namespace) -> None:
     """Check the flags of :func:`add_image_to_image_args` and resolve the ``auto`` depths in place; raises
     ``ValueError`` naming the flag."""
-    height, width = (args.resolution,) * 2 if isinstance(args.resolution, int) else args.resolution
+    height, width = height_and_width(args.resolution)
     if args.num_downsamplings is None:
         depth = 0
         while (
@@ -297,11 +293,30 @@ def validate_image_to_image_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--discriminator_num_layers {args.discriminator_num_layers} does not fit {height}x{width} images"
         )
-    for name in ("base_channels", "layers_per_block"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    if args.num_residual_blocks < 0:
-        raise ValueError(f"--num_residual_blocks must be >= 0, got {args.num_residual_blocks}")
+    check_positive_ints(args, "base_channels", "layers_per_block")
+    check_non_negative(args, "num_residual_blocks")
     validate_discriminator_args(args)
-    if not args.generator_learning_rate > 0:
-        raise ValueError(f"--generator_learning_rate must be positive, got {args.generator_learning_rate}")
+    check_positive(args, "generator_learning_rate")
+
+
+def unet_config_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The U-Net keywords set by the :func:`add_image_to_image_args` model flags and ``--resolution``, for a
+    ``UNetGenerator`` or a ``TryOnModel`` (the channel counts come from the data)."""
+    return {
+        "base_channels": args.base_channels,
+        "num_downsamplings": args.num_downsamplings,
+        "layers_per_block": args.layers_per_block,
+        "num_residual_blocks": args.num_residual_blocks,
+        "norm_type": args.norm_type,
+        "sample_size": args.resolution,
+    }
+
+
+def patch_discriminator_config_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The ``PatchDiscriminator`` keywords set by the :func:`add_image_to_image_args` discriminator flags (its
+    ``in_channels`` come from the data)."""
+    return {
+        "base_channels": args.discriminator_base_channels or args.base_channels,
+        "num_layers": args.discriminator_num_layers,
+        "spectral_norm": args.spectral_norm,
+    }
