@@ -55,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--extractor",
         default="fashion",
-        help="Feature space: 'fashion' (the packaged Fashion-MNIST classifier), 'inception' (needs torch-fidelity), "
-        "or a transformers vision model id or folder, e.g. facebook/dinov2-base.",
+        help="Feature space: 'fashion' (the packaged Fashion-MNIST classifier), 'garments' (the packaged classifier "
+        "of the wardrobe's 64x64 colour garments), a folder holding a FashionClassifier (examples/train_classifier.py "
+        "writes one), 'inception' (needs torch-fidelity), or a transformers vision model id or folder, e.g. "
+        "facebook/dinov2-base.",
     )
     evaluate.add_argument("--likelihood-images", type=int, default=1_000, help="VAEs: images for ELBO and IWAE.")
     evaluate.add_argument("--importance-samples", type=int, default=100, help="VAEs: K of the IWAE bound.")

@@ -15,11 +15,13 @@ from .auto import load_pretrained
 from .cli import DEFAULT_SPLIT
 from .data.loading import load_image_dataset
 from .metrics import (
+    GARMENT_CLASSIFIER_PATH,
     FashionClassifierFeatures,
     FeatureExtractor,
     InceptionV3Features,
     TransformersFeatures,
     evaluate_model,
+    is_classifier_folder,
 )
 from .models import Generator
 from .pipelines import GANPipeline, VAEPipeline
@@ -195,6 +197,10 @@ def sample(args) -> None:
 def make_extractor(name: str, device: str) -> FeatureExtractor:
     if name == "fashion":
         return FashionClassifierFeatures(device=device)
+    if name == "garments":
+        return FashionClassifierFeatures.from_folder(GARMENT_CLASSIFIER_PATH, device=device)
+    if is_classifier_folder(name):
+        return FashionClassifierFeatures.from_folder(name, device=device)
     if name == "inception":
         return InceptionV3Features(device=device)
     return TransformersFeatures(name, device=device)

@@ -19,10 +19,13 @@ from .anomaly import (
 )
 from .cache import cached_features, default_cache_dir
 from .features import (
+    FASHION_CLASSIFIER_PATH,
+    GARMENT_CLASSIFIER_PATH,
     FashionClassifierFeatures,
     FeatureExtractor,
     InceptionV3Features,
     TransformersFeatures,
+    is_classifier_folder,
     load_fashion_classifier,
 )
 from .generative import (
@@ -39,6 +42,8 @@ from .model_evaluation import evaluate_model
 
 __all__ = [
     "ANOMALY_METHODS",
+    "FASHION_CLASSIFIER_PATH",
+    "GARMENT_CLASSIFIER_PATH",
     "AnomalyThreshold",
     "FashionClassifierFeatures",
     "FeatureExtractor",
@@ -56,6 +61,7 @@ __all__ = [
     "feature_statistics",
     "frechet_distance",
     "importance_weighted_nll",
+    "is_classifier_folder",
     "kernel_distance",
     "leave_one_class_out_auroc",
     "load_fashion_classifier",

@@ -4,7 +4,8 @@ Every extractor maps images `(B, C, H, W)` in [-1, 1] to features `(B, D)` (floa
 `name` that identifies its weights in the cache of real-image features. Three are provided:
 
 - [`FashionClassifierFeatures`]: the small Fashion-MNIST classifier shipped with the package (fast, offline; numbers
-  comparable only with each other);
+  comparable only with each other), or any `FashionClassifier` folder, such as the wardrobe's 64x64 colour garment
+  classifier also shipped (`GARMENT_CLASSIFIER_PATH`) or one `examples/train_classifier.py` trained on your data;
 - [`TransformersFeatures`]: any `transformers` vision backbone (DINOv2, CLIP, SigLIP...); the Fréchet distance in
   DINOv2 space is the modern recommendation (Stein et al., 2023);
 - [`InceptionV3Features`]: the InceptionV3 pool features of the original FID (Heusel et al., 2017), through
@@ -12,6 +13,7 @@ Every extractor maps images `(B, C, H, W)` in [-1, 1] to features `(B, D)` (floa
 """
 
 import hashlib
+import json
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -23,6 +25,8 @@ from ..models.blocks import IMAGE_RANGE, check_image_batch
 from ..models.fashion_classifier import FashionClassifier
 
 FASHION_CLASSIFIER_PATH = Path(__file__).parent / "weights" / "fashion-classifier"
+# 64x64 RGB garments of `examples/make_garment_dataset.py`, six classes in `hf_vaegan.data.GARMENT_LABELS` order
+GARMENT_CLASSIFIER_PATH = Path(__file__).parent / "weights" / "garment-classifier"
 
 
 def default_device() -> torch.device:
@@ -45,6 +49,18 @@ def load_fashion_classifier(device: str | torch.device | None = None) -> Fashion
     """The Fashion-MNIST classifier shipped in the package (see its model card), in eval mode."""
     model = FashionClassifier.from_pretrained(FASHION_CLASSIFIER_PATH, use_safetensors=True)
     return model.to(device or default_device()).eval()
+
+
+def weights_name(folder: Path) -> str:
+    """`<folder name>-<digest of its weights>`: a cache key that changes whenever the weights do."""
+    (weights,) = folder.glob("*.safetensors")
+    return f"{folder.name}-{hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}"
+
+
+def is_classifier_folder(path: str | Path) -> bool:
+    """Whether `path` is a local folder holding a saved `FashionClassifier`."""
+    config = Path(path) / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("_class_name") == FashionClassifier.__name__
 
 
 class FeatureExtractor(ABC):
@@ -95,13 +111,20 @@ class FashionClassifierFeatures(FeatureExtractor):
     ):
         if model is None:
             model = load_fashion_classifier(device)
-            # the weights' digest in the name invalidates cached features if the packaged weights ever change
-            (weights,) = FASHION_CLASSIFIER_PATH.glob("*.safetensors")
-            name = name or f"fashion-classifier-{hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}"
+            name = name or weights_name(FASHION_CLASSIFIER_PATH)
         elif name is None:
             raise ValueError("pass a `name` identifying the weights of a custom `model` (it keys the feature cache)")
         super().__init__(name, batch_size, device)
         self.model = model.to(self.device).eval()
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | Path, batch_size: int = 512, device: str | torch.device | None = None
+    ) -> "FashionClassifierFeatures":
+        """Features of the `FashionClassifier` saved in `folder` (e.g. `GARMENT_CLASSIFIER_PATH`, or an
+        `examples/train_classifier.py` output), named after the folder and its weights' digest."""
+        model = FashionClassifier.from_pretrained(folder, use_safetensors=True)
+        return cls(model, weights_name(Path(folder)), batch_size, device)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Greyscale, `config.resolution`-sized images for the classifier."""

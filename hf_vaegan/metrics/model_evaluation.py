@@ -20,6 +20,16 @@ def _num_classes(model) -> int:
     return getattr(model, "config", {}).get("num_classes", 0)
 
 
+def _label_classifier(extractor: FeatureExtractor, num_classes: int) -> FashionClassifierFeatures | None:
+    """The classifier that judges a conditional model's labels: the extractor when it is a classifier of as many
+    classes (labels are taken to be the same classes), else the packaged one for 10-class models, else none."""
+    if not num_classes:
+        return None
+    if isinstance(extractor, FashionClassifierFeatures) and extractor.model.config.num_classes == num_classes:
+        return extractor
+    return FashionClassifierFeatures() if num_classes == FASHION_MNIST_CLASSES else None
+
+
 def _sampler(model, seed: int, classifier: FashionClassifierFeatures | None, tally: dict, progress=None):
     """Draws batches from one seeded generator; a conditional generator cycles through its classes (label i % K).
     `progress(n)` is told of each batch."""
@@ -71,21 +81,19 @@ def evaluate_model(
         progress: called with the size of each batch of generated images (e.g. a tqdm bar's `update`).
 
     Returns:
-        `fid`, `kid_mean`, `kid_std`, `precision`, `recall`, `num_samples`; `class_accuracy` for 10-class
-        conditional generators (the packaged Fashion-MNIST classifier's agreement with the requested labels);
-        for VAEs also what `evaluate_vae` reports.
+        `fid`, `kid_mean`, `kid_std`, `precision`, `recall`, `num_samples`; `class_accuracy` for conditional
+        generators judged by a classifier of as many classes (the extractor's, e.g. the garment classifier for a
+        6-class garment GAN, or the packaged Fashion-MNIST classifier for 10 classes): its agreement with the
+        requested labels; for VAEs also what `evaluate_vae` reports.
     """
     was_training = model.training
     model.eval()
     try:
         extractor = extractor or FashionClassifierFeatures()
-        conditional = _num_classes(model) == FASHION_MNIST_CLASSES
-        classifier = extractor if isinstance(extractor, FashionClassifierFeatures) else None
-        if conditional and classifier is None:
-            classifier = FashionClassifierFeatures()
+        classifier = _label_classifier(extractor, _num_classes(model))
         tally = {"drawn": 0, "correct": 0}
         metrics = evaluate_generative(
-            _sampler(model, seed, classifier if conditional else None, tally, progress),
+            _sampler(model, seed, classifier, tally, progress),
             real_images,
             extractor,
             num_samples,
@@ -95,7 +103,7 @@ def evaluate_model(
             seed=seed,
         )
         metrics["num_samples"] = num_samples
-        if conditional:
+        if classifier is not None:
             metrics["class_accuracy"] = tally["correct"] / tally["drawn"]
         if hasattr(model, "reconstruction_nll"):
             generator = torch.Generator(device=model.device).manual_seed(seed)
