@@ -67,6 +67,15 @@ ONE_CLASS_SCORES = (
     "-ELBO",
     "AE recon. MSE",
     "kNN pixels",
+    "layers (mean+std)",
+    "layers+maha (dim)",
+    "layers+maha (held-out)",
+    "last stage+maha",
+    "latent kNN k=1",
+    "latent kNN k=5",
+    "latent kNN+maha",
+    "latent kNN+layers+maha",
+    "maha+kNN pixels",
 )
 LEAVE_ONE_OUT_SCORES = ("-ELBO", "recon. MSE", "-ELBO - PNG", "nearest mean", "ink")
 
@@ -218,6 +227,83 @@ def mahalanobis(reference: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     return ((centred @ precision) * centred).sum(dim=1)
 
 
+def stage_statistics(vae: VAE, images: torch.Tensor, batch_size: int = 500) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per encoder stage, the per-channel mean and std of its activations: [((N, C_s), (N, C_s))]."""
+    encoder = vae.encoder
+    outputs = [[] for _ in encoder.stage_ends]
+    with evaluation_mode(vae):
+        for batch in images.split(batch_size):
+            hidden = batch
+            for stage, (start, end) in enumerate(zip((0, *encoder.stage_ends[:-1]), encoder.stage_ends, strict=True)):
+                hidden = encoder.layers[start:end](hidden)
+                outputs[stage].append((hidden.mean(dim=(2, 3)), hidden.std(dim=(2, 3))))
+    return [(torch.cat([m for m, _ in stage]), torch.cat([s for _, s in stage])) for stage in outputs]
+
+
+def gaussian_distance(reference: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """Squared Mahalanobis distance with a ridge relative to the mean variance, in float64."""
+    reference, vectors = reference.double(), vectors.double()
+    mean = reference.mean(dim=0)
+    covariance = torch.cov((reference - mean).T)
+    covariance += 1e-3 * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=covariance.dtype)
+    centred = vectors - mean
+    return ((centred @ torch.linalg.inv(covariance)) * centred).sum(dim=1)
+
+
+def latent_knn(reference: torch.Tensor, vectors: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.cdist(vectors, reference).topk(k, dim=1, largest=False).values.mean(dim=1)
+
+
+def standardised(fit_scores: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    return (scores - fit_scores.mean()) / fit_scores.std()
+
+
+def candidate_scores(vae, normal: torch.Tensor, test_images: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    """Issue 15's candidate scores on the same trained model (run under `torch.no_grad`): Mahalanobis distances of
+    every encoder stage's per-channel mean and std (Lee et al. 2018), kNN among the normal posterior means, and
+    their sums with `mahalanobis`, either divided by the feature dimension or standardised on 1/6 of the normal
+    images held out of the Gaussians."""
+    normal_stages, test_stages = stage_statistics(vae, normal), stage_statistics(vae, test_images)
+    scores = {}
+    mean_std = torch.zeros(len(test_images), dtype=torch.float64)
+    for (n_mean, n_std), (t_mean, t_std) in zip(normal_stages, test_stages, strict=True):
+        n_both, t_both = torch.cat([n_mean, n_std], 1), torch.cat([t_mean, t_std], 1)
+        stage_distance = gaussian_distance(n_both, t_both) / n_both.shape[1]
+        mean_std += stage_distance
+    scores["layers (mean+std)"] = mean_std
+    maha = anomaly_scores(vae, test_images, "mahalanobis").double()
+    num_features = vae.normal_feature_mean.shape[0]
+    scores["layers+maha (dim)"] = mean_std + maha / num_features
+    scores["last stage+maha"] = stage_distance + maha / num_features
+    # held-out standardisation: Gaussians fitted on 5/6 of the normal images, scores standardised on the rest
+    order = torch.randperm(len(normal), generator=torch.Generator().manual_seed(seed))
+    fit, held = order[: len(normal) * 5 // 6], order[len(normal) * 5 // 6 :]
+    total_held = torch.zeros(len(test_images), dtype=torch.float64)
+
+    def add(fit_vectors, held_vectors, test_vectors):
+        held_scores = gaussian_distance(fit_vectors, held_vectors)
+        return standardised(held_scores, gaussian_distance(fit_vectors, test_vectors))
+
+    for (n_mean, n_std), (t_mean, t_std) in zip(normal_stages, test_stages, strict=True):
+        n_both, t_both = torch.cat([n_mean, n_std], 1), torch.cat([t_mean, t_std], 1)
+        total_held += add(n_both[fit], n_both[held], t_both)
+    normal_features = torch.cat([vae.anomaly_features(batch) for batch in normal.split(500)])
+    test_features = torch.cat([vae.anomaly_features(batch) for batch in test_images.split(500)])
+    maha_held = add(normal_features[fit], normal_features[held], test_features)
+    total_held += maha_held
+    scores["layers+maha (held-out)"] = total_held
+    normal_latent, test_latent = posterior_means(vae, normal), posterior_means(vae, test_images)
+    for k in (1, 5):
+        scores[f"latent kNN k={k}"] = latent_knn(normal_latent, test_latent, k)
+    held_knn = latent_knn(normal_latent[fit], normal_latent[held], 5)
+    knn_test = standardised(held_knn, latent_knn(normal_latent[fit], test_latent, 5))
+    scores["latent kNN+maha"] = maha_held + knn_test
+    scores["latent kNN+layers+maha"] = total_held + knn_test
+    pixel_knn_held = knn_distance(normal[fit], normal[held])
+    scores["maha+kNN pixels"] = maha_held + standardised(pixel_knn_held, knn_distance(normal[fit], test_images))
+    return scores
+
+
 def one_class(args: argparse.Namespace) -> dict[int, dict[str, float]]:
     train_images, train_labels = load_split(args.train_data)
     test_images, test_labels = load_split(args.test_data)
@@ -256,6 +342,8 @@ def one_class(args: argparse.Namespace) -> dict[int, dict[str, float]]:
         scores["latent Mahalanobis"] = mahalanobis(posterior_means(vae, normal), posterior_means(vae, test_images))
         scores["AE recon. MSE"] = autoencoder_error(autoencoder, test_images)
         scores["kNN pixels"] = knn_distance(normal, test_images)
+        with torch.no_grad():
+            scores.update(candidate_scores(vae, normal, test_images, seed))
         rows[normal_class] = {name: auroc(scores[name], is_anomaly) for name in ONE_CLASS_SCORES}
         aurocs = ", ".join(f"{name} {value:.3f}" for name, value in rows[normal_class].items())
         print(f"  {time.perf_counter() - class_started:.0f} s: {aurocs}", flush=True)
