@@ -22,7 +22,14 @@ meaning more anomalous:
 - "-ELBO" (baseline): the same VAE's negative ELBO in nats (one posterior draw);
 - "AE recon. MSE" (baseline): the squared reconstruction error of a plain `AutoEncoder` of the same size trained
   for the same number of steps on the same images;
-- "kNN pixels" (baseline, no learning): the Euclidean pixel distance to the nearest training image of class k.
+- "kNN pixels" (baseline, no learning): the Euclidean pixel distance to the nearest training image of class k;
+- "layers + mahalanobis" (issue 15, measured, not kept): the multi-layer Mahalanobis score of Lee et al. (2018):
+  the per-channel mean and std of each encoder stage's activations, each stage with its own Gaussian fitted on the
+  class's training images, the distances divided by their dimension and summed with "mahalanobis" (likewise);
+- "latent kNN" (issue 15, measured, not kept): the mean distance of the posterior mean to its 5 nearest posterior
+  means of the training images;
+- "mahalanobis + kNN pixels" (measured, not kept): the sum of "mahalanobis" and "kNN pixels", each standardised
+  on a sixth of the training images held out of the Gaussian and of the neighbours.
 
 `--protocol leave-one-out` (as GANomaly, Akçay et al. 2018): for each held-out class k, a small VAE (the recipe of
 the bundled `fashion-vae`: Bernoulli likelihood, 16 latent dimensions, base width 16, batch 128, Adam 2e-3, bf16) is
@@ -41,6 +48,7 @@ import json
 import math
 import time
 from contextlib import nullcontext
+from itertools import pairwise
 
 import numpy as np
 import PIL.Image
@@ -67,6 +75,9 @@ ONE_CLASS_SCORES = (
     "-ELBO",
     "AE recon. MSE",
     "kNN pixels",
+    "layers + mahalanobis",
+    "latent kNN",
+    "mahalanobis + kNN pixels",
 )
 LEAVE_ONE_OUT_SCORES = ("-ELBO", "recon. MSE", "-ELBO - PNG", "nearest mean", "ink")
 
@@ -218,6 +229,63 @@ def mahalanobis(reference: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     return ((centred @ precision) * centred).sum(dim=1)
 
 
+def encoder_stage_statistics(vae: VAE, images: torch.Tensor, batch_size: int = 500) -> list[torch.Tensor]:
+    """For each stage (resolution) of the encoder, the per-channel mean and std of its activations on each image
+    `(N, C, H, W)`: a list of `(N, 2 * channels)`, the pooled features of Lee et al. (2018)."""
+    encoder, stages = vae.encoder, [[] for _ in vae.encoder.stage_ends]
+    with evaluation_mode(vae):
+        for hidden in images.split(batch_size):
+            for stage, (start, end) in enumerate(pairwise((0, *encoder.stage_ends))):
+                hidden = encoder.layers[start:end](hidden)
+                stages[stage].append(torch.cat([hidden.mean(dim=(2, 3)), hidden.std(dim=(2, 3))], dim=1))
+    return [torch.cat(stage) for stage in stages]
+
+
+def gaussian_distance(reference: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """Squared Mahalanobis distance `(N,)` of `vectors` `(N, D)` to the Gaussian fitted to `reference` `(M, D)`, with
+    a ridge of 1e-3 times the mean variance (the activations' scales differ from stage to stage)."""
+    reference, vectors = reference.double(), vectors.double()
+    mean = reference.mean(dim=0)
+    covariance = torch.cov((reference - mean).T)
+    covariance += 1e-3 * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=covariance.dtype)
+    centred = vectors - mean
+    return ((centred @ torch.linalg.inv(covariance)) * centred).sum(dim=1)
+
+
+def layer_mahalanobis(vae, normal: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Lee et al.'s (2018) multi-layer Mahalanobis score `(N,)`: each encoder stage's distance to its own Gaussian
+    of the normal images, plus `mahalanobis`, each divided by its dimension (its mean on normal images) and summed."""
+    num_features = vae.normal_feature_mean.shape[0]
+    total = anomaly_scores(vae, images, "mahalanobis").double() / num_features
+    stages = zip(encoder_stage_statistics(vae, normal), encoder_stage_statistics(vae, images), strict=True)
+    for normal_stage, stage in stages:
+        total += gaussian_distance(normal_stage, stage) / stage.shape[1]
+    return total
+
+
+def latent_knn(vae: VAE, normal: torch.Tensor, images: torch.Tensor, k: int = 5) -> torch.Tensor:
+    """Mean distance `(N,)` of each image's posterior mean to the `k` nearest posterior means of `normal`."""
+    distances = torch.cdist(posterior_means(vae, images), posterior_means(vae, normal))
+    return distances.topk(k, dim=1, largest=False).values.mean(dim=1)
+
+
+def mahalanobis_plus_pixel_knn(vae, normal: torch.Tensor, images: torch.Tensor, seed: int) -> torch.Tensor:
+    """`mahalanobis` plus `knn_distance` `(N,)`, each standardised by its mean and std on a sixth of the normal
+    images held out of the Gaussian and of the neighbours."""
+    order = torch.randperm(len(normal), generator=torch.Generator().manual_seed(seed))
+    split = len(normal) * 5 // 6
+    fit, held_out = normal[order[:split]], normal[order[split:]]
+    features = [torch.cat([vae.anomaly_features(batch) for batch in split.split(500)]) for split in (fit, held_out)]
+    image_features = torch.cat([vae.anomaly_features(batch) for batch in images.split(500)])
+    total = torch.zeros(len(images), dtype=torch.float64)
+    for held_out_scores, scores in (
+        (gaussian_distance(features[0], features[1]), gaussian_distance(features[0], image_features)),
+        (knn_distance(fit, held_out).double(), knn_distance(fit, images).double()),
+    ):
+        total += (scores - held_out_scores.mean()) / held_out_scores.std()
+    return total
+
+
 def one_class(args: argparse.Namespace) -> dict[int, dict[str, float]]:
     train_images, train_labels = load_split(args.train_data)
     test_images, test_labels = load_split(args.test_data)
@@ -256,6 +324,10 @@ def one_class(args: argparse.Namespace) -> dict[int, dict[str, float]]:
         scores["latent Mahalanobis"] = mahalanobis(posterior_means(vae, normal), posterior_means(vae, test_images))
         scores["AE recon. MSE"] = autoencoder_error(autoencoder, test_images)
         scores["kNN pixels"] = knn_distance(normal, test_images)
+        with torch.no_grad():
+            scores["layers + mahalanobis"] = layer_mahalanobis(vae, normal, test_images)
+            scores["latent kNN"] = latent_knn(vae, normal, test_images)
+            scores["mahalanobis + kNN pixels"] = mahalanobis_plus_pixel_knn(vae, normal, test_images, seed)
         rows[normal_class] = {name: auroc(scores[name], is_anomaly) for name in ONE_CLASS_SCORES}
         aurocs = ", ".join(f"{name} {value:.3f}" for name, value in rows[normal_class].items())
         print(f"  {time.perf_counter() - class_started:.0f} s: {aurocs}", flush=True)
