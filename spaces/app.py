@@ -27,7 +27,9 @@ from wardrobe_space.images import (
     MIN_UPLOAD_SIDE,
     SKETCH_INK_CONTRAST,
     OutputFiles,
+    colour_garment_input,
     enlarge,
+    is_colour,
     open_upload,
     sketch_to_model_input,
     to_model_input,
@@ -105,10 +107,11 @@ SKETCH_JITTER = 0.6
 SKETCH_SEED = 1
 UNCONDITIONAL = "any (unconditional GAN)"
 
-# Garment galleries: each garment scaled this many times (168 pixels) with square pixels, GALLERY_COLUMNS a row on a
-# desktop (about 190 pixels each at 1280 pixels wide) and PHONE_GALLERY_COLUMNS on a phone (about 170 pixels each at
-# 390 pixels wide), with gaps and a caption under each.
-GALLERY_ZOOM = 6
+# Garment galleries: each garment scaled a whole number of times to about GALLERY_SIDE pixels (28-pixel garments 6
+# times, the colour GAN's 64-pixel ones 3 times) with square pixels, GALLERY_COLUMNS a row on a desktop (about 190
+# pixels each at 1280 pixels wide) and PHONE_GALLERY_COLUMNS on a phone (about 170 pixels each at 390 pixels wide),
+# with gaps and a caption under each.
+GALLERY_SIDE = 168
 GALLERY_COLUMNS = 4
 PHONE_GALLERY_COLUMNS = 2
 PHONE_WIDTH = 640
@@ -363,7 +366,10 @@ class WardrobeSpace:
         return self._gallery(images, [f"{caption} {i}" for i in range(1, len(images) + 1)])
 
     def _gallery(self, images: Sequence[Image.Image], captions: Sequence[str]) -> list[tuple[str, str]]:
-        return [(self.png(enlarge(image, GALLERY_ZOOM)), text) for image, text in zip(images, captions, strict=True)]
+        return [
+            (self.png(enlarge(image, max(1, round(GALLERY_SIDE / image.width)))), text)
+            for image, text in zip(images, captions, strict=True)
+        ]
 
     # New garments (the class-conditional GAN)
 
@@ -373,6 +379,8 @@ class WardrobeSpace:
         num_classes = gan.value.gan.config.num_classes if gan.available else len(FASHION_MNIST_CLASSES)
         if num_classes == 0:
             return [UNCONDITIONAL]
+        if num_classes == len(WEARABLE_CLASSES):
+            return list(WEARABLE_CLASSES)
         if num_classes == len(FASHION_MNIST_CLASSES):
             return list(FASHION_MNIST_CLASSES)
         return [f"class {label}" for label in range(num_classes)]
@@ -515,11 +523,17 @@ class WardrobeSpace:
     # Try-on
 
     def gan_garment(self, class_name: str, seed: float) -> str:
-        """One new garment of a wearable class from the GAN, as a 28 x 28 image for the try-on's garment input."""
+        """One new garment of a wearable class from the GAN, as the GAN draws it (64 x 64 colour on white from the
+        bundled colour GAN), for the try-on's garment input."""
         pipeline = self.models["gan"].require()
-        label = GARMENT_LABELS[choice_index(class_name, "Garment class", WEARABLE_CLASSES)]
-        if pipeline.gan.config.num_classes != len(FASHION_MNIST_CLASSES):
-            raise bad_input("The loaded GAN does not have the 10 Fashion-MNIST classes, so it cannot draw this class.")
+        index = choice_index(class_name, "Garment class", WEARABLE_CLASSES)
+        num_classes = pipeline.gan.config.num_classes
+        if num_classes not in (len(WEARABLE_CLASSES), len(FASHION_MNIST_CLASSES)):
+            raise bad_input(
+                f"The loaded GAN has {num_classes} classes, neither the {len(WEARABLE_CLASSES)} wearable ones nor the "
+                f"{len(FASHION_MNIST_CLASSES)} of Fashion-MNIST, so it cannot draw this class."
+            )
+        label = index if num_classes == len(WEARABLE_CLASSES) else GARMENT_LABELS[index]
         return self.png(pipeline(class_labels=label, generator=seeded(seed)).images[0])
 
     def _avatar(self, source: str, seed: float, body_values: Sequence[Any]) -> Avatar:
@@ -534,6 +548,9 @@ class WardrobeSpace:
 
     @staticmethod
     def _garment_of(image: Image.Image, label: int, seed: int) -> Garment:
+        """A colour garment as it comes; a greyscale one colourised and patterned (colour seed `seed`)."""
+        if is_colour(image):
+            return Garment.from_image(colour_garment_input(image), label, DEFAULT_RESOLUTION, framed=False)
         item, _ = to_model_input(image, FASHION_MNIST_SIZE, 1)
         if not np.asarray(item).any():
             raise bad_input("The garment image is empty (no garment on its background).")
@@ -669,8 +686,9 @@ class WardrobeSpace:
 
     def _garments_tab(self) -> None:
         gr.Markdown(
-            "Garments that never existed, drawn by the class-conditional GAN, each 28 x 28 pixels like "
-            "Fashion-MNIST (shown larger). The **truncation** trick draws the noise from a normal cut at +-threshold: "
+            "Garments that never existed, drawn by the class-conditional GAN: the bundled one draws the wardrobe's "
+            "colour garments, 64 x 64 pixels on white (shown larger), which the try-on tab dresses as they are. "
+            "The **truncation** trick draws the noise from a normal cut at +-threshold: "
             "lower values give more typical, less varied garments "
             f"(0 = off, else {MIN_TRUNCATION} to {MAX_TRUNCATION:g})."
         )
@@ -871,9 +889,10 @@ class WardrobeSpace:
     def _tryon_tab(self, body_sliders: list[gr.Slider], examples: list[int]) -> tuple[gr.Image, gr.Dropdown, gr.Radio]:
         gr.Markdown(
             "Dress an avatar (the body shapes tab's, or one of the gallery's) in a garment from the examples, an "
-            "upload (a garment photo or drawing, light on dark or dark on light), the GAN or the sketch tab. The "
-            "garment is colourised and patterned as in the try-on training data, then the try-on model warps it onto "
-            "the body and dresses the avatar."
+            "upload (a garment photo or drawing), the GAN or the sketch tab. A colour garment (the GAN's, or a photo "
+            "on a light background) is worn as it is; a greyscale one (Fashion-MNIST, a drawing) is first colourised "
+            "and patterned as in the try-on training data, its colours chosen by the seed. The try-on model warps the "
+            "garment onto the body and dresses the avatar."
         )
         self._unavailable_note("tryon")
         wearable = [(i, self.heldout.labels[i]) for i in examples if self.heldout.labels[i] in GARMENT_LABELS]
@@ -920,7 +939,7 @@ class WardrobeSpace:
             reference_button = gr.Button("Reference render", elem_id="tryon-reference")
         with gr.Row():
             person = gr.Image(model_result[0], label="Avatar", format="png", elem_id="tryon-person")
-            cloth = gr.Image(model_result[1], label="Garment, colourised", format="png", elem_id="tryon-cloth")
+            cloth = gr.Image(model_result[1], label="Garment as worn", format="png", elem_id="tryon-cloth")
             result = gr.Image(model_result[2], label="Try-on result", format="png", elem_id="tryon-result")
             warped = gr.Image(model_result[3], label="Warped garment", format="png", elem_id="tryon-warped")
         gr.Markdown(
@@ -1104,14 +1123,17 @@ def _without_local_images(card: str) -> str:
 ABOUT_SPACE = f"""
 ## The data
 Garments come from [Fashion-MNIST](https://github.com/zalandoresearch/fashion-mnist) (Zalando Research, MIT license):
-28 x 28 greyscale images of 10 classes, a light garment on black. The examples and the anomaly calibration set are
-1,000 test-split images the models never trained on; the example sketches are their outlines, drawn by
-`hf_vaegan.data.sketch` like the sketch model's training inputs. Avatars and dressed avatars come from the synthetic
-wardrobe renderer of `hf_vaegan.data.wardrobe`: the body-shape VAE learned its undressed avatars, the try-on model its
-dressed ones.
+28 x 28 greyscale images of 10 classes, a light garment on black. The garment GAN learned the wardrobe's colour
+garments: the six wearable classes colourised and patterned by the wardrobe renderer at 64 x 64 on white
+(`examples/make_garment_dataset.py`), as the try-on's training data makes them. The examples and the anomaly
+calibration set are 1,000 test-split images the models never trained on; the example sketches are their outlines,
+drawn by `hf_vaegan.data.sketch` like the sketch model's training inputs. Avatars and dressed avatars come from the
+synthetic wardrobe renderer of `hf_vaegan.data.wardrobe`: the body-shape VAE learned its undressed avatars, the try-on
+model its dressed ones.
 
 ## Limits
-- 28 x 28 greyscale garments: no colour or texture in the GAN and the VAE; the try-on colourises garments itself.
+- The garment GAN draws the wardrobe's six wearable classes in colour at 64 x 64; the style VAE and the anomaly
+  detector know 28 x 28 greyscale Fashion-MNIST only. The try-on colourises greyscale garments itself.
 - The anomaly score measures how unlike Fashion-MNIST an image is, photographs included: a real photo of a shirt is
   usually "unusual" for a model of centred, 28-pixel catalogue images.
 - The try-on model knows the renderer's avatars and Fashion-MNIST garments at 128 x 96: bent arms and unusual

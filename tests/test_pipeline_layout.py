@@ -245,6 +245,7 @@ BUNDLED_PIPELINES = {
     "sketch2garment": (ImageToImagePipeline, UNetGenerator),
     "wardrobe-body-vae": (BodyShapePipeline, VAE),
     "wardrobe-tryon": (TryOnPipeline, TryOnModel),
+    "wardrobe-garment-gan": (GANPipeline, Generator),
 }
 
 

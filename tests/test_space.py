@@ -20,7 +20,7 @@ from space_server import client_scratch_dir, serve_space
 
 from hf_vaegan import VAE, BodyShapePipeline, Generator, TryOnModel, UNetGenerator, VAEPipeline
 from hf_vaegan.data.sketch import garment_to_sketch
-from hf_vaegan.data.wardrobe import BODY_SHAPE_RANGES, BodyShape
+from hf_vaegan.data.wardrobe import BODY_SHAPE_RANGES, BodyShape, make_garment
 from hf_vaegan.models.body_shape import BodyShapeHead
 from hf_vaegan.models.transformation_vae import TransformationVAE
 
@@ -43,6 +43,7 @@ from wardrobe_space.images import (  # noqa: E402
 
 GARMENT_TILE = 28 * 4  # the Space shows 28-pixel garments 4 times larger in single images
 GALLERY_TILE = 28 * 6  # and 6 times larger in its galleries
+COLOUR_GALLERY_TILE = 64 * 3  # the colour GAN's 64-pixel garments 3 times larger
 AVATAR_SIZE = (96 * 3, 128 * 3)  # (width, height) of a shown avatar
 BODY_VAE_AVATAR_SIZE = (64 * 4, 64 * 4)
 
@@ -65,7 +66,8 @@ def make_tiny_models(folder: Path) -> dict[str, str]:
     detector = TransformationVAE(latent_dim=4, base_channels=8).eval()
     detector.fit_normal_features(torch.rand(64, 1, 28, 28) * 2 - 1)
     VAEPipeline(detector).save_pretrained(folder / "anomaly")
-    Generator(resolution=28, out_channels=1, latent_dim=8, base_channels=8, num_classes=10).save_pretrained(
+    # like the bundled garment GAN: the six wearable classes in colour at 64 x 64
+    Generator(resolution=64, out_channels=3, latent_dim=8, base_channels=8, num_classes=6).save_pretrained(
         folder / "gan"
     )
     BodyShapePipeline(
@@ -122,7 +124,17 @@ def uploads(tmp_path_factory: pytest.TempPathFactory, fashion: dict[str, np.ndar
     dress = fashion["images"][np.flatnonzero(fashion["labels"] == 3)[0]]
     trouser = fashion["images"][np.flatnonzero(fashion["labels"] == 1)[0]]
     big_dress = np.asarray(Image.fromarray(dress).resize((300, 300), Image.Resampling.BILINEAR))
+    # a colour garment as the wardrobe draws it (64 x 64 on white), and as a photo would show it
+    cloth = make_garment(dress, 3, 0, (64, 64))
+    on_grey = np.pad(np.where(cloth.mask[..., None], cloth.image, 230), ((20, 20), (40, 40), (0, 0)), mode="edge")
     files = {
+        "colour_garment": (Image.fromarray(cloth.image), "png"),
+        "colour_garment_on_grey": (Image.fromarray(on_grey.astype(np.uint8)), "jpg"),
+        "colour_rgba_cutout": (
+            Image.fromarray(np.dstack([cloth.image * cloth.mask[..., None], cloth.mask * 255]).astype(np.uint8)),
+            "png",
+        ),
+        "colour_on_black": (Image.fromarray(cloth.image * cloth.mask[..., None]), "png"),
         "garment": (Image.fromarray(dress), "png"),
         "trouser": (Image.fromarray(trouser), "png"),
         # a dark garment photographed on white, wider than tall
@@ -167,24 +179,28 @@ def test_space_prints_its_local_url(space):
     assert f"Running on local URL:  {space.url.rstrip('/')}" in space.output()
 
 
-def gallery(items: list[dict]) -> tuple[np.ndarray, list[str]]:
-    """A gallery output as gradio_client returns it -> its images stacked (each `GALLERY_TILE` square) and its
+def gallery(items: list[dict], tile: int = GALLERY_TILE) -> tuple[np.ndarray, list[str]]:
+    """A gallery output as gradio_client returns it -> its images stacked (each `tile` pixels square) and its
     captions."""
     images = [open_image(item["image"]) for item in items]
-    assert all(image.size == (GALLERY_TILE, GALLERY_TILE) for image in images)
+    assert all(image.size == (tile, tile) for image in images)
     return np.stack([np.asarray(image) for image in images]), [item["caption"] for item in items]
 
 
+def new_garments(client, *arguments) -> tuple[np.ndarray, list[str]]:
+    return gallery(client.predict(*arguments, api_name="/generate_garments"), COLOUR_GALLERY_TILE)
+
+
 def test_new_garments_are_reproducible_and_captioned(client):
-    garments, captions = gallery(client.predict("Dress", 16, 3, 0.7, api_name="/generate_garments"))
-    assert len(garments) == 16 and garments.std() > 0
+    garments, captions = new_garments(client, "Dress", 16, 3, 0.7)
+    assert garments.shape == (16, COLOUR_GALLERY_TILE, COLOUR_GALLERY_TILE, 3) and garments.std() > 0
     assert captions == [f"Dress {i}" for i in range(1, 17)]
-    again, _ = gallery(client.predict("Dress", 16, 3, 0.7, api_name="/generate_garments"))
-    other, _ = gallery(client.predict("Dress", 16, 4, 0.7, api_name="/generate_garments"))
+    again, _ = new_garments(client, "Dress", 16, 3, 0.7)
+    other, _ = new_garments(client, "Dress", 16, 4, 0.7)
     assert np.array_equal(garments, again)
     assert not np.array_equal(garments, other)
-    single, captions = gallery(client.predict("Bag", 1, 0, 0, api_name="/generate_garments"))
-    assert len(single) == 1 and captions == ["Bag 1"]
+    single, captions = new_garments(client, "Shirt", 1, 0, 0)
+    assert len(single) == 1 and captions == ["Shirt 1"]
 
 
 @pytest.mark.parametrize(
@@ -195,6 +211,7 @@ def test_new_garments_are_reproducible_and_captioned(client):
         (("Dress", 4, -1, 0), "Seed must be a whole number in [0, 2147483647], got -1"),
         (("Dress", 4, 0, 5), "Truncation must be 0 (off) or in [0.05, 2.0], got 5"),
         (("Hat", 4, 0, 0), "Hat"),
+        (("Sneaker", 4, 0, 0), "Sneaker"),  # not one of the colour GAN's wearable classes
     ],
 )
 def test_new_garments_reject_bad_input(client, arguments, message):
@@ -317,10 +334,12 @@ def test_tryon_model_and_reference(client, uploads, avatar_source):
 
 
 def test_tryon_garments_and_bad_input(client, uploads):
-    gan_garment = client.predict("Coat", 2, api_name="/gan_garment")
-    assert open_image(gan_garment).size == (28, 28)
-    # the GAN's garment and awkward uploads all dress the avatar
-    for garment in (gan_garment, uploads["rgba_cutout"], uploads["16_bit"], uploads["dark_on_white_rgb"]):
+    gan_garment = open_image(client.predict("Coat", 2, api_name="/gan_garment"))
+    assert gan_garment.size == (64, 64) and gan_garment.mode == "RGB"
+    # colour garments and awkward greyscale uploads all dress the avatar
+    colour = ("colour_garment", "colour_garment_on_grey", "colour_rgba_cutout")
+    greyscale = ("rgba_cutout", "16_bit", "dark_on_white_rgb")
+    for garment in (uploads[name] for name in (*colour, *greyscale)):
         result = client.predict(*tryon_arguments(handle_file(garment), "Coat"), api_name="/tryon")[2]
         assert open_image(result).size == AVATAR_SIZE
     for arguments, message in [
@@ -329,6 +348,7 @@ def test_tryon_garments_and_bad_input(client, uploads):
         (tryon_arguments(None), "No garment image: upload one or pick an example"),
         (tryon_arguments(handle_file(uploads["corrupt"])), "The garment upload is not an image"),
         (tryon_arguments(handle_file(uploads["huge"])), "The garment image is too large"),
+        (tryon_arguments(handle_file(uploads["colour_on_black"])), "A colour garment needs a light, plain background"),
     ]:
         for endpoint in ("/tryon", "/reference_tryon"):
             with pytest.raises(AppError) as error:
@@ -522,9 +542,9 @@ def test_bundled_models_tell_real_garments_from_noise(monkeypatch, fashion, tmp_
     from app import WardrobeSpace
 
     space = WardrobeSpace(space_models.load_models(), space_models.HeldoutGarments.load())
-    sneakers = space.generate_garments("Sneaker", 8, 0, 0.7)
-    assert [caption for _, caption in sneakers] == [f"Sneaker {i}" for i in range(1, 9)]
-    assert all(open_image(path).size == (GALLERY_TILE, GALLERY_TILE) for path, _ in sneakers)
+    coats = space.generate_garments("Coat", 8, 0, 0.7)
+    assert [caption for _, caption in coats] == [f"Coat {i}" for i in range(1, 9)]
+    assert all(open_image(path).size == (COLOUR_GALLERY_TILE, COLOUR_GALLERY_TILE) for path, _ in coats)
     rng = np.random.default_rng(0)
     verdicts = {}
     for kind, images in (("real", fashion["images"][::50]), ("noise", rng.integers(0, 256, (20, 28, 28), np.uint8))):
@@ -564,6 +584,20 @@ def test_bundled_sketch_and_tryon_models(monkeypatch, fashion, tmp_path):
     person, _, result, _ = (np.asarray(open_image(path), np.float32) / 255 for path in space.model_tryon(*inputs))
     reference = np.asarray(open_image(space.reference_tryon(*inputs)[0]), np.float32) / 255
     # Against the renderer's ground truth (the card's held-out L1: 0.012), far closer than the undressed avatar.
+    assert np.abs(result - reference).mean() < 0.4 * np.abs(person - reference).mean()
+
+    # The garment the colour GAN invents is the garment worn: its colours, not a colourisation's.
+    invented = tmp_path / "invented.png"  # as the page sends it back: in Gradio's cache
+    open_image(space.gan_garment("T-shirt/top", 3)).save(invented)
+    invented = str(invented)
+    inputs = ("Gallery / seed", 4, *BodyShape().to_dict().values(), invented, "T-shirt/top", 0)
+    person, cloth, result, _ = (
+        np.asarray(open_image(path).convert("RGB"), np.float32) / 255 for path in space.model_tryon(*inputs)
+    )
+    garment = np.asarray(open_image(invented).convert("RGB"), np.float32) / 255
+    garment_colour = garment[garment.min(axis=2) < 0.88].mean(axis=0)
+    assert np.abs(cloth[cloth.min(axis=2) < 0.88].mean(axis=0) - garment_colour).max() < 0.08
+    reference = np.asarray(open_image(space.reference_tryon(*inputs)[0]).convert("RGB"), np.float32) / 255
     assert np.abs(result - reference).mean() < 0.4 * np.abs(person - reference).mean()
 
 

@@ -267,6 +267,17 @@ def test_a_small_flat_garment_image_dresses_like_the_garment_it_shows(wardrobe, 
     assert worn_overlap > 0.93, worn_overlap
 
 
+def test_an_unframed_garment_image_fills_the_cloth_frame(fashion_mnist):
+    """A photo cropped to its garment (no margin, `framed=False`) is dressed as the framed image of it."""
+    images, labels = fashion_mnist
+    small = make_garment(images[first_of_label(labels, 3)], 3, rng=2, resolution=(64, 64))
+    framed = Garment.from_image(small.image, 3)
+    margin = (64 - round(0.88 * 64)) // 2
+    unframed = Garment.from_image(small.image[margin : 64 - margin, margin : 64 - margin], 3, framed=False)
+    overlap = (framed.mask & unframed.mask).sum() / (framed.mask | unframed.mask).sum()
+    assert overlap > 0.95, overlap
+
+
 def test_garment_from_image_refuses_what_it_cannot_read():
     with pytest.raises(ValueError, match=r"square \(S, S, 3\) uint8"):
         Garment.from_image(np.full((64, 48, 3), 255, np.uint8), 0)

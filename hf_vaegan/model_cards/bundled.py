@@ -57,6 +57,12 @@ class BundledCard:
 WARDROBE = "synthetic wardrobe (examples/make_wardrobe_dataset.py: avatars and Fashion-MNIST garments)"
 BODIES = "synthetic avatars (examples/make_body_dataset.py), 500 held-out images of bodies/test.npz"
 TRYON_FID = f"FID of the try-on region (28x28 crops, {FEATURES})"
+GARMENT_FEATURES = "packaged garment classifier features"
+GARMENTS_TEST = {
+    "type": "hf-vaegan/wardrobe-garments",
+    "name": "wardrobe colour garments (examples/make_garment_dataset.py), test split, 6,000 images",
+    "split": "test",
+}
 SPACE_TRYON_INPUTS = "the Space's try-on inputs (benchmarks/tryon_space_inputs.py: 512 gallery avatars x garments)"
 
 BUNDLED_CARDS = {
@@ -117,6 +123,23 @@ BUNDLED_CARDS = {
                 "from hf_vaegan import ImageToImagePipeline\nfrom PIL import Image, ImageDraw\n\npipe"
             ),
         },
+    ),
+    "wardrobe-garment-gan": BundledCard(
+        [FASHION_MNIST],  # the wardrobe's garments are Fashion-MNIST's, colourised
+        [
+            MetricTable(
+                ("model", "FID", "KID", "precision", "recall", "class accuracy"),
+                GARMENTS_TEST,
+                row=(0, "this model"),
+                names={
+                    "FID": f"FID ({GARMENT_FEATURES})",
+                    "KID": f"KID ({GARMENT_FEATURES})",
+                    "precision": f"precision (k=3, {GARMENT_FEATURES})",
+                    "recall": f"recall (k=3, {GARMENT_FEATURES})",
+                    "class accuracy": "class accuracy (packaged garment classifier agrees with the requested label)",
+                },
+            ),
+        ],
     ),
     "wardrobe-body-vae": BundledCard(
         [],

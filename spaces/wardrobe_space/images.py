@@ -36,6 +36,14 @@ CONVERTIBLE_MODES = {
 }
 # Mean border brightness above which an upload is taken as a dark garment on a light background.
 LIGHT_BACKGROUND = 127.5
+# An upload is a colour garment, worn as it comes, when more than COLOUR_SHARE of its pixels have channels this far
+# apart (of 255); greyscale garments (Fashion-MNIST items, drawings) are colourised by the try-on's colour seed.
+# Muted colours count (the wardrobe's pale pink has channels 18 apart); a greyscale JPEG decodes to within 1 or 2.
+COLOUR_SPREAD = 8
+COLOUR_SHARE = 0.01
+# A colour garment's pixel this close to its background colour (largest channel difference, of 255) is background:
+# `Garment.from_image`'s default threshold (0.12).
+BACKGROUND_TOLERANCE = 0.12 * 255
 # A sketch pixel this much darker than white paper is part of a line.
 SKETCH_INK_CONTRAST = 32
 # Gradio refuses bigger files before they reach the app.
@@ -127,8 +135,14 @@ def transparent_background(image: Image.Image) -> int:
 def canonical(image: Image.Image, num_channels: int) -> Image.Image:
     """`to_canonical_mode` with transparency on the background the image stands out from, and a `gr.Error` for an
     image whose values cannot be pixels (a float image with negative values, say)."""
+    return canonical_on(image, num_channels, transparent_background(image))
+
+
+def canonical_on(image: Image.Image, num_channels: int, background: int) -> Image.Image:
+    """`to_canonical_mode` with transparency on the grey level `background`, and a `gr.Error` for an image whose
+    values cannot be pixels."""
     try:
-        return to_canonical_mode(image, num_channels, background=transparent_background(image))
+        return to_canonical_mode(image, num_channels, background=background)
     except ValueError as error:
         raise bad_input(f"This upload cannot be used: {error}") from None
 
@@ -149,6 +163,39 @@ def to_model_input(image: Image.Image, resolution: int, num_channels: int) -> tu
         image = ImageOps.invert(image)
     background = border_color(image)
     return fit(image, resolution, background[0] if num_channels == 1 else background), inverted
+
+
+def is_colour(image: Image.Image) -> bool:
+    """Whether an upload shows a colour garment rather than a greyscale one (see `COLOUR_SPREAD`); transparent
+    pixels count as white."""
+    pixels = np.asarray(canonical_on(image, 3, background=255), dtype=np.int16)
+    return float(np.mean(np.ptp(pixels, axis=2) > COLOUR_SPREAD)) > COLOUR_SHARE
+
+
+def colour_garment_input(image: Image.Image) -> np.ndarray:
+    """A colour garment upload -> a square uint8 RGB image of the garment alone on white, cropped to the garment:
+    the input of `Garment.from_image(..., framed=False)`.
+
+    Transparent pixels become white; the border's colour is the background, and every pixel within
+    `BACKGROUND_TOLERANCE` of it becomes white, so that a garment photographed on light grey paper keeps only itself.
+
+    Raises:
+        gr.Error: a dark background (the garment could not be told from it without inventing colours), or no garment.
+    """
+    pixels = np.array(canonical_on(image, 3, background=255))
+    background = np.array(border_color(Image.fromarray(pixels)), dtype=np.int16)
+    if float(np.mean(background)) <= LIGHT_BACKGROUND:
+        raise bad_input(
+            "A colour garment needs a light, plain background (a dark one would be taken for part of it): "
+            "photograph it on white, or upload a greyscale garment to have it colourised."
+        )
+    garment = np.abs(pixels.astype(np.int16) - background).max(axis=2) > BACKGROUND_TOLERANCE
+    if not garment.any():
+        raise bad_input("The garment image is empty (nothing stands out from its background).")
+    pixels[~garment] = 255
+    rows, columns = np.flatnonzero(garment.any(axis=1)), np.flatnonzero(garment.any(axis=0))
+    crop = Image.fromarray(pixels[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1])
+    return np.asarray(fit(crop, max(crop.size), (255, 255, 255)))
 
 
 def sketch_to_model_input(image: Image.Image, resolution: int) -> tuple[Image.Image, bool]:

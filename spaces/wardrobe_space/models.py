@@ -191,7 +191,7 @@ def load_anomaly_detector(folder: Path) -> AnomalyDetector:
 
 
 MODEL_SPECS = (
-    ModelSpec("gan", "The garment GAN", "HF_VAEGAN_GAN", "fashion-cgan", GANPipeline.from_pretrained),
+    ModelSpec("gan", "The garment GAN", "HF_VAEGAN_GAN", "wardrobe-garment-gan", GANPipeline.from_pretrained),
     ModelSpec("vae", "The style VAE", "HF_VAEGAN_VAE", "fashion-vae", VAEPipeline.from_pretrained),
     ModelSpec("anomaly", "The anomaly detector", "HF_VAEGAN_ANOMALY", "fashion-anomaly-vae", load_anomaly_detector),
     ModelSpec(

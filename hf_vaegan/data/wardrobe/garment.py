@@ -115,19 +115,22 @@ class Garment:
         label: int,
         resolution: Sequence[int] = DEFAULT_RESOLUTION,
         background_threshold: float = 0.12,
+        framed: bool = True,
     ) -> Garment:
         """A garment from a square flat-garment image on white of any size, e.g. a colour garment GAN's sample.
 
-        The image is laid out as :func:`make_garment` lays out a garment at that size (the item's frame centred, 88 %
-        of the side); that frame is rescaled into the cloth frame at ``resolution``. The mask is where the colour is
-        off white by more than ``background_threshold`` (in [0, 1], the largest channel difference), so the garment
-        you generate is the garment that gets dressed, colours and patterns included.
+        With ``framed`` the image is laid out as :func:`make_garment` lays out a garment at that size (the item's
+        frame centred, 88 % of the side); without, the whole image is the frame (a garment photo cropped to the
+        garment). That frame is rescaled into the cloth frame at ``resolution``. The mask is where the colour is off
+        white by more than ``background_threshold`` (in [0, 1], the largest channel difference), so the garment you
+        generate is the garment that gets dressed, colours and patterns included.
 
         Args:
             image: (S, S, 3) uint8 RGB, white background.
             label: its Fashion-MNIST class, one of :data:`GARMENT_LABELS`.
             resolution: (height, width) of the cloth image; use the avatars' resolution.
             background_threshold: distance from white below which a pixel is background.
+            framed: whether the image has the margin of :func:`make_garment`'s layout around the item's frame.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.shape[0] != image.shape[1]:
@@ -135,7 +138,7 @@ class Garment:
         if not 0 < background_threshold < 1:
             raise ValueError(f"background_threshold must be in (0, 1), got {background_threshold}")
         resolution = check_resolution(resolution)
-        source_x0, source_y0, source_size = _garment_frame(image.shape[:2])
+        source_x0, source_y0, source_size = _garment_frame(image.shape[:2]) if framed else (0, 0, image.shape[0])
         frame = image[source_y0 : source_y0 + source_size, source_x0 : source_x0 + source_size]
         x0, y0, size = _garment_frame(resolution)
         frame = np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BICUBIC))
