@@ -36,6 +36,8 @@ from wardrobe_space import models as space_models  # noqa: E402
 from wardrobe_space.images import (  # noqa: E402
     MAX_UPLOAD_PIXELS,
     OutputFiles,
+    colour_garment_input,
+    garment_coverage,
     open_upload,
     sketch_to_model_input,
     to_model_input,
@@ -586,6 +588,14 @@ def test_bundled_sketch_and_tryon_models(monkeypatch, fashion, tmp_path):
     # Against the renderer's ground truth (the card's held-out L1: 0.012), far closer than the undressed avatar.
     assert np.abs(result - reference).mean() < 0.4 * np.abs(person - reference).mean()
 
+    # The try-on's GAN button gives garments that stand out from their white background (the seed 0 T-shirt is white).
+    from app import MIN_GARMENT_COVERAGE, WEARABLE_CLASSES
+
+    for garment_class in WEARABLE_CLASSES:
+        for seed in range(3):
+            drawn = open_image(space.gan_garment(garment_class, seed))
+            assert garment_coverage(drawn) >= MIN_GARMENT_COVERAGE, (garment_class, seed)
+
     # The garment the colour GAN invents is the garment worn: its colours, not a colourisation's.
     invented = tmp_path / "invented.png"  # as the page sends it back: in Gradio's cache
     open_image(space.gan_garment("T-shirt/top", 3)).save(invented)
@@ -631,3 +641,22 @@ def test_the_sketch_input_touched_last_wins(monkeypatch, tmp_path):
         space.canvas_sketch(blank, "canvas")
     with pytest.raises(gr.Error, match="Last touched input must be one of canvas, sketch"):
         space.canvas_sketch({"composite": drawing}, "both")
+
+
+def test_a_colour_garment_upload_is_cropped_to_the_garment(fashion):
+    """A colour garment upload keeps only the garment, on white: a speck of dust away from it, a grey backdrop and a
+    transparent background change nothing, and a dark backdrop is refused by name."""
+    dress = fashion["images"][np.flatnonzero(fashion["labels"] == 3)[0]]
+    cloth = make_garment(dress, 3, 1, (64, 64))
+    clean = colour_garment_input(Image.fromarray(cloth.image))
+    dusty = np.pad(cloth.image, ((0, 16), (0, 16), (0, 0)), constant_values=255)
+    dusty[-3:-1, -3:-1] = 40
+    assert np.array_equal(colour_garment_input(Image.fromarray(dusty)), clean)
+    grey = np.where(cloth.mask[..., None], cloth.image, 225).astype(np.uint8)
+    assert np.abs(colour_garment_input(Image.fromarray(grey)).astype(int) - clean).max() <= 1
+    cutout = Image.fromarray(np.dstack([cloth.image * cloth.mask[..., None], cloth.mask * 255]).astype(np.uint8))
+    assert np.array_equal(colour_garment_input(cutout), clean)
+    height = np.ptp(np.flatnonzero(cloth.mask.any(axis=1))) + 1
+    assert clean.shape == (height, height, 3)  # a square as high as the (dress-shaped) garment: cropped to it
+    with pytest.raises(gr.Error, match="A colour garment needs a light, plain background"):
+        colour_garment_input(Image.fromarray((cloth.image * cloth.mask[..., None]).astype(np.uint8)))

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from diffusers.utils import make_image_grid
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 from hf_vaegan.data.images import to_canonical_mode
 
@@ -44,6 +45,7 @@ COLOUR_SHARE = 0.01
 # A colour garment's pixel this close to its background colour (largest channel difference, of 255) is background:
 # `Garment.from_image`'s default threshold (0.12).
 BACKGROUND_TOLERANCE = 0.12 * 255
+SPECK_SHARE = 0.05
 # A sketch pixel this much darker than white paper is part of a line.
 SKETCH_INK_CONTRAST = 32
 # Gradio refuses bigger files before they reach the app.
@@ -172,12 +174,20 @@ def is_colour(image: Image.Image) -> bool:
     return float(np.mean(np.ptp(pixels, axis=2) > COLOUR_SPREAD)) > COLOUR_SHARE
 
 
+def garment_coverage(image: Image.Image) -> float:
+    """The share of a garment image on white that the garment covers: pixels off white by more than
+    `BACKGROUND_TOLERANCE` (`Garment.from_image`'s mask)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return float(np.mean(255 - pixels.min(axis=2) > BACKGROUND_TOLERANCE))
+
+
 def colour_garment_input(image: Image.Image) -> np.ndarray:
     """A colour garment upload -> a square uint8 RGB image of the garment alone on white, cropped to the garment:
     the input of `Garment.from_image(..., framed=False)`.
 
     Transparent pixels become white; the border's colour is the background, and every pixel within
-    `BACKGROUND_TOLERANCE` of it becomes white, so that a garment photographed on light grey paper keeps only itself.
+    `BACKGROUND_TOLERANCE` of it becomes white, so that a garment photographed on light grey paper keeps only itself;
+    specks apart from the garment become white too.
 
     Raises:
         gr.Error: a dark background (the garment could not be told from it without inventing colours), or no garment.
@@ -192,6 +202,11 @@ def colour_garment_input(image: Image.Image) -> np.ndarray:
     garment = np.abs(pixels.astype(np.int16) - background).max(axis=2) > BACKGROUND_TOLERANCE
     if not garment.any():
         raise bad_input("The garment image is empty (nothing stands out from its background).")
+    # Specks away from the garment (noise, dust on the photo) would stretch its frame: only the garment's own parts
+    # (8-connected regions of at least SPECK_SHARE of the largest) are kept.
+    regions, _ = ndimage.label(garment, structure=np.ones((3, 3)))
+    sizes = np.bincount(regions.ravel())[1:]
+    garment = np.isin(regions, 1 + np.flatnonzero(sizes >= SPECK_SHARE * sizes.max()))
     pixels[~garment] = 255
     rows, columns = np.flatnonzero(garment.any(axis=1)), np.flatnonzero(garment.any(axis=0))
     crop = Image.fromarray(pixels[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1])
