@@ -30,7 +30,6 @@ from wardrobe_space.images import (
     colour_garment_input,
     enlarge,
     garment_coverage,
-    is_colour,
     open_upload,
     sketch_to_model_input,
     to_model_input,
@@ -560,8 +559,9 @@ class WardrobeSpace:
     @staticmethod
     def _garment_of(image: Image.Image, label: int, seed: int) -> Garment:
         """A colour garment as it comes; a greyscale one colourised and patterned (colour seed `seed`)."""
-        if is_colour(image):
-            return Garment.from_image(colour_garment_input(image), label, DEFAULT_RESOLUTION, framed=False)
+        colour_garment = colour_garment_input(image)
+        if colour_garment is not None:
+            return Garment.from_image(colour_garment, label, DEFAULT_RESOLUTION, framed=False)
         item, _ = to_model_input(image, FASHION_MNIST_SIZE, 1)
         if not np.asarray(item).any():
             raise bad_input("The garment image is empty (no garment on its background).")

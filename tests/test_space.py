@@ -649,6 +649,7 @@ def test_a_colour_garment_upload_is_cropped_to_the_garment(fashion):
     dress = fashion["images"][np.flatnonzero(fashion["labels"] == 3)[0]]
     cloth = make_garment(dress, 3, 1, (64, 64))
     clean = colour_garment_input(Image.fromarray(cloth.image))
+    assert colour_garment_input(Image.fromarray(dress)) is None  # greyscale: colourised by the try-on instead
     dusty = np.pad(cloth.image, ((0, 16), (0, 16), (0, 0)), constant_values=255)
     dusty[-3:-1, -3:-1] = 40
     assert np.array_equal(colour_garment_input(Image.fromarray(dusty)), clean)

@@ -167,13 +167,6 @@ def to_model_input(image: Image.Image, resolution: int, num_channels: int) -> tu
     return fit(image, resolution, background[0] if num_channels == 1 else background), inverted
 
 
-def is_colour(image: Image.Image) -> bool:
-    """Whether an upload shows a colour garment rather than a greyscale one (see `COLOUR_SPREAD`); transparent
-    pixels count as white."""
-    pixels = np.asarray(canonical_on(image, 3, background=255), dtype=np.int16)
-    return float(np.mean(np.ptp(pixels, axis=2) > COLOUR_SPREAD)) > COLOUR_SHARE
-
-
 def garment_coverage(image: Image.Image) -> float:
     """The share of a garment image on white that the garment covers: pixels off white by more than
     `BACKGROUND_TOLERANCE` (`Garment.from_image`'s mask)."""
@@ -181,9 +174,10 @@ def garment_coverage(image: Image.Image) -> float:
     return float(np.mean(255 - pixels.min(axis=2) > BACKGROUND_TOLERANCE))
 
 
-def colour_garment_input(image: Image.Image) -> np.ndarray:
+def colour_garment_input(image: Image.Image) -> np.ndarray | None:
     """A colour garment upload -> a square uint8 RGB image of the garment alone on white, cropped to the garment:
-    the input of `Garment.from_image(..., framed=False)`.
+    the input of `Garment.from_image(..., framed=False)`; None for a greyscale garment (see `COLOUR_SPREAD`), which
+    the try-on colourises instead.
 
     Transparent pixels become white; the border's colour is the background, and every pixel within
     `BACKGROUND_TOLERANCE` of it becomes white, so that a garment photographed on light grey paper keeps only itself;
@@ -193,6 +187,8 @@ def colour_garment_input(image: Image.Image) -> np.ndarray:
         gr.Error: a dark background (the garment could not be told from it without inventing colours), or no garment.
     """
     pixels = np.array(canonical_on(image, 3, background=255))
+    if float(np.mean(np.ptp(pixels.astype(np.int16), axis=2) > COLOUR_SPREAD)) <= COLOUR_SHARE:
+        return None
     background = np.array(border_color(Image.fromarray(pixels)), dtype=np.int16)
     if float(np.mean(background)) <= LIGHT_BACKGROUND:
         raise bad_input(
