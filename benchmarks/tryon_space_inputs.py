@@ -3,11 +3,13 @@
     python benchmarks/tryon_space_inputs.py --grid worst_cases.png
 
 The Space (`spaces/app.py`) dresses avatars of its gallery (random body parameters on a random backdrop, bent arms
-included: `random_avatar(seed)`) in garments from the garment GAN (`fashion-cgan`, a class and a seed) or from the
-held-out Fashion-MNIST items it ships (`spaces/data/heldout_garments.npz`), colourised with a colour seed
-(`make_garment`). This benchmark takes `--num_avatars` gallery seeds (0, 1, ...) x `--num_garments` garments (half
-from the GAN, half held-out, the wearable classes in turn) x `--num_colour_seeds` colour seeds, every try-on scored
-against what the renderer draws for the same pair (`hf_vaegan.data.wardrobe.dress`):
+included: `random_avatar(seed)`) in garments from the colour garment GAN (`wardrobe-garment-gan`, a class and a seed,
+worn as drawn) or from the held-out Fashion-MNIST items it ships (`spaces/data/heldout_garments.npz`), colourised with
+a colour seed (`make_garment`). This benchmark takes `--num_avatars` gallery seeds (0, 1, ...) x `--num_garments`
+garments (half from the GAN, half held-out, the wearable classes in turn) x `--num_colour_seeds` colour seeds (for
+the colour GAN: as many draws), every try-on scored against what the renderer draws for the same pair
+(`hf_vaegan.data.wardrobe.dress`). `--gan hf_vaegan/pretrained/fashion-cgan` gives the cases of the Space before its
+colour GAN (greyscale garments, colourised).
 
 - SSIM: the mean and the 10th percentile over the cases;
 - L1: mean absolute error on the [0, 1] scale;
@@ -23,6 +25,7 @@ result, the ground truth and the artefact map (white = off by more than 0.15).
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +49,23 @@ from hf_vaegan.pipelines.pipeline_gan import GANPipeline
 from hf_vaegan.pipelines.pipeline_tryon import paste_garment
 
 PRETRAINED = Path(hf_vaegan.__file__).parent / "pretrained"
-HELDOUT = Path(__file__).resolve().parents[1] / "spaces" / "data" / "heldout_garments.npz"
+SPACE = Path(__file__).resolve().parents[1] / "spaces"
+HELDOUT = SPACE / "data" / "heldout_garments.npz"
+# The Space's own garment handling, so that the cases are what the Space feeds the model.
+sys.path.insert(0, str(SPACE))
+from wardrobe_space.images import colour_garment_input, gan_garment_for_tryon  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=PRETRAINED / "wardrobe-tryon", help="the try-on model's folder")
     parser.add_argument("--compare", action="append", default=[], help="NAME=FOLDER: another try-on model")
-    parser.add_argument("--gan", type=Path, default=PRETRAINED / "fashion-cgan", help="the Space's garment GAN")
+    parser.add_argument(
+        "--gan",
+        type=Path,
+        default=PRETRAINED / "wardrobe-garment-gan",
+        help="the Space's garment GAN (a greyscale one, e.g. fashion-cgan, has its garments colourised)",
+    )
     parser.add_argument("--heldout", type=Path, default=HELDOUT, help="the Space's held-out garments (.npz)")
     parser.add_argument("--num_avatars", type=int, default=16, help="gallery seeds 0 .. N-1")
     parser.add_argument("--num_garments", type=int, default=16, help="half from the GAN, half held-out")
@@ -71,33 +83,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def space_garments(gan_folder: Path, heldout: Path, count: int, seed: int) -> list[tuple[np.ndarray, int, str]]:
-    """(28 x 28 uint8 item, label, source) for `count` garments: the GAN's and the held-out set's, the wearable classes
-    in turn, as the Space's garment input takes them (light garment on black)."""
-    rng = np.random.default_rng(seed)
-    garments = []
-    gan = GANPipeline.from_pretrained(gan_folder)
-    with np.load(heldout) as data:
-        images, labels = data["images"], data["labels"].astype(np.int64)
-    for index in range(count):
-        label = GARMENT_LABELS[index // 2 % len(GARMENT_LABELS)]
-        if index % 2 == 0:
-            gan_seed = int(rng.integers(0, 2**31))
-            image = gan(class_labels=label, generator=torch.Generator().manual_seed(gan_seed)).images[0]
-            garments.append((np.asarray(image.convert("L")), label, f"GAN seed {gan_seed}"))
-        else:
-            choice = int(rng.choice(np.flatnonzero(labels == label)))
-            garments.append((images[choice], label, f"held-out #{choice}"))
-    return garments
-
-
 def space_cases(args: argparse.Namespace) -> list[SpaceCase]:
-    garments = space_garments(args.gan, args.heldout, args.num_garments, args.seed)
+    """The gallery avatars x the garments x the colour seeds. A colour GAN's garment is drawn as the Space's GAN
+    button draws it and worn as it comes (cropped to the garment, as the Space takes a colour garment), one GAN draw
+    per colour seed; a greyscale GAN's and the held-out items are colourised with each colour seed."""
+    rng = np.random.default_rng(args.seed)
+    gan = GANPipeline.from_pretrained(args.gan)
+    colour_gan = gan.gan.config.out_channels == 3
+    colours = range(args.num_colour_seeds)
+    with np.load(args.heldout) as data:
+        images, labels = data["images"], data["labels"].astype(np.int64)
+    garments = []  # (label, [(source, item, cloth) per colour seed])
+    for index in range(args.num_garments):
+        class_index = index // 2 % len(GARMENT_LABELS)
+        label = GARMENT_LABELS[class_index]
+        if index % 2 == 1:
+            choice = int(rng.choice(np.flatnonzero(labels == label)))
+            garments.append((label, [(f"held-out #{choice}", images[choice], None)] * len(colours)))
+            continue
+        gan_seed = int(rng.integers(0, 2**31))
+        if not colour_gan:
+            image = gan(class_labels=label, generator=torch.Generator().manual_seed(gan_seed)).images[0]
+            garments.append((label, [(f"GAN seed {gan_seed}", np.asarray(image.convert("L")), None)] * len(colours)))
+            continue
+        gan_label = class_index if gan.gan.config.num_classes == len(GARMENT_LABELS) else label
+        draws = []
+        for colour in colours:
+            image = gan_garment_for_tryon(gan, gan_label, torch.Generator().manual_seed(gan_seed + colour))
+            draws.append((f"GAN seed {gan_seed + colour}", None, colour_garment_input(image)))
+        garments.append((label, draws))
     return [
-        SpaceCase(avatar, item, label, source, colour)
+        SpaceCase(avatar, item, label, source, colour, cloth)
         for avatar in range(args.num_avatars)
-        for item, label, source in garments
-        for colour in range(args.num_colour_seeds)
+        for label, draws in garments
+        for colour, (source, item, cloth) in enumerate(draws)
     ]
 
 

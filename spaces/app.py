@@ -29,7 +29,7 @@ from wardrobe_space.images import (
     OutputFiles,
     colour_garment_input,
     enlarge,
-    garment_coverage,
+    gan_garment_for_tryon,
     open_upload,
     sketch_to_model_input,
     to_model_input,
@@ -106,11 +106,6 @@ SKETCH_PEN_RADIUS = 7
 SKETCH_JITTER = 0.6
 SKETCH_SEED = 1
 UNCONDITIONAL = "any (unconditional GAN)"
-# The colour GAN draws about one garment in ten so light that little of it stands out from the white background (real
-# garments of the data cover at least 15% of their image in 99 cases in 100, trousers and dresses included): dressed,
-# only its shading would show. The try-on's GAN button takes the first of a seed's candidates that covers this much.
-MIN_GARMENT_COVERAGE = 0.15
-GAN_GARMENT_CANDIDATES = 8
 
 # Garment galleries: each garment scaled a whole number of times to about GALLERY_SIDE pixels (28-pixel garments 6
 # times, the colour GAN's 64-pixel ones 3 times) with square pixels, GALLERY_COLUMNS a row on a desktop (about 190
@@ -530,7 +525,7 @@ class WardrobeSpace:
     def gan_garment(self, class_name: str, seed: float) -> str:
         """One new garment of a wearable class from the GAN, as the GAN draws it (64 x 64 colour on white from the
         bundled colour GAN; the first of the seed's candidates that stands out from the white, see
-        `MIN_GARMENT_COVERAGE`), for the try-on's garment input."""
+        `gan_garment_for_tryon`), for the try-on's garment input."""
         pipeline = self.models["gan"].require()
         index = choice_index(class_name, "Garment class", WEARABLE_CLASSES)
         num_classes = pipeline.gan.config.num_classes
@@ -540,11 +535,7 @@ class WardrobeSpace:
                 f"{len(FASHION_MNIST_CLASSES)} of Fashion-MNIST, so it cannot draw this class."
             )
         label = index if num_classes == len(WEARABLE_CLASSES) else GARMENT_LABELS[index]
-        candidates = pipeline(batch_size=GAN_GARMENT_CANDIDATES, class_labels=label, generator=seeded(seed)).images
-        if pipeline.gan.config.out_channels == 1:  # light on black, colourised by the try-on
-            return self.png(candidates[0])
-        visible = (image for image in candidates if garment_coverage(image) >= MIN_GARMENT_COVERAGE)
-        return self.png(next(visible, candidates[0]))
+        return self.png(gan_garment_for_tryon(pipeline, label, seeded(seed)))
 
     def _avatar(self, source: str, seed: float, body_values: Sequence[Any]) -> Avatar:
         if choice_index(source, "Avatar", AVATAR_SOURCES) == 0:

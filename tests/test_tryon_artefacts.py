@@ -1,13 +1,16 @@
 """The try-on artefact rate and the benchmark cases of the Space's input distribution."""
 
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hf_vaegan.data import GARMENT_LABELS
-from hf_vaegan.data.wardrobe import PARSE_LABELS, dress, make_garment, random_avatar
+from hf_vaegan.data.wardrobe import PARSE_LABELS, Garment, dress, make_garment, random_avatar
 from hf_vaegan.metrics.tryon import (
     ARTEFACT_THRESHOLD,
     SpaceCase,
@@ -21,6 +24,9 @@ from hf_vaegan.metrics.tryon import (
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
 SIZE = (32, 24)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import tryon_space_inputs  # noqa: E402
 
 
 def images(seed: int = 0) -> torch.Tensor:
@@ -87,6 +93,19 @@ def test_space_cases_are_the_renderers_avatars_garments_and_ground_truth(cases):
     assert batch["keypoints"].shape == (2, 18, 3) and batch["agnostic_mask"].shape == (2, 1, *SIZE)
 
 
+def test_a_colour_garment_case_is_worn_as_it_comes():
+    cloth = np.full((40, 40, 3), 255, np.uint8)
+    cloth[:, 8:32] = (200, 30, 40)  # a red dress, cropped to the garment as the Space crops a colour upload
+    case = SpaceCase(0, label=3, source="colour", cloth=cloth, colour_seed=7)
+    batch = space_case_tensors([case], SIZE)
+    dressed = dress(random_avatar(0, SIZE), Garment.from_image(cloth, 3, SIZE, framed=False))
+    torch.testing.assert_close(
+        batch["target"][0], torch.from_numpy(dressed.image).permute(2, 0, 1).float() / 127.5 - 1
+    )
+    worn = batch["cloth"][0][:, batch["cloth_mask"][0, 0] > 0.5]
+    torch.testing.assert_close(worn.mean(dim=1), torch.tensor([200, 30, 40]) / 127.5 - 1, atol=0.05, rtol=0)
+
+
 def test_the_ground_truth_scores_perfectly_and_the_person_does_not(cases):
     batches = list(space_case_batches(cases, 5, SIZE))
     targets = iter([batch["target"] for batch in batches])
@@ -97,3 +116,22 @@ def test_the_ground_truth_scores_perfectly_and_the_person_does_not(cases):
     assert truth["artefact_rate"] == truth["arm_artefact_rate"] == truth["l1"] == 0
     assert truth["ssim_mean"] == pytest.approx(1) and truth["ssim_p10"] == pytest.approx(1)
     assert undressed["artefact_rate"] > 0.01 and undressed["ssim_p10"] < truth["ssim_p10"]
+
+
+def test_the_space_input_benchmark_dresses_the_colour_gans_garments_as_drawn(tmp_path, capsys):
+    flags = ["--num_avatars", "1", "--num_garments", "4", "--num_colour_seeds", "2"]
+    cases = tryon_space_inputs.space_cases(tryon_space_inputs.parse_args(flags))
+    gan_cases = [case for case in cases if case.source.startswith("GAN")]
+    assert len(cases) == 8 and len(gan_cases) == 4
+    assert all(case.cloth is not None and case.cloth.shape[2] == 3 for case in gan_cases)
+    assert len({case.source for case in gan_cases}) == 4  # one GAN draw per colour seed
+    assert all(
+        case.cloth is None and case.item.shape == (28, 28) for case in cases if case.source.startswith("held-out")
+    )
+
+    tryon_space_inputs.main([*flags, "--grid", str(tmp_path / "worst.png"), "--num_worst", "3"])
+    output = capsys.readouterr().out.splitlines()
+    figures = json.loads(next(line for line in output if line.startswith("{")))
+    assert figures["cases"] == 8
+    assert figures["model"]["artefact_rate"] < figures["naive paste"]["artefact_rate"]
+    assert Image.open(tmp_path / "worst.png").size == (5 * 96, 3 * 128)

@@ -287,3 +287,37 @@ def test_garment_from_image_refuses_what_it_cannot_read():
         Garment.from_image(np.zeros((64, 64, 3), np.uint8), 9)
     with pytest.raises(ValueError, match=r"background_threshold must be in \(0, 1\)"):
         Garment.from_image(np.zeros((64, 64, 3), np.uint8), 0, background_threshold=1.5)
+
+
+GARMENT_PARSE = [PARSE_LABELS.index(name) for name in ("upper_clothes", "coat")]
+
+
+def flat_top(sleeve_rows: slice | None, straps: bool = False) -> np.ndarray:
+    """A 28 x 28 Fashion-MNIST-like top: a torso, straps above it or sleeves out to the frame's sides over
+    ``sleeve_rows``."""
+    item = np.zeros((28, 28), np.uint8)
+    item[8 if straps else 2 :, 7:21] = 180
+    if straps:
+        item[:8, 8:10] = item[:8, 18:20] = 180
+    if sleeve_rows is not None:
+        item[sleeve_rows, 1:27] = 180
+    return item
+
+
+@pytest.mark.parametrize(
+    ("label", "item", "sleeve"),
+    [
+        (0, flat_top(None, straps=True), "none"),  # a tank top: its sides run down to the hem
+        (0, flat_top(slice(2, 9)), "short"),
+        (2, flat_top(slice(2, 27)), "long"),  # a pullover's sleeves hang down to its hem
+    ],
+)
+def test_sleeves_follow_the_flat_garment(label, item, sleeve):
+    avatar = render_avatar(BodyShape())
+    garment = make_garment(item, label, 0, avatar.resolution)
+    arms = np.isin(avatar.parse, [PARSE_LABELS.index("left_arm"), PARSE_LABELS.index("right_arm")])
+    # Arms are drawn in front of the garment's body, sleeves in front of the arms.
+    worn_on_arms = (np.isin(dress(avatar, garment).parse, GARMENT_PARSE) & arms).sum() / arms.sum()
+    assert {"none": worn_on_arms < 0.02, "short": 0.05 < worn_on_arms < 0.5, "long": worn_on_arms > 0.5}[sleeve], (
+        worn_on_arms
+    )

@@ -18,6 +18,7 @@ from ..data.wardrobe import (
     DEFAULT_RESOLUTION,
     PARSE_LABELS,
     Avatar,
+    Garment,
     agnostic,
     dress,
     make_garment,
@@ -225,13 +226,16 @@ ARM_PARSE_LABELS = tuple(PARSE_LABELS.index(name) for name in ("left_arm", "righ
 @dataclass(frozen=True)
 class SpaceCase:
     """One try-on of the Space's input distribution: an avatar seed, a garment (a 28 x 28 item, its class and where
-    it came from) and a colour seed."""
+    it came from) and a colour seed; or, with ``cloth``, a colour garment as the Space's try-on takes it (a square
+    uint8 RGB image cropped to the garment, on white: ``Garment.from_image(framed=False)``), worn as it comes, in which
+    case ``item`` and ``colour_seed`` are not used."""
 
     avatar_seed: int
     item: np.ndarray = None
     label: int = 0
     source: str = ""
     colour_seed: int = 0
+    cloth: np.ndarray | None = None
 
 
 def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = DEFAULT_RESOLUTION) -> dict:
@@ -247,7 +251,10 @@ def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = D
         if case.avatar_seed not in avatars:
             avatars[case.avatar_seed] = random_avatar(case.avatar_seed, resolution)
         avatar = avatars[case.avatar_seed]
-        garment = make_garment(case.item, int(case.label), case.colour_seed, resolution)
+        if case.cloth is None:
+            garment = make_garment(case.item, int(case.label), case.colour_seed, resolution)
+        else:
+            garment = Garment.from_image(case.cloth, int(case.label), resolution, framed=False)
         dressed = dress(avatar, garment)
         columns["agnostic"].append(agnostic(avatar.image, dressed.agnostic_mask))
         columns["agnostic_mask"].append(dressed.agnostic_mask)

@@ -19,17 +19,19 @@ class _Template:
     """How a Fashion-MNIST category's 28 x 28 frame lands on the body.
 
     The outer ``sleeve_share`` of the cloth's width on either side, from the shoulder down, is a sleeve; the middle is
-    the torso (or both trouser legs). ``top`` and ``hem`` place the frame's first and last rows on the body.
+    the torso (or both trouser legs). ``top`` and ``hem`` place the frame's first and last rows on the body. With
+    ``sleeves_end_above_hem``, outer columns that run down to the hem are the sides of a sleeveless top, not sleeves.
     """
 
     parse_label: int
     top: tuple[str, float]
     hem: tuple[str, float]
     sleeve_share: float = 0.2
+    sleeves_end_above_hem: bool = False
 
 
 _TEMPLATES = {
-    0: _Template(_LABEL["upper_clothes"], ("neck", 0.0), ("hip", 0.02), sleeve_share=0.19),
+    0: _Template(_LABEL["upper_clothes"], ("neck", 0.0), ("hip", 0.02), sleeve_share=0.19, sleeves_end_above_hem=True),
     1: _Template(_LABEL["pants"], ("trouser_waist", 0.0), ("ankle", 0.01), sleeve_share=0.0),
     2: _Template(_LABEL["upper_clothes"], ("neck", 0.0), ("hip", 0.03)),
     3: _Template(_LABEL["dress"], ("neck", 0.01), ("knee", 0.03), sleeve_share=0.0),
@@ -39,6 +41,8 @@ _TEMPLATES = {
 
 # A sleeve starts within this many frame rows of the top and is at least this wide.
 _SLEEVE_START, _SLEEVE_MIN_WIDTH = 10.0, 1.5
+# A short sleeve ends more than this many frame rows above the garment's last row.
+_SLEEVE_HEM_GAP = 2.0
 
 _UPPER_HEM = ("hip", 0.15)
 
@@ -188,7 +192,20 @@ class Garment:
             _row_extents(square, columns, 0.0, band[0]),
             _row_extents(square, columns, band[1], _FRAME),
         )
-        return _ClothProfile(has, left, right, sleeves=tuple(_sleeve_rows(rows, *side) for side in sides))
+        sleeves = tuple(_sleeve_rows(rows, *side) for side in sides)
+        if template.sleeves_end_above_hem and _reach_hem([sleeve[0] for sleeve in sleeves], rows, square.any(axis=1)):
+            # A tank top: its whole width is the torso, and it is worn with bare arms.
+            has, left, right = _row_extents(square, columns, 0.0, _FRAME)
+            sleeves = tuple((np.zeros_like(has), *sleeve[1:]) for sleeve in sleeves)
+        return _ClothProfile(has, left, right, sleeves=sleeves)
+
+
+def _reach_hem(sleeves: list[np.ndarray], rows: np.ndarray, occupied: np.ndarray) -> bool:
+    """Whether a sleeve's rows run down to within :data:`_SLEEVE_HEM_GAP` of the garment's last row."""
+    hem = rows[len(occupied) - 1 - np.argmax(occupied[::-1])]
+    return any(
+        sleeve.any() and hem - rows[len(sleeve) - 1 - np.argmax(sleeve[::-1])] <= _SLEEVE_HEM_GAP for sleeve in sleeves
+    )
 
 
 def _sleeve_rows(rows: np.ndarray, has: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple:
