@@ -8,6 +8,11 @@
 between the wardrobe's train and test splits by source index. The dataset is written with ``save_to_disk`` to
 ``--output_dir``, next to ``preview.png``: one row per example showing cloth, avatar, agnostic, person, warped cloth,
 parse and, for test rows, the unpaired cloth and its ground truth.
+
+``--garment_gan`` (a class-conditional colour garment GAN, e.g. the bundled ``wardrobe-garment-gan``) with
+``--num_gan_garments`` adds that many of its samples, class-balanced, to the train split's garments, worn as drawn:
+the try-on model then learns the garments the Space's GAN invents, not only Fashion-MNIST's. Samples that cover less
+than ``MIN_GARMENT_COVERAGE`` of their image are drawn again. Their ``garment_id`` follows the Fashion-MNIST ones.
 """
 
 import argparse
@@ -16,9 +21,12 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import torch
 from PIL import Image
 
-from hf_vaegan.data import PARSE_LABELS, wardrobe_dataset_dict
+from hf_vaegan.data import FASHION_MNIST_CLASSES, GARMENT_LABELS, PARSE_LABELS, wardrobe_dataset_dict
+from hf_vaegan.data.wardrobe.garment import MIN_GARMENT_COVERAGE, garment_coverage
+from hf_vaegan.pipelines import GANPipeline
 from hf_vaegan.training.args import parse_resolution
 
 
@@ -32,6 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--garments_per_avatar", type=int, default=2)
     parser.add_argument("--test_fraction", type=float, default=0.2, help="share of garments held out for test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--garment_gan", type=Path, help="a class-conditional colour garment GAN's folder")
+    parser.add_argument(
+        "--num_gan_garments", type=int, default=0, help="garments drawn by --garment_gan for the train split"
+    )
     parser.add_argument("--no_unpaired_test", action="store_true", help="skip the unpaired ground truth of test rows")
     parser.add_argument("--preview_rows", type=int, default=8, help="examples per split in preview.png")
     parser.add_argument("--push_to_hub", action="store_true")
@@ -40,7 +52,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.push_to_hub and not args.hub_dataset_id:
         parser.error("--push_to_hub needs --hub_dataset_id")
+    if args.num_gan_garments < 0 or bool(args.num_gan_garments) != (args.garment_gan is not None):
+        parser.error("--garment_gan and a positive --num_gan_garments go together")
     return args
+
+
+def draw_gan_garments(folder: Path, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` garments of a colour garment GAN, the wearable classes in turn: (count, S, S, 3) uint8 and labels."""
+    pipeline = GANPipeline.from_pretrained(folder)
+    config = pipeline.gan.config
+    if config.out_channels != 3 or config.num_classes not in (len(GARMENT_LABELS), len(FASHION_MNIST_CLASSES)):
+        raise ValueError(
+            f"--garment_gan must be a colour GAN of the {len(GARMENT_LABELS)} wearable classes or the "
+            f"{len(FASHION_MNIST_CLASSES)} Fashion-MNIST ones, got {config.out_channels} channels, "
+            f"{config.num_classes} classes"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    drawn = {label: [] for label in GARMENT_LABELS}
+    per_class = -(-count // len(GARMENT_LABELS))
+    for index, label in enumerate(GARMENT_LABELS):
+        gan_label = index if config.num_classes == len(GARMENT_LABELS) else label
+        while len(drawn[label]) < per_class:
+            images = pipeline(batch_size=64, class_labels=gan_label, generator=generator, output_type="np").images
+            images = (images * 255).round().astype(np.uint8)
+            drawn[label] += [image for image in images if garment_coverage(image) >= MIN_GARMENT_COVERAGE]
+    pairs = [(drawn[label][index], label) for index in range(per_class) for label in GARMENT_LABELS][:count]
+    images, labels = zip(*pairs, strict=True)
+    return np.stack(images), np.array(labels)
 
 
 def load_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +117,10 @@ def preview(dataset_dict: datasets.DatasetDict, rows: int) -> Image.Image:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     images, labels = load_fashion_mnist(args.fashion_mnist)
+    drawn_garments = None
+    if args.num_gan_garments:
+        drawn_garments = draw_gan_garments(args.garment_gan, args.num_gan_garments, args.seed)
+        print(f"drew {args.num_gan_garments} garments with {args.garment_gan} for the train split")
     start, start_cpu = time.perf_counter(), time.process_time()
     dataset_dict = wardrobe_dataset_dict(
         images,
@@ -90,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         test_fraction=args.test_fraction,
         unpaired_test=not args.no_unpaired_test,
+        drawn_garments=drawn_garments,
     )
     elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     total = args.num_train + args.num_test

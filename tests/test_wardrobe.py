@@ -8,6 +8,7 @@ import pytest
 from hf_vaegan.data import (
     BODY_SHAPE_RANGES,
     GARMENT_GROUPS,
+    GARMENT_LABELS,
     PARSE_LABELS,
     TEST_AVATAR_ID_OFFSET,
     BodyShape,
@@ -321,3 +322,73 @@ def test_sleeves_follow_the_flat_garment(label, item, sleeve):
     assert {"none": worn_on_arms < 0.02, "short": 0.05 < worn_on_arms < 0.5, "long": worn_on_arms > 0.5}[sleeve], (
         worn_on_arms
     )
+
+
+def drawn_dress(colour: tuple[int, int, int]) -> np.ndarray:
+    """A 64 x 64 colour dress on white, laid out like a colour garment GAN's sample."""
+    image = np.full((64, 64, 3), 255, np.uint8)
+    image[6:58, 20:44] = colour
+    return image
+
+
+def test_drawn_garments_join_the_train_split_only(fashion_mnist):
+    images, labels = fashion_mnist
+    drawn = (np.stack([drawn_dress((200, 30, 40)), drawn_dress((20, 150, 60))]), np.array([3, 3]))
+    wardrobe = Wardrobe(images, labels, seed=0, drawn_garments=drawn)
+    garment = wardrobe.garment(len(images) + 1)
+    assert garment.label == 3 and np.array_equal(garment.image, Garment.from_image(drawn[0][1], 3).image)
+    with pytest.raises(ValueError, match="garment_id must be in"):
+        wardrobe.garment(len(images) + 2)
+
+    # Few Fashion-MNIST garments and many rows: every drawn garment is worn in train, none in test.
+    few = np.flatnonzero(labels == 3)[:10]
+    dataset = wardrobe_dataset_dict(images[few], labels[few], num_train=12, num_test=2, drawn_garments=drawn)
+    assert {10, 11} <= set(dataset["train"]["garment_id"])
+    assert max([*dataset["test"]["garment_id"], *dataset["test"]["unpaired_garment_id"]]) < 10
+    worn = dataset["train"].filter(lambda row: row["garment_id"] == 10)[0]
+    assert (
+        np.abs(np.asarray(worn["warped_cloth"])[np.asarray(worn["warped_cloth_mask"]) > 0] - (200, 30, 40)).mean() < 12
+    )
+
+
+@pytest.mark.parametrize(
+    ("drawn", "message"),
+    [
+        ((np.zeros((2, 64, 64), np.uint8), np.array([3, 3])), r"\(M, S, S, 3\) uint8"),
+        ((np.zeros((2, 64, 48, 3), np.uint8), np.array([3, 3])), r"\(M, S, S, 3\) uint8"),
+        ((np.zeros((2, 64, 64, 3), np.uint8), np.array([3, 8])), "classes of"),
+        ((np.zeros((2, 64, 64, 3), np.uint8), np.array([3])), "classes of"),
+    ],
+)
+def test_drawn_garments_are_checked(fashion_mnist, drawn, message):
+    with pytest.raises(ValueError, match=message):
+        Wardrobe(*fashion_mnist, drawn_garments=drawn)
+
+
+def test_make_wardrobe_dataset_adds_a_colour_gans_garments_to_train(fashion_mnist, tmp_path):
+    import importlib.util
+
+    from hf_vaegan import Generator
+
+    images, labels = fashion_mnist
+    folder = tmp_path / "fashion_mnist"
+    folder.mkdir()
+    for split in ("train", "test"):
+        np.savez(folder / f"{split}.npz", images=images[:500], labels=labels[:500])
+    gan = tmp_path / "gan"
+    Generator(resolution=64, out_channels=3, latent_dim=8, base_channels=8, num_classes=6).save_pretrained(gan)
+    script = Path(__file__).resolve().parents[1] / "examples" / "make_wardrobe_dataset.py"
+    spec = importlib.util.spec_from_file_location("make_wardrobe_dataset", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base = ["--fashion_mnist", str(folder), "--num_train", "24", "--num_test", "4", "--preview_rows", "2"]
+    with pytest.raises(SystemExit):
+        module.parse_args([*base, "--output_dir", str(tmp_path / "out"), "--num_gan_garments", "6"])
+
+    drawn, drawn_labels = module.draw_gan_garments(gan, 9, seed=0)
+    assert drawn.shape == (9, 64, 64, 3) and drawn.dtype == np.uint8
+    assert list(drawn_labels) == [*GARMENT_LABELS, *GARMENT_LABELS[:3]]  # the wearable classes in turn
+    module.main([*base, "--output_dir", str(tmp_path / "out"), "--garment_gan", str(gan), "--num_gan_garments", "30"])
+    dataset = datasets.load_from_disk(str(tmp_path / "out"))
+    assert any(garment_id >= 1000 for garment_id in dataset["train"]["garment_id"])  # train + test items: 1,000
+    assert max(dataset["test"]["garment_id"]) < 1000

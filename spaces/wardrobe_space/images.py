@@ -25,6 +25,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from hf_vaegan.data.images import to_canonical_mode
+from hf_vaegan.data.wardrobe.garment import BACKGROUND_THRESHOLD, MIN_GARMENT_COVERAGE
+from hf_vaegan.data.wardrobe.garment import garment_coverage as wardrobe_garment_coverage
 
 from .safety import bad_input, not_uploaded, uploaded_file
 
@@ -45,12 +47,9 @@ COLOUR_SPREAD = 8
 COLOUR_SHARE = 0.01
 # A colour garment's pixel this close to its background colour (largest channel difference, of 255) is background:
 # `Garment.from_image`'s default threshold (0.12).
-BACKGROUND_TOLERANCE = 0.12 * 255
+BACKGROUND_TOLERANCE = BACKGROUND_THRESHOLD * 255
 SPECK_SHARE = 0.05
-# The colour GAN draws about one garment in ten so light that little of it stands out from the white background (real
-# garments of the data cover at least 15% of their image in 99 cases in 100, trousers and dresses included): dressed,
-# only its shading would show. The try-on's GAN button takes the first of a seed's candidates that covers this much.
-MIN_GARMENT_COVERAGE = 0.15
+# The try-on's GAN button takes the first of a seed's candidates that covers MIN_GARMENT_COVERAGE of its image.
 GAN_GARMENT_CANDIDATES = 8
 # A sketch pixel this much darker than white paper is part of a line.
 SKETCH_INK_CONTRAST = 32
@@ -174,10 +173,8 @@ def to_model_input(image: Image.Image, resolution: int, num_channels: int) -> tu
 
 
 def garment_coverage(image: Image.Image) -> float:
-    """The share of a garment image on white that the garment covers: pixels off white by more than
-    `BACKGROUND_TOLERANCE` (`Garment.from_image`'s mask)."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
-    return float(np.mean(255 - pixels.min(axis=2) > BACKGROUND_TOLERANCE))
+    """The share of a garment image on white that the garment covers (`Garment.from_image`'s mask)."""
+    return wardrobe_garment_coverage(np.asarray(image.convert("RGB")))
 
 
 def gan_garment_for_tryon(pipeline: Any, label: int, generator: torch.Generator) -> Image.Image:

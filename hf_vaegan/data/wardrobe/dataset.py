@@ -54,6 +54,10 @@ class Wardrobe:
         labels: (N,) their classes.
         resolution: (height, width) of every image.
         seed: base seed of all randomness.
+        drawn_garments: optional ``(images, labels)``: (M, S, S, 3) uint8 flat colour garments on white, laid out as
+            :func:`make_garment` lays out an item (a colour garment GAN's samples), worn as they are
+            (``Garment.from_image``); garment ids N to N + M - 1. :func:`build_wardrobe_dataset` puts them in the
+            train split only.
 
     Example:
         >>> wardrobe = Wardrobe(images, labels, seed=0)
@@ -62,9 +66,31 @@ class Wardrobe:
     """
 
     def __init__(
-        self, images: np.ndarray, labels: np.ndarray, resolution: Sequence[int] = DEFAULT_RESOLUTION, seed: int = 0
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        resolution: Sequence[int] = DEFAULT_RESOLUTION,
+        seed: int = 0,
+        drawn_garments: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self.images, self.labels = _check_fashion_mnist(images, labels)
+        self.num_items = len(self.images)
+        self.drawn_images = np.zeros((0, 1, 1, 3), np.uint8)
+        if drawn_garments is not None:
+            self.drawn_images, drawn_labels = (np.asarray(array) for array in drawn_garments)
+            shape = self.drawn_images.shape
+            if (
+                self.drawn_images.ndim != 4
+                or shape[3] != 3
+                or shape[1] != shape[2]
+                or self.drawn_images.dtype != np.uint8
+            ):
+                raise ValueError(
+                    f"drawn garment images must be a (M, S, S, 3) uint8 array, got {self.drawn_images.dtype} {shape}"
+                )
+            if drawn_labels.shape != (len(self.drawn_images),) or not np.isin(drawn_labels, GARMENT_LABELS).all():
+                raise ValueError(f"drawn garment labels must be {len(self.drawn_images)} classes of {GARMENT_LABELS}")
+            self.labels = np.concatenate([self.labels, drawn_labels.astype(np.int64)])
         self.resolution = check_resolution(resolution)
         self.seed = int(seed)
         # Consecutive examples usually share an avatar; keep the last one rendered.
@@ -79,8 +105,11 @@ class Wardrobe:
         return self._last_avatar[1]
 
     def garment(self, garment_id: int) -> Garment:
-        if not 0 <= garment_id < len(self.images):
-            raise ValueError(f"garment_id must be in [0, {len(self.images)}), got {garment_id}")
+        if not 0 <= garment_id < len(self.labels):
+            raise ValueError(f"garment_id must be in [0, {len(self.labels)}), got {garment_id}")
+        if garment_id >= self.num_items:
+            image = self.drawn_images[garment_id - self.num_items]
+            return Garment.from_image(image, int(self.labels[garment_id]), self.resolution)
         rng = np.random.default_rng([self.seed, _STREAM_GARMENT, int(garment_id)])
         return make_garment(self.images[garment_id], int(self.labels[garment_id]), rng, self.resolution)
 
@@ -201,6 +230,7 @@ def build_wardrobe_dataset(
     test_fraction: float = 0.2,
     unpaired: bool = False,
     chunk_size: int = 1000,
+    drawn_garments: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> datasets.Dataset:
     """Renders one split of the synthetic try-on dataset as an in-memory ``datasets.Dataset``.
 
@@ -215,6 +245,8 @@ def build_wardrobe_dataset(
             no garment (:func:`split_garments` with ``seed`` and ``test_fraction``).
         unpaired: also render ``unpaired_*`` columns: another garment of the same group and its ground truth.
         chunk_size: rows encoded at a time; bounds the memory of raw arrays.
+        drawn_garments: colour garments drawn by a GAN, added to the train split's garments (see :class:`Wardrobe`),
+            so that a try-on model learns the garments it will be given; the test split keeps Fashion-MNIST's only.
 
     Returns:
         A dataset with the columns of the module docstring; save it with ``save_to_disk`` or ``push_to_hub``.
@@ -226,8 +258,10 @@ def build_wardrobe_dataset(
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
     if num_samples < 1 or garments_per_avatar < 1:
         raise ValueError(f"num_samples and garments_per_avatar must be >= 1, got {num_samples}, {garments_per_avatar}")
-    wardrobe = Wardrobe(images, labels, resolution, seed)
-    pool = split_garments(wardrobe.labels, seed, test_fraction)[split]
+    wardrobe = Wardrobe(images, labels, resolution, seed, drawn_garments)
+    pool = split_garments(wardrobe.labels[: wardrobe.num_items], seed, test_fraction)[split]
+    if split == "train":
+        pool = np.concatenate([pool, np.arange(wardrobe.num_items, len(wardrobe.labels))])
     if len(pool) == 0:
         raise ValueError(f"no wearable garment in the {split} split; labels must include some of {GARMENT_LABELS}")
     features = wardrobe_features(unpaired)
@@ -272,16 +306,20 @@ def wardrobe_dataset_dict(
     seed: int = 0,
     test_fraction: float = 0.2,
     unpaired_test: bool = True,
+    drawn_garments: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> datasets.DatasetDict:
     """``DatasetDict({"train", "test"})`` with disjoint avatars and garments; see :func:`build_wardrobe_dataset`.
 
-    ``unpaired_test`` adds the unpaired columns to the test split, for unpaired evaluation with ground truth.
+    ``unpaired_test`` adds the unpaired columns to the test split, for unpaired evaluation with ground truth;
+    ``drawn_garments`` go to the train split.
     """
     import datasets
 
     common = {"garments_per_avatar": garments_per_avatar, "resolution": resolution, "seed": seed}
     common["test_fraction"] = test_fraction
     return datasets.DatasetDict(
-        train=build_wardrobe_dataset(images, labels, num_train, split="train", **common),
+        train=build_wardrobe_dataset(
+            images, labels, num_train, split="train", drawn_garments=drawn_garments, **common
+        ),
         test=build_wardrobe_dataset(images, labels, num_test, split="test", unpaired=unpaired_test, **common),
     )
