@@ -27,7 +27,7 @@ from PIL import Image
 from hf_vaegan.data import FASHION_MNIST_CLASSES, GARMENT_LABELS, PARSE_LABELS, wardrobe_dataset_dict
 from hf_vaegan.data.wardrobe.garment import MIN_GARMENT_COVERAGE, garment_coverage
 from hf_vaegan.pipelines import GANPipeline
-from hf_vaegan.training.args import parse_resolution
+from hf_vaegan.training.dataset_args import parse_resolution
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

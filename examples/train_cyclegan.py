@@ -31,14 +31,9 @@ from hf_vaegan.data.loading import UnpairedImageDataset, first_examples, select_
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
 from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
-from hf_vaegan.training.args import (
-    add_dataset_args,
-    add_training_args,
-    check_non_negative,
-    load_image_dataset_from_args,
-    parse_and_validate,
-)
+from hf_vaegan.training.args import add_training_args, check_non_negative, parse_and_validate
 from hf_vaegan.training.cyclegan import CycleGANTrainer, create_replay_buffer
+from hf_vaegan.training.dataset_args import add_dataset_args, load_image_dataset_from_args
 from hf_vaegan.training.grids import comparison_grid, log_sample_grid
 from hf_vaegan.training.hub import dataset_hub_ids, training_rows
 from hf_vaegan.training.model_args import (

@@ -23,14 +23,8 @@ from accelerate.logging import get_logger
 from hf_vaegan import Discriminator, Generator
 from hf_vaegan.models.blocks import NORM_TYPES, SUPPORTED_RESOLUTIONS
 from hf_vaegan.training import DiffAugment, GANTrainer, TrainingSession, averaged_copy
-from hf_vaegan.training.args import (
-    add_dataset_args,
-    add_training_args,
-    check_positive,
-    check_positive_ints,
-    load_image_dataset_from_args,
-    parse_and_validate,
-)
+from hf_vaegan.training.args import add_training_args, check_positive, check_positive_ints, parse_and_validate
+from hf_vaegan.training.dataset_args import add_dataset_args, load_image_dataset_from_args
 from hf_vaegan.training.evaluation import (
     add_evaluation_args,
     evaluation_card_sections,

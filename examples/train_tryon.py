@@ -36,13 +36,13 @@ from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
 from hf_vaegan.training.args import (
-    add_dataset_args,
     add_training_args,
     check_non_negative,
     check_positive,
     check_positive_ints,
     parse_and_validate,
 )
+from hf_vaegan.training.dataset_args import add_dataset_args
 from hf_vaegan.training.grids import log_sample_grid
 from hf_vaegan.training.hub import training_rows
 from hf_vaegan.training.model_args import (

@@ -22,7 +22,8 @@ from accelerate.logging import get_logger
 
 from hf_vaegan import VAE, AutoEncoder
 from hf_vaegan.training import TrainingSession, averaged_copy
-from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
+from hf_vaegan.training.args import add_training_args, parse_and_validate
+from hf_vaegan.training.dataset_args import add_dataset_args
 from hf_vaegan.training.evaluation import add_evaluation_args, validate_evaluation_args
 from hf_vaegan.training.model_args import add_vae_args, validate_vae_args
 from hf_vaegan.training.session import run

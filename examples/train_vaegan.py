@@ -24,7 +24,8 @@ from accelerate.logging import get_logger
 
 from hf_vaegan.models.vaegan import VAEGAN, VAEGAN_LIKELIHOODS
 from hf_vaegan.training import TrainingSession
-from hf_vaegan.training.args import add_dataset_args, add_training_args, parse_and_validate
+from hf_vaegan.training.args import add_training_args, parse_and_validate
+from hf_vaegan.training.dataset_args import add_dataset_args
 from hf_vaegan.training.evaluation import add_evaluation_args, validate_evaluation_args
 from hf_vaegan.training.model_args import (
     add_discriminator_args,

@@ -56,3 +56,10 @@ def test_nothing_below_the_training_layer_imports_it():
     assert {"hf_vaegan.data.loading", "hf_vaegan.data.wardrobe.dress", "hf_vaegan.metrics.tryon"} <= set(imported)
     assert {"hf_vaegan.pipelines.pipeline_tryon", "wardrobe_space.models", "wardrobe_space.images"} <= set(imported)
     assert report["culprit"] is None, f"{report['culprit'][0]} loads {report['culprit'][1]}"
+
+
+def test_each_training_module_holds_one_concern_in_at_most_400_lines():
+    modules = sorted((REPO / "hf_vaegan" / "training").glob("*.py"))
+    assert len(modules) > 10
+    long = {module.name: n for module in modules if (n := len(module.read_text().splitlines())) > 400}
+    assert not long, f"split these modules by concern: {long}"

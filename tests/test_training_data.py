@@ -10,7 +10,11 @@ from PIL import Image
 
 from hf_vaegan.data.images import make_image_transform, to_canonical_mode
 from hf_vaegan.data.loading import collate_examples, load_image_dataset, load_paired_dataset, make_dataloader
-from hf_vaegan.training.args import add_dataset_args, load_image_dataset_from_args, load_paired_dataset_from_args
+from hf_vaegan.training.dataset_args import (
+    add_dataset_args,
+    load_image_dataset_from_args,
+    load_paired_dataset_from_args,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
 

@@ -36,7 +36,7 @@ from accelerate import Accelerator
 
 from ..data.loading import ImageDatasetInfo
 from ..metrics import FashionClassifierFeatures, evaluate_model
-from .args import load_image_dataset_from_args
+from .dataset_args import load_image_dataset_from_args
 
 logger = logging.getLogger(__name__)
 

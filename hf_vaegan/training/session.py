@@ -201,7 +201,7 @@ class TrainingSession:
 
     Args:
         args: The parsed flags of :func:`~hf_vaegan.training.args.add_training_args` and
-            :func:`~hf_vaegan.training.args.add_dataset_args`.
+            :func:`~hf_vaegan.training.dataset_args.add_dataset_args`.
         project_name: The trackers' project (``--tracker_project_name`` overrides it).
     """
 

@@ -25,7 +25,7 @@ from ..data.images import make_image_transform
 from ..data.loading import ImageDatasetInfo
 from ..metrics.likelihood import evaluate_vae, evaluation_mode, negative_elbo, reconstruction_error
 from ..models import VAE, AutoEncoder
-from .args import load_image_dataset_from_args
+from .dataset_args import load_image_dataset_from_args
 from .evaluation import EvaluationReference, evaluation_card_sections, log_evaluation
 from .grids import log_sample_grid, make_sample_grid
 from .hub import training_rows
