@@ -18,9 +18,11 @@ colour GAN (greyscale garments, colourised).
   cases (`hf_vaegan.metrics.tryon.artefact_rate`).
 
 Methods: `--model` (default: the bundled `wardrobe-tryon`), each `--compare NAME=FOLDER`, and the naive paste
-baseline (`paste_garment`). Seeded and deterministic. Prints the CPU, one JSON line and a Markdown table, and with
-`--grid` writes the worst cases of the first model (lowest SSIM) as a PNG: per row, the avatar, the garment, the
-result, the ground truth and the artefact map (white = off by more than 0.15).
+baseline (`paste_garment`); with `--renderer_warp`, also `--model`'s try-on U-Net fed the renderer's warped garment
+instead of its own warp (what is left is the composition's error, the rest is the warp's). Seeded and deterministic.
+Prints the CPU, one JSON line and a Markdown table, and with `--grid` writes the worst cases of the first model
+(lowest SSIM) as a PNG: per row, the avatar, the garment, the result, the ground truth and the artefact map (white =
+off by more than 0.15).
 """
 
 import argparse
@@ -34,7 +36,7 @@ from PIL import Image
 
 import hf_vaegan
 from hf_vaegan.auto import load_pretrained
-from hf_vaegan.data.wardrobe import DEFAULT_RESOLUTION, FASHION_MNIST_CLASSES, GARMENT_LABELS
+from hf_vaegan.data.wardrobe import DEFAULT_RESOLUTION, FASHION_MNIST_CLASSES, GARMENT_LABELS, dress, random_avatar
 from hf_vaegan.hardware import cpu_info
 from hf_vaegan.metrics.tryon import (
     SpaceCase,
@@ -72,6 +74,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_colour_seeds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="seed of the garment draws")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument(
+        "--renderer_warp",
+        action="store_true",
+        help="also score --model's try-on U-Net on the renderer's warped garment instead of its own warp",
+    )
     parser.add_argument("--grid", type=Path, help="write the first model's worst cases here (PNG)")
     parser.add_argument("--num_worst", type=int, default=12, help="rows of the worst-case grid")
     args = parser.parse_args(argv)
@@ -120,6 +127,31 @@ def space_cases(args: argparse.Namespace) -> list[SpaceCase]:
     ]
 
 
+def renderer_warp_predictor(model: torch.nn.Module, cases: list[SpaceCase], batch_size: int):
+    """``model`` with the renderer's warped garment (``dress(...).warped_cloth``) in place of its own warp: how its
+    composition does with a perfect warp, the ablation that tells warp errors from composition errors. Called once per
+    batch of :func:`space_case_batches`, in order."""
+    predict = model_predictor(model)
+    starts = iter(range(0, len(cases), batch_size))
+
+    def renderer_warps(batch_cases: list[SpaceCase]) -> tuple[torch.Tensor, torch.Tensor]:
+        dressed = [dress(random_avatar(case.avatar_seed), case.garment()) for case in batch_cases]
+        warped = torch.from_numpy(np.stack([d.warped_cloth for d in dressed])).permute(0, 3, 1, 2) / 127.5 - 1
+        masks = torch.from_numpy(np.stack([d.warped_cloth_mask for d in dressed]))[:, None]
+        return warped.to(model.dtype), masks.to(model.dtype)
+
+    def run(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        start = next(starts)
+        warped, mask = renderer_warps(cases[start : start + batch_size])
+        model.warp = lambda *args, **kwargs: (warped, mask, None)
+        try:
+            return predict(inputs)
+        finally:
+            del model.warp  # the class's own warp again
+
+    return run
+
+
 def markdown_table(results: dict[str, dict[str, float]], latencies: dict[str, float] | None = None) -> str:
     lines = [
         "| method | artefact rate | artefact rate, arms | SSIM mean | SSIM 10th pct | L1 |",
@@ -160,7 +192,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{DEFAULT_RESOLUTION[0]}x{DEFAULT_RESOLUTION[1]}",
         flush=True,
     )
-    predictors = {name: model_predictor(load_pretrained(Path(folder)).eval()) for name, folder in models.items()}
+    loaded = {name: load_pretrained(Path(folder)).eval() for name, folder in models.items()}
+    predictors = {name: model_predictor(model) for name, model in loaded.items()}
+    if args.renderer_warp:
+        predictors["model on the renderer's warp"] = renderer_warp_predictor(loaded["model"], cases, args.batch_size)
     predictors["naive paste"] = lambda inputs: paste_garment(
         inputs["agnostic"], inputs["agnostic_mask"], inputs["cloth"], inputs["cloth_mask"]
     )

@@ -129,9 +129,11 @@ def test_the_space_input_benchmark_dresses_the_colour_gans_garments_as_drawn(tmp
         case.cloth is None and case.item.shape == (28, 28) for case in cases if case.source.startswith("held-out")
     )
 
-    tryon_space_inputs.main([*flags, "--grid", str(tmp_path / "worst.png"), "--num_worst", "3"])
+    tryon_space_inputs.main([*flags, "--renderer_warp", "--grid", str(tmp_path / "worst.png"), "--num_worst", "3"])
     output = capsys.readouterr().out.splitlines()
     figures = json.loads(next(line for line in output if line.startswith("{")))
     assert figures["cases"] == 8
     assert figures["model"]["artefact_rate"] < figures["naive paste"]["artefact_rate"]
+    # The renderer's own warp leaves only the composition's errors.
+    assert figures["model on the renderer's warp"]["artefact_rate"] < figures["model"]["artefact_rate"]
     assert Image.open(tmp_path / "worst.png").size == (5 * 96, 3 * 128)

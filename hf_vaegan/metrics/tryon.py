@@ -237,6 +237,12 @@ class SpaceCase:
     colour_seed: int = 0
     cloth: np.ndarray | None = None
 
+    def garment(self, resolution: Sequence[int] = DEFAULT_RESOLUTION) -> Garment:
+        """The case's garment, as the renderer and the model get it."""
+        if self.cloth is None:
+            return make_garment(self.item, int(self.label), self.colour_seed, resolution)
+        return Garment.from_image(self.cloth, int(self.label), resolution, framed=False)
+
 
 def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = DEFAULT_RESOLUTION) -> dict:
     """The cases as one batch: the ``TryOnModel`` keyword arguments (as ``TryOnPipeline`` prepares them from an
@@ -251,10 +257,7 @@ def space_case_tensors(cases: Sequence[SpaceCase], resolution: Sequence[int] = D
         if case.avatar_seed not in avatars:
             avatars[case.avatar_seed] = random_avatar(case.avatar_seed, resolution)
         avatar = avatars[case.avatar_seed]
-        if case.cloth is None:
-            garment = make_garment(case.item, int(case.label), case.colour_seed, resolution)
-        else:
-            garment = Garment.from_image(case.cloth, int(case.label), resolution, framed=False)
+        garment = case.garment(resolution)
         dressed = dress(avatar, garment)
         columns["agnostic"].append(agnostic(avatar.image, dressed.agnostic_mask))
         columns["agnostic_mask"].append(dressed.agnostic_mask)
