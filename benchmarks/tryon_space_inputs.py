@@ -152,6 +152,18 @@ def renderer_warp_predictor(model: torch.nn.Module, cases: list[SpaceCase], batc
     return run
 
 
+def garment_sources(cases: list[SpaceCase]) -> dict[str, list[int]]:
+    """The cases' indices by where their garment comes from: the GAN or the held-out set."""
+    return {
+        source: [index for index, case in enumerate(cases) if case.source.startswith(prefix)]
+        for source, prefix in (("the GAN", "GAN"), ("the held-out set", "held-out"))
+    }
+
+
+def subset(scores: dict[str, torch.Tensor], indices: list[int]) -> dict[str, torch.Tensor]:
+    return {name: values[indices] for name, values in scores.items()}
+
+
 def markdown_table(results: dict[str, dict[str, float]], latencies: dict[str, float] | None = None) -> str:
     lines = [
         "| method | artefact rate | artefact rate, arms | SSIM mean | SSIM 10th pct | L1 |",
@@ -201,8 +213,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     scores = score_tryon_cases(predictors, space_case_batches(cases, args.batch_size))
     results = {name: summarize_tryon_cases(score) for name, score in scores.items()}
-    print(json.dumps({"cases": len(cases), "models": {k: str(v) for k, v in models.items()}, **results}))
+    by_source = {
+        source: {name: summarize_tryon_cases(subset(score, indices)) for name, score in scores.items()}
+        for source, indices in garment_sources(cases).items()
+    }
+    summary = {"cases": len(cases), "models": {k: str(v) for k, v in models.items()}, **results}
+    print(json.dumps(summary | {"by_garment_source": by_source}))
     print(markdown_table(results))
+    for source, source_results in by_source.items():
+        print(f"\nGarments from {source} only:\n{markdown_table(source_results)}")
     if args.grid is not None:
         worst_case_grid(cases, scores["model"], args.num_worst).save(args.grid, optimize=True)
         print(f"wrote the {args.num_worst} worst cases of {models['model']} (lowest SSIM) to {args.grid}")

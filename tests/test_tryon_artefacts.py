@@ -132,7 +132,9 @@ def test_the_space_input_benchmark_dresses_the_colour_gans_garments_as_drawn(tmp
     tryon_space_inputs.main([*flags, "--renderer_warp", "--grid", str(tmp_path / "worst.png"), "--num_worst", "3"])
     output = capsys.readouterr().out.splitlines()
     figures = json.loads(next(line for line in output if line.startswith("{")))
-    assert figures["cases"] == 8
+    assert figures["cases"] == 8 and set(figures["by_garment_source"]) == {"the GAN", "the held-out set"}
+    by_source = [source["model"]["artefact_rate"] for source in figures["by_garment_source"].values()]
+    assert min(by_source) <= figures["model"]["artefact_rate"] <= max(by_source)  # pooled over the two halves
     assert figures["model"]["artefact_rate"] < figures["naive paste"]["artefact_rate"]
     # The renderer's own warp leaves only the composition's errors.
     assert figures["model on the renderer's warp"]["artefact_rate"] < figures["model"]["artefact_rate"]
