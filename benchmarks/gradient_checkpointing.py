@@ -62,7 +62,7 @@ MODELS = {
         lambda: {"sample": images(8, 3, 128, 128)},
     ),
     "tryon": (
-        "TryOnModel 128x96 (bundled wardrobe-tryon config, base 8), batch 8",
+        "TryOnModel 128x96, base 8, batch 8",
         lambda: TryOnModel(sample_size=(128, 96), base_channels=8),
         lambda: tryon_inputs(8, 128, 96),
     ),
