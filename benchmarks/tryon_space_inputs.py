@@ -190,11 +190,11 @@ def worst_case_grid(cases: list[SpaceCase], scores: dict[str, torch.Tensor], cou
     return Image.fromarray(array)
 
 
+@torch.no_grad()
 def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {cpu_info().describe()}", flush=True)
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    torch.set_grad_enabled(False)
     models = {"model": args.model} | dict(spec.split("=", 1) for spec in args.compare)
     cases = space_cases(args)
     classes = sorted({FASHION_MNIST_CLASSES[case.label] for case in cases})

@@ -130,6 +130,7 @@ def test_the_space_input_benchmark_dresses_the_colour_gans_garments_as_drawn(tmp
     )
 
     tryon_space_inputs.main([*flags, "--renderer_warp", "--grid", str(tmp_path / "worst.png"), "--num_worst", "3"])
+    assert torch.is_grad_enabled()  # the benchmark leaves the process as it found it
     output = capsys.readouterr().out.splitlines()
     figures = json.loads(next(line for line in output if line.startswith("{")))
     assert figures["cases"] == 8 and set(figures["by_garment_source"]) == {"the GAN", "the held-out set"}
