@@ -113,10 +113,9 @@ def space_cases(args: argparse.Namespace) -> list[SpaceCase]:
             image = gan(class_labels=label, generator=torch.Generator().manual_seed(gan_seed)).images[0]
             garments.append((label, [(f"GAN seed {gan_seed}", np.asarray(image.convert("L")), None)] * len(colours)))
             continue
-        gan_label = class_index if gan.gan.config.num_classes == len(GARMENT_LABELS) else label
         draws = []
         for colour in colours:
-            image = gan_garment_for_tryon(gan, gan_label, torch.Generator().manual_seed(gan_seed + colour))
+            image = gan_garment_for_tryon(gan, class_index, torch.Generator().manual_seed(gan_seed + colour))
             draws.append((f"GAN seed {gan_seed + colour}", None, colour_garment_input(image)))
         garments.append((label, draws))
     return [

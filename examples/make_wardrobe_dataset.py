@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hf_vaegan.data import FASHION_MNIST_CLASSES, GARMENT_LABELS, PARSE_LABELS, wardrobe_dataset_dict
+from hf_vaegan.data import GARMENT_LABELS, PARSE_LABELS, garment_gan_label, wardrobe_dataset_dict
 from hf_vaegan.data.wardrobe.garment import MIN_GARMENT_COVERAGE, garment_coverage
 from hf_vaegan.pipelines import GANPipeline
 from hf_vaegan.training.dataset_args import parse_resolution
@@ -61,17 +61,13 @@ def draw_gan_garments(folder: Path, count: int, seed: int) -> tuple[np.ndarray, 
     """``count`` garments of a colour garment GAN, the wearable classes in turn: (count, S, S, 3) uint8 and labels."""
     pipeline = GANPipeline.from_pretrained(folder)
     config = pipeline.gan.config
-    if config.out_channels != 3 or config.num_classes not in (len(GARMENT_LABELS), len(FASHION_MNIST_CLASSES)):
-        raise ValueError(
-            f"--garment_gan must be a colour GAN of the {len(GARMENT_LABELS)} wearable classes or the "
-            f"{len(FASHION_MNIST_CLASSES)} Fashion-MNIST ones, got {config.out_channels} channels, "
-            f"{config.num_classes} classes"
-        )
+    if config.out_channels != 3:
+        raise ValueError(f"--garment_gan must be a colour GAN, got {config.out_channels} channel(s)")
     generator = torch.Generator().manual_seed(seed)
     drawn = {label: [] for label in GARMENT_LABELS}
     per_class = -(-count // len(GARMENT_LABELS))
     for index, label in enumerate(GARMENT_LABELS):
-        gan_label = index if config.num_classes == len(GARMENT_LABELS) else label
+        gan_label = garment_gan_label(index, config.num_classes)
         while len(drawn[label]) < per_class:
             images = pipeline(batch_size=64, class_labels=gan_label, generator=generator, output_type="np").images
             images = (images * 255).round().astype(np.uint8)

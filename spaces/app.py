@@ -528,14 +528,7 @@ class WardrobeSpace:
         `gan_garment_for_tryon`), for the try-on's garment input."""
         pipeline = self.models["gan"].require()
         index = choice_index(class_name, "Garment class", WEARABLE_CLASSES)
-        num_classes = pipeline.gan.config.num_classes
-        if num_classes not in (len(WEARABLE_CLASSES), len(FASHION_MNIST_CLASSES)):
-            raise bad_input(
-                f"The loaded GAN has {num_classes} classes, neither the {len(WEARABLE_CLASSES)} wearable ones nor the "
-                f"{len(FASHION_MNIST_CLASSES)} of Fashion-MNIST, so it cannot draw this class."
-            )
-        label = index if num_classes == len(WEARABLE_CLASSES) else GARMENT_LABELS[index]
-        return self.png(gan_garment_for_tryon(pipeline, label, seeded(seed)))
+        return self.png(gan_garment_for_tryon(pipeline, index, seeded(seed)))
 
     def _avatar(self, source: str, seed: float, body_values: Sequence[Any]) -> Avatar:
         if choice_index(source, "Avatar", AVATAR_SOURCES) == 0:

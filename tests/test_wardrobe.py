@@ -392,3 +392,12 @@ def test_make_wardrobe_dataset_adds_a_colour_gans_garments_to_train(fashion_mnis
     dataset = datasets.load_from_disk(str(tmp_path / "out"))
     assert any(garment_id >= 1000 for garment_id in dataset["train"]["garment_id"])  # train + test items: 1,000
     assert max(dataset["test"]["garment_id"]) < 1000
+
+
+def test_a_garment_gan_takes_its_own_class_for_each_wearable_class():
+    from hf_vaegan.data import garment_gan_label
+
+    assert [garment_gan_label(index, 6) for index in range(6)] == list(range(6))
+    assert [garment_gan_label(index, 10) for index in range(6)] == list(GARMENT_LABELS)
+    with pytest.raises(ValueError, match="wearable classes or the 10 of Fashion-MNIST, not 3"):
+        garment_gan_label(0, 3)

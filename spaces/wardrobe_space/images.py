@@ -27,6 +27,7 @@ from scipy import ndimage
 from hf_vaegan.data.images import to_canonical_mode
 from hf_vaegan.data.wardrobe.garment import BACKGROUND_THRESHOLD, MIN_GARMENT_COVERAGE
 from hf_vaegan.data.wardrobe.garment import garment_coverage as wardrobe_garment_coverage
+from hf_vaegan.data.wardrobe.schema import garment_gan_label
 
 from .safety import bad_input, not_uploaded, uploaded_file
 
@@ -177,10 +178,18 @@ def garment_coverage(image: Image.Image) -> float:
     return wardrobe_garment_coverage(np.asarray(image.convert("RGB")))
 
 
-def gan_garment_for_tryon(pipeline: Any, label: int, generator: torch.Generator) -> Image.Image:
-    """The garment a GAN pipeline draws for the try-on: a greyscale GAN's sample (light on black, colourised by the
-    try-on), or the first of a colour GAN's `GAN_GARMENT_CANDIDATES` samples that covers `MIN_GARMENT_COVERAGE` of its
-    image. `label` is the GAN's own class index."""
+def gan_garment_for_tryon(pipeline: Any, wearable_index: int, generator: torch.Generator) -> Image.Image:
+    """The garment a GAN pipeline draws for the try-on, of the `wearable_index`-th wearable class: a greyscale GAN's
+    sample (light on black, colourised by the try-on), or the first of a colour GAN's `GAN_GARMENT_CANDIDATES` samples
+    that covers `MIN_GARMENT_COVERAGE` of its image.
+
+    Raises:
+        gr.Error: the GAN has neither the wearable classes nor Fashion-MNIST's.
+    """
+    try:
+        label = garment_gan_label(wearable_index, pipeline.gan.config.num_classes)
+    except ValueError as error:
+        raise bad_input(f"The loaded GAN cannot draw this class: {error}.") from None
     candidates = pipeline(batch_size=GAN_GARMENT_CANDIDATES, class_labels=label, generator=generator).images
     if pipeline.gan.config.out_channels == 1:
         return candidates[0]

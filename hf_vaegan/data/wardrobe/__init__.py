@@ -55,6 +55,7 @@ from .schema import (
     TRYON_COLUMNS,
     BodyShape,
     check_resolution,
+    garment_gan_label,
 )
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "build_wardrobe_dataset",
     "check_resolution",
     "dress",
+    "garment_gan_label",
     "make_background",
     "make_garment",
     "random_avatar",

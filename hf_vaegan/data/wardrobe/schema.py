@@ -185,5 +185,19 @@ def _check_label(label: int) -> int:
     return int(label)
 
 
+def garment_gan_label(wearable_index: int, num_classes: int) -> int:
+    """The class a class-conditional garment GAN of ``num_classes`` classes takes for the ``wearable_index``-th of
+    :data:`GARMENT_LABELS`: that index for a GAN of the wearable classes alone, its Fashion-MNIST label for a GAN of
+    all ten."""
+    if num_classes == len(GARMENT_LABELS):
+        return wearable_index
+    if num_classes == len(FASHION_MNIST_CLASSES):
+        return GARMENT_LABELS[wearable_index]
+    raise ValueError(
+        f"a garment GAN has the {len(GARMENT_LABELS)} wearable classes or the {len(FASHION_MNIST_CLASSES)} of "
+        f"Fashion-MNIST, not {num_classes}"
+    )
+
+
 def _group_of(label: int) -> str:
     return next(group for group, labels in GARMENT_GROUPS.items() if label in labels)
