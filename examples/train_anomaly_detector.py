@@ -9,7 +9,8 @@ head on the four quarter turns of every image of it (`hf_vaegan.training.anomaly
 images of some classes only (one class: the benchmark's protocol; all, the default: "anything unlike the training
 set" is the anomaly). The folder loads with `VAEPipeline.from_pretrained(output_dir)`; score new images with
 `pipe.anomaly_scores(images)` and calibrate a threshold on held-out normal images with
-`pipe.calibrate_anomaly_threshold(images, false_positive_rate=0.01)`.
+`pipe.calibrate_anomaly_threshold(images, false_positive_rate=0.01)`. With `--num_reference_images N`, the detector
+keeps N of its training images, drawn at random, and scores with `mahalanobis_knn` (the benchmark's best).
 
 With `--validation_data` (normal images the detector never trained on), the folder also gets a model card with
 held-out figures: a threshold calibrated on the first half of them at a 1% false-positive rate, the rate it flags on
@@ -41,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_steps", type=int, default=1000)
     parser.add_argument("--shift_pixels", type=int, default=0, help="0: quarter turns only; else shifts too.")
+    parser.add_argument(
+        "--num_reference_images",
+        type=int,
+        default=0,
+        help="Training images the detector keeps (8-bit, 784 bytes each at 28x28) for the 'mahalanobis_knn' score, "
+        "which adds the pixel distance to the nearest of them; 0 keeps none and scores with 'mahalanobis'.",
+    )
     parser.add_argument("--train_batch_size", type=int, default=128)
     parser.add_argument("--learning_rate", type=float, default=2e-3)
     parser.add_argument("--latent_dim", type=int, default=16)
@@ -73,6 +81,7 @@ def main(args: argparse.Namespace) -> None:
             latent_dim=args.latent_dim,
             base_channels=args.base_channels,
             shift_pixels=args.shift_pixels,
+            num_reference_images=args.num_reference_images,
         )
     training_seconds = time.perf_counter() - started
     print(f"{args.num_steps} steps on {len(images)} images in {training_seconds:.0f} s", flush=True)

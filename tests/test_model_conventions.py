@@ -50,7 +50,7 @@ CASES = {
     "VAE": (VAE, {"resolution": 28, "base_channels": 4, "latent_dim": 4}, lambda: {"sample": images(2, 1, 28)}),
     "TransformationVAE": (
         TransformationVAE,
-        {"resolution": 28, "base_channels": 4, "latent_dim": 4},
+        {"resolution": 28, "base_channels": 4, "latent_dim": 4, "num_reference_images": 3},  # an 8-bit buffer
         lambda: {"sample": images(2, 1, 28)},
     ),
     "AutoEncoder": (

@@ -20,9 +20,11 @@ class TransformationVAE(VAE):
 
     Trained on normal images only, the head learns what upright, centred normal images look like: an image of another
     kind leaves it unsure which way its transformed copies were turned or shifted. `transformation_nll` turns that
-    into an anomaly score; `feature_mahalanobis`, the better one, compares the image's posterior mean and the head's
+    into an anomaly score; `feature_mahalanobis`, a better one, compares the image's posterior mean and the head's
     answers on its transformations with those of the normal images, whose Gaussian `fit_normal_features` stores in the
-    model (buffers saved with the weights). The VAE part (`encode`, `decode`, `loss`, `sample`) is unchanged.
+    model (buffers saved with the weights). With `num_reference_images`, the model also keeps that many normal images,
+    and `mahalanobis_knn`, the best score, adds the pixel distance to the nearest of them. The VAE part (`encode`,
+    `decode`, `loss`, `sample`) is unchanged.
 
     Transformation `t` (0 <= t < `num_transformations`) shifts the image by `shifts[t // 4]` pixels (the background
     that comes in is -1, black) and then turns it by `t % 4` quarter turns counter-clockwise.
@@ -30,6 +32,8 @@ class TransformationVAE(VAE):
     Parameters:
         shift_pixels (`int`, defaults to 0): 0 for the four quarter turns only; else the four turns combined with
             five shifts, none and `shift_pixels` pixels left, right, up and down (20 transformations).
+        num_reference_images (`int`, defaults to 0): how many normal images `fit_normal_features` keeps in the model
+            (8-bit, `num_reference_images * in_channels * resolution**2` bytes) for `mahalanobis_knn`; 0 keeps none.
         Others as in [`VAE`].
     """
 
@@ -47,6 +51,7 @@ class TransformationVAE(VAE):
         beta: float = 1.0,
         norm_type: str = "group",
         shift_pixels: int = 0,
+        num_reference_images: int = 0,
     ):
         super().__init__(
             resolution=resolution,
@@ -63,11 +68,19 @@ class TransformationVAE(VAE):
             if shift_pixels >= resolution // 2:
                 half = resolution // 2
                 raise ValueError(f"`shift_pixels` must be below {half} (half the resolution), got {shift_pixels}")
+        check_positive_int("num_reference_images", num_reference_images, minimum=0)
+        if num_reference_images == 1:
+            raise ValueError("`num_reference_images` must be 0 or at least 2 (its scores are standardised), got 1.")
         self.transformation_head = nn.Linear(self.encoder.num_features, self.num_transformations)
         # The Gaussian of the normal images' anomaly features (`fit_normal_features`); a zero precision: not fitted.
         num_features = latent_dim + self.num_transformations**2
         self.register_buffer("normal_feature_mean", torch.zeros(num_features))
         self.register_buffer("normal_feature_precision", torch.zeros(num_features, num_features))
+        # 8-bit, as the images they come from: a quarter of the memory of float32 and no loss for 8-bit data.
+        reference_shape = (num_reference_images, in_channels, resolution, resolution)
+        self.register_buffer("reference_images", torch.zeros(reference_shape, dtype=torch.uint8))
+        # Rows: mean and std on normal images of `feature_mahalanobis` and `nearest_reference_distance`.
+        self.register_buffer("normal_score_statistics", torch.zeros(2, 2))
 
     @property
     def shifts(self) -> list[tuple[int, int]]:
@@ -138,11 +151,28 @@ class TransformationVAE(VAE):
         return torch.cat([posterior_mean, *answers], dim=1)
 
     @torch.no_grad()
-    def fit_normal_features(self, normal_images: torch.Tensor, batch_size: int = 500, ridge: float = 1e-3) -> None:
+    def fit_normal_features(
+        self,
+        normal_images: torch.Tensor,
+        batch_size: int = 500,
+        ridge: float = 1e-3,
+        generator: torch.Generator | None = None,
+    ) -> None:
         """Fits the Gaussian of `anomaly_features` on normal images `(N, C, R, R)` in [-1, 1] (N larger than the
         number of features) and stores its mean and precision in the model. `ridge` is added to the covariance's
-        diagonal: some head answers barely vary on normal images."""
+        diagonal: some head answers barely vary on normal images.
+
+        With `num_reference_images` (at most N), also keeps that many of the images, drawn with `generator`, and the
+        mean and std on normal images of the two scores `mahalanobis_knn` adds up: `feature_mahalanobis` on all N,
+        and the distance of each kept image to its nearest other kept image (a training image's distance to
+        itself, 0, would understate what a new normal image scores)."""
         check_positive_int("batch_size", batch_size)
+        num_references = self.config.num_reference_images
+        if len(normal_images) < num_references:
+            raise ValueError(
+                f"`num_reference_images` is {num_references}: fitting needs at least that many normal images, "
+                f"got {len(normal_images)}"
+            )
         features = torch.cat([self.anomaly_features(batch) for batch in normal_images.split(batch_size)]).double()
         if len(features) <= features.shape[1]:
             raise ValueError(f"fitting {features.shape[1]} features needs more images than that, got {len(features)}")
@@ -150,6 +180,19 @@ class TransformationVAE(VAE):
         covariance = torch.cov((features - mean).T) + ridge * torch.eye(features.shape[1], dtype=features.dtype)
         self.normal_feature_mean.copy_(mean)
         self.normal_feature_precision.copy_(torch.linalg.inv(covariance))
+        if num_references:
+            chosen = torch.randperm(len(normal_images), generator=generator)[:num_references]
+            self.reference_images.copy_(((normal_images[chosen].float() + 1) * 127.5).round().clamp(0, 255))
+            mahalanobis = torch.cat([self.feature_mahalanobis(batch) for batch in normal_images.split(batch_size)])
+            references = self._reference_vectors()
+            nearest_other = torch.cat(
+                [
+                    self._distances_to_references(batch).topk(2, dim=1, largest=False).values[:, 1]
+                    for batch in references.split(batch_size)
+                ]
+            )
+            statistics = [[scores.mean(), scores.std()] for scores in (mahalanobis, nearest_other)]
+            self.normal_score_statistics.copy_(torch.tensor(statistics))
 
     def feature_mahalanobis(self, sample: torch.Tensor) -> torch.Tensor:
         """Squared Mahalanobis distance `(B,)` of the `anomaly_features` of images `(B, C, R, R)` in [-1, 1] to the
@@ -164,6 +207,42 @@ class TransformationVAE(VAE):
         centred = self.anomaly_features(sample).double() - self.normal_feature_mean.double()
         return ((centred @ self.normal_feature_precision.double()) * centred).sum(dim=1).float()
 
+    def _reference_vectors(self) -> torch.Tensor:
+        """The kept normal images as float32 vectors `(num_reference_images, C * R * R)` in [-1, 1]."""
+        return self.reference_images.flatten(1).float() / 127.5 - 1
+
+    def _distances_to_references(self, sample: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(sample.flatten(1).float(), self._reference_vectors())
+
+    def nearest_reference_distance(self, sample: torch.Tensor) -> torch.Tensor:
+        """Euclidean pixel distance `(B,)` of images `(B, C, R, R)` in [-1, 1] to the nearest kept normal image (the
+        raw-pixel nearest-neighbour detector; needs `num_reference_images` and `fit_normal_features`)."""
+        self._check_fitted_references()
+        return self._distances_to_references(self._check_sample(sample)).min(dim=1).values
+
+    def mahalanobis_knn(self, sample: torch.Tensor) -> torch.Tensor:
+        """The best anomaly score of this model `(B,)` for images `(B, C, R, R)` in [-1, 1]: `feature_mahalanobis`
+        plus `nearest_reference_distance`, each standardised by its mean and std on normal images, so that the two
+        weigh alike; higher is more anomalous, about 0 for a typical normal image. The Gaussian of the features sees
+        what the encoder learned of the normal images' shapes, the nearest neighbour their pixel detail: on
+        Fashion-MNIST, one class normal, their sum beats each alone (see the README)."""
+        self._check_fitted_references()
+        scores = torch.stack([self.feature_mahalanobis(sample), self.nearest_reference_distance(sample)], dim=1)
+        mean, std = self.normal_score_statistics.unbind(dim=1)
+        return ((scores - mean) / std).sum(dim=1)
+
+    def _check_fitted_references(self) -> None:
+        if self.config.num_reference_images == 0:
+            raise ValueError(
+                "This TransformationVAE keeps no normal images (`num_reference_images` is 0): use the 'mahalanobis' "
+                "score, or train one with `num_reference_images`."
+            )
+        if not self.normal_score_statistics[:, 1].all():
+            raise ValueError(
+                "This TransformationVAE has no fitted reference images: call `fit_normal_features(normal_images)` "
+                "first (train_transformation_vae does)."
+            )
+
     def transformation_loss(self, sample: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (nats, mean over images and transformations) of the head on every transformation of every
         image of `sample` `(B, C, R, R)` in [-1, 1]: the training signal of the head. Each image in all its
@@ -175,10 +254,11 @@ class TransformationVAE(VAE):
         return nn.functional.cross_entropy(self.transformation_logits(transformed).float(), targets)
 
     def usage_snippet(self, repo_id: str) -> str:
+        score = "mahalanobis_knn" if self.config.num_reference_images else "feature_mahalanobis"
         return f'''import torch
 from diffusers import AutoModel
 
 vae = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)
 images = vae.sample(4, generator=torch.Generator().manual_seed(0))  # or real images (B, 1, 28, 28) in [-1, 1]
 with torch.no_grad():
-    scores = vae.feature_mahalanobis(images)  # per image: high for images unlike the training data'''
+    scores = vae.{score}(images)  # per image: high for images unlike the training data'''

@@ -80,10 +80,8 @@ class VAEPipeline(SingleModelPipeline):
         sampling = (
             "images = pipe(batch_size=8, generator=torch.Generator().manual_seed(0)).images  # PIL, from the prior"
         )
-        if self.default_anomaly_method == "mahalanobis":
-            scoring = (
-                "scores = pipe.anomaly_scores(images)  # feature Mahalanobis distance per image: high for outliers"
-            )
+        if self.default_anomaly_method.startswith("mahalanobis"):
+            scoring = "scores = pipe.anomaly_scores(images)  # per image: high for images unlike the training data"
         else:
             scoring = 'scores = pipe.anomaly_scores(images, method="elbo")'
             scoring += "  # negative ELBO per image, in nats: high for outliers"
@@ -150,8 +148,11 @@ class VAEPipeline(SingleModelPipeline):
 
     @property
     def default_anomaly_method(self) -> str:
-        """The best anomaly score this model offers: `"mahalanobis"` for a `TransformationVAE`, else `"elbo"`."""
-        return "mahalanobis" if hasattr(self.vae, "feature_mahalanobis") else "elbo"
+        """The best anomaly score this model offers: `"mahalanobis_knn"` for a `TransformationVAE` that keeps
+        reference images, `"mahalanobis"` for one that does not, else `"elbo"`."""
+        if not hasattr(self.vae, "feature_mahalanobis"):
+            return "elbo"
+        return "mahalanobis_knn" if self.vae.config.num_reference_images else "mahalanobis"
 
     def anomaly_scores(
         self,
@@ -163,9 +164,12 @@ class VAEPipeline(SingleModelPipeline):
         """One score per image `(B,)`, higher meaning more unusual for the training distribution.
 
         `method` (default: `default_anomaly_method`), as in `hf_vaegan.metrics.anomaly_scores`:
-        - `"mahalanobis"` (needs a `TransformationVAE`; the best on Fashion-MNIST, mean one-class AUROC in the
-          README): the squared Mahalanobis distance of the image's posterior mean and transformation-head answers to
-          those of the normal training images (Lee et al. 2018; GEOM, Golan & El-Yaniv 2018), deterministic;
+        - `"mahalanobis_knn"` (needs a `TransformationVAE` with `num_reference_images`; the best on Fashion-MNIST,
+          mean one-class AUROC in the README): `"mahalanobis"` plus the pixel distance to the nearest normal image
+          the model keeps, each standardised on normal images, deterministic;
+        - `"mahalanobis"` (needs a `TransformationVAE`): the squared Mahalanobis distance of the image's posterior
+          mean and transformation-head answers to those of the normal training images (Lee et al. 2018; GEOM, Golan
+          & El-Yaniv 2018), deterministic;
         - `"transformation"` (needs a `TransformationVAE`): how badly the head recognises the quarter turns of the
           image, in nats (GEOM's simplified score), deterministic;
         - `"elbo"`: the negative ELBO in nats, averaged over `num_samples` posterior samples;

@@ -42,7 +42,8 @@ def train_transformation_vae(
     cross-entropy of the transformation head on every transformation of every image of the batch. The weight puts
     the two terms on a similar scale (a 28x28 image's ELBO is a few hundred nats, the cross-entropy at most
     log(num_transformations)). The Gaussian of the normal features is then fitted on `images`
-    (`TransformationVAE.fit_normal_features`), so that the model scores with `"mahalanobis"` as returned.
+    (`TransformationVAE.fit_normal_features`, which also keeps `num_reference_images` of them, drawn with `seed`), so
+    that the model scores with `"mahalanobis"` and `"mahalanobis_knn"` as returned.
     """
     torch.manual_seed(seed)
     vae = TransformationVAE(**config)
@@ -57,7 +58,7 @@ def train_transformation_vae(
         optimizer.step()
     vae.eval()
     with torch.autocast(images.device.type, enabled=False):  # the statistics in float32 even under bf16 training
-        vae.fit_normal_features(images)
+        vae.fit_normal_features(images, generator=torch.Generator().manual_seed(seed))
     return vae
 
 
