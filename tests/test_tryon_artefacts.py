@@ -140,3 +140,18 @@ def test_the_space_input_benchmark_dresses_the_colour_gans_garments_as_drawn(tmp
     # The renderer's own warp leaves only the composition's errors.
     assert figures["model on the renderer's warp"]["artefact_rate"] < figures["model"]["artefact_rate"]
     assert Image.open(tmp_path / "worst.png").size == (5 * 96, 3 * 128)
+
+
+def test_the_one_pixel_tolerance_forgives_a_shifted_edge_but_not_a_wrong_colour():
+    target = torch.full((1, 3, *SIZE), -1.0)
+    target[..., :, 10:14] = 1.0  # a white stripe on black
+    shifted = torch.roll(target, 1, dims=-1)  # the same stripe one pixel to the right
+    assert artefact_map(shifted, target).sum() == 2 * SIZE[0]  # both of its edges, strictly
+    assert not artefact_map(shifted, target, tolerance=1).any()
+    assert artefact_map(torch.roll(target, 2, dims=-1), target, tolerance=1).sum() == 2 * SIZE[0]
+    fringe = target.clone()
+    fringe[:, 0, :, 9] = 1.0  # a red column beside the stripe: no pixel near it is red
+    fringe[:, 1:, :, 9] = -1.0
+    assert artefact_map(fringe, target, tolerance=1).sum() == SIZE[0]
+    with pytest.raises(ValueError, match="tolerance"):
+        artefact_map(target, target, tolerance=-1)
