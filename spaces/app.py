@@ -635,7 +635,8 @@ class WardrobeSpace:
                 "with a VAE, shape an avatar and dress it. Models: [hf-vaegan](https://github.com/hf-vaegan/hf-vaegan).\n\n"
                 "Every tab opens with an example result; change the settings and press its button for your own."
             )
-            with gr.Tabs() as tabs:
+            # Wrapped onto a second row on a phone rather than hidden in Gradio's "More tabs" menu.
+            with gr.Tabs(overflow_behavior="wrap") as tabs:
                 with gr.Tab("New garments", id="garments"):
                     self._garments_tab()
                 with gr.Tab("Style explorer", id="styles"):

@@ -34,6 +34,7 @@ TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)  # requests may wait in the Space's queue on a busy machine
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+TAB_NAMES = ("New garments", "Style explorer", "Body shapes", "Try-on", "Sketch to garment", "About")
 MIN_GARMENT_PIXELS = 128
 
 # The first `count` images matching a selector loaded and shown (Gradio's galleries load the rest when scrolled to).
@@ -181,14 +182,9 @@ def wait_for_error_notice(page, text: str) -> None:
 
 
 def open_tab(page, name: str) -> None:
-    """Opens a tab from the tab bar, or, on a narrow screen, from Gradio's "More tabs" menu."""
+    """Opens a tab from the tab bar (wrapped onto more rows on a narrow screen, never hidden in a menu)."""
     page.get_by_role("tab", name="New garments").wait_for()  # the page is drawn
-    tab = page.get_by_role("tab", name=name)
-    if tab.count():
-        tab.click()
-    else:
-        page.get_by_role("button", name="More tabs").click()
-        page.locator(".overflow-dropdown button").filter(has_text=name).click()
+    page.get_by_role("tab", name=name).click()
 
 
 def upload(page, element_id: str, path: Path) -> None:
@@ -441,6 +437,11 @@ def test_on_a_phone(page, shoot):
     assert layout["image"]["right"] <= PHONE["width"], layout
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
     shoot(page, "7-phone-new-garments")
+    # every tab is in the tab bar, on screen, none behind a "More tabs" menu
+    expect(page.get_by_role("button", name="More tabs")).to_have_count(0)
+    for name in TAB_NAMES:
+        box = page.get_by_role("tab", name=name).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (name, box)
     open_tab(page, "Body shapes")
     wait_for_image(page, "body-avatar")
     accuracy = page.locator("#body-read").get_by_text("0.12 poor")
