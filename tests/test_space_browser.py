@@ -160,6 +160,8 @@ def wait_for_images(page, selector: str, count: int = 1) -> None:
 
 
 def wait_for_image(page, element_id: str) -> None:
+    # Gradio's images load lazily: one far below the visible part of the page loads only when scrolled to.
+    page.locator(f"#{element_id}").scroll_into_view_if_needed()
     wait_for_images(page, f"#{element_id} img")
 
 
