@@ -764,7 +764,7 @@ class WardrobeSpace:
                 "The reconstruction is the style VAE's; the score is the anomaly detector's (a VAE whose encoder also "
                 "tells which way a garment was turned, trained on Fashion-MNIST's training garments): the Mahalanobis "
                 "distance of its features of the image (latent code, and its answers on the image's four quarter "
-                "turns) to those of the training garments, plus the pixel distance to the nearest of the 10,000 "
+                "turns) to those of the training garments, plus the pixel distance to the nearest of the 8,000 "
                 "training garments it keeps, each in units of its spread among training garments. On Fashion-MNIST "
                 "this score tells one class from the nine "
                 f"others with a mean AUROC of {ONE_CLASS_AUROC} (README). The threshold flags "

@@ -187,7 +187,7 @@ class TransformationVAE(VAE):
             references = self._reference_vectors()
             nearest_other = torch.cat(
                 [
-                    self._distances_to_references(batch).topk(2, dim=1, largest=False).values[:, 1]
+                    torch.cdist(batch, references).topk(2, dim=1, largest=False).values[:, 1]
                     for batch in references.split(batch_size)
                 ]
             )
