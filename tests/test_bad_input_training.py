@@ -19,6 +19,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
+from scripts import run_script
 
 from hf_vaegan.data.loading import load_image_dataset
 from hf_vaegan.training import CheckpointError, register_training_state, save_checkpoint
@@ -43,9 +44,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def train_gan(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(TRAIN_GAN), *TINY_GAN, *args], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    return run_script([sys.executable, str(TRAIN_GAN), *TINY_GAN, *args], cwd=REPO)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, message: str, status: int = 1) -> None:

@@ -2,7 +2,6 @@
 model, a Hub repo at a revision, or an earlier run; data that does not fit the model is refused before training."""
 
 import importlib.util
-import os
 import re
 import shlex
 import shutil
@@ -14,6 +13,7 @@ import datasets
 import numpy as np
 import pytest
 from huggingface_hub import HfApi, ModelCard
+from scripts import run_script
 
 from hf_vaegan import VAE, VAEGAN, Discriminator, Generator, PatchDiscriminator, TryOnModel, UNetGenerator
 from hf_vaegan.data.sketch import make_sketch_pairs
@@ -31,14 +31,7 @@ COMMON = ["--seed", "0", "--report_to", "none", "--ema_decay", "0", "--max_train
 
 
 def train(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "examples" / f"{script}.py"), *COMMON, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ),
-    )
+    return run_script([sys.executable, str(REPO / "examples" / f"{script}.py"), *COMMON, *args], cwd=REPO)
 
 
 def check(result: subprocess.CompletedProcess) -> str:
@@ -303,10 +296,10 @@ def test_the_readme_fine_tune_command_runs(tmp_path):
     # Two steps instead of the README's hundred, written to the test's folder.
     flags[flags.index("--max_train_steps") + 1] = "2"
     flags[flags.index("--output_dir") + 1] = str(tmp_path / "out")
-    result = subprocess.run(
+    result = run_script(
         [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu", *argv[2:3], *flags,
          "--report_to", "none", "--num_sample_images", "10"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ),
+        cwd=REPO,
     )  # fmt: skip
     check(result)
     generator = Generator.from_pretrained(tmp_path / "out")

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripts import run_script
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_GAN = REPO / "examples" / "train_gan.py"
@@ -25,7 +26,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def train_without_tensorboard(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-c", WITHOUT_TENSORBOARD, str(TRAIN_GAN), *TINY_GAN, *flags]
     command += ["--output_dir", str(tmp_path / "gan")]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return run_script(command, cwd=REPO)
 
 
 @pytest.mark.parametrize("report_to", ["tensorboard", "wandb,tensorboard"])
@@ -47,7 +48,7 @@ def test_the_default_tracker_missing_is_a_warning_and_training_goes_on(tmp_path)
 
 def test_the_default_tracker_logs_when_installed(tmp_path):
     command = [sys.executable, str(TRAIN_GAN), *TINY_GAN, "--output_dir", str(tmp_path / "gan")]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = run_script(command, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "is not installed" not in result.stderr
     assert list((tmp_path / "gan" / "logs").rglob("events.out.tfevents*"))

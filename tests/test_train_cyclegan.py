@@ -1,8 +1,6 @@
 """`examples/train_cyclegan.py` end to end, in subprocesses, on tiny models and the 1k Fashion-MNIST fixture."""
 
 import importlib.util
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +12,7 @@ import torch
 from crash import kill_when
 from PIL import Image
 from safetensors.torch import load_file
+from scripts import CPU_PROCESSES_ENV, accelerate_launcher, run_script
 
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.models.unet_generator import UNetGenerator
@@ -30,9 +29,7 @@ SUBFOLDERS = ("", "generator_b_to_a", "discriminator_a", "discriminator_b")
 
 def train(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
     command = [*(launcher or [sys.executable]), str(SCRIPT), *TINY, "--seed", "0", "--report_to", "none", *args]
-    return subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
-    )
+    return run_script(command, cwd=REPO, env=env)
 
 
 def check(result: subprocess.CompletedProcess) -> str:
@@ -104,17 +101,11 @@ def test_two_image_columns_with_different_channels(tmp_path):
 @pytest.mark.slow
 def test_two_processes(tmp_path):
     # Each prepared generator runs forward once per backward (the cycle's second pass uses the bare model): DDP-safe.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launcher += ["--num_cpu_threads_per_process", "1", "--main_process_port", str(port)]
     output_dir = tmp_path / "ddp"
     output = check(
         train(
             *SNEAKERS_TO_BOOTS, "--output_dir", str(output_dir), "--max_train_steps", "3", "--checkpointing_steps",
-            "2", "--replay_buffer_size", "4", env={"ACCELERATE_USE_CPU": "1"}, launcher=launcher,
+            "2", "--replay_buffer_size", "4", env=CPU_PROCESSES_ENV, launcher=accelerate_launcher(),
         )
     )  # fmt: skip
     assert "Training: 3 steps of 8 images (2 processes x 4 per batch x 1 accumulated)" in output

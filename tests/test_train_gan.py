@@ -1,10 +1,8 @@
 """`examples/train_gan.py` end to end, in subprocesses, on tiny models and the 1k Fashion-MNIST fixture."""
 
 import importlib.util
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +15,7 @@ from crash import kill_when
 from huggingface_hub import ModelCard, list_repo_files
 from PIL import Image
 from safetensors.torch import load_file
+from scripts import CPU_PROCESSES_ENV, accelerate_launcher, run_script
 
 from hf_vaegan import Discriminator, Generator
 from hf_vaegan.data.loading import load_image_dataset
@@ -36,26 +35,13 @@ def command(*args: str, launcher: list[str] | None = None) -> list[str]:
 
 
 def train(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        command(*args, launcher=launcher),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+    return run_script(command(*args, launcher=launcher), cwd=REPO, env=env)
 
 
 def check(result: subprocess.CompletedProcess) -> str:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     return output
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load_weights(output_dir: Path) -> dict[str, torch.Tensor]:
@@ -66,17 +52,12 @@ def load_weights(output_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_two_processes_train_checkpoint_and_save(tmp_path):
-    # `accelerate launch --cpu --num_processes 2` starts a single process unless mpirun is installed; the torchrun
-    # launcher with ACCELERATE_USE_CPU gives two CPU processes talking over gloo.
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launcher += ["--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port())]
     output_dir = tmp_path / "gan"
     output = check(
         train(
             "--dataset_name", str(FIXTURE), "--output_dir", str(output_dir), "--max_train_steps", "4",
             "--checkpointing_steps", "2", "--sample_steps", "2", "--r1_interval", "2",
-            env={"ACCELERATE_USE_CPU": "1"}, launcher=launcher,
+            env=CPU_PROCESSES_ENV, launcher=accelerate_launcher(),
         )
     )  # fmt: skip
     assert "DistributedType.MULTI_CPU" in output

@@ -1,7 +1,6 @@
 """`examples/train_pix2pix.py` end to end, in subprocesses, on tiny models and sketch pairs of the 1k fixture."""
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 from crash import kill_when
 from PIL import Image
 from safetensors.torch import load_file
+from scripts import run_script
 
 from hf_vaegan.data.sketch import make_sketch_pairs
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
@@ -37,9 +37,7 @@ def pairs(tmp_path_factory) -> Path:
 
 def train(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, str(SCRIPT), *TINY, "--seed", "0", "--report_to", "none", *args]
-    return subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
-    )
+    return run_script(command, cwd=REPO, env=env)
 
 
 def check(result: subprocess.CompletedProcess) -> str:
