@@ -11,7 +11,8 @@ Runs anywhere Accelerate does, from a laptop CPU to many GPUs on several machine
 an appearance flow and renders the dressed person with a composition mask (`--no-use_warping` trains the ablation
 without the warp); the losses are a multi-scale L1, feature matching on the PatchGAN's features (the
 perceptual-style loss, no pretrained network needed), the adversarial loss and, for the warp, an L1 loss to the garment
-as worn plus flow smoothness. `--resume_from_checkpoint latest` continues an interrupted run exactly. At the end the
+as worn plus flow smoothness, and on the synthetic wardrobe the distance to the renderer's own flow
+(`--flow_weight`). `--resume_from_checkpoint latest` continues an interrupted run exactly. At the end the
 model is evaluated on `--num_validation_examples` held-out pairs (SSIM, L1, FID). The output folder loads with
 `TryOnPipeline.from_pretrained(output_dir)` or `TryOnModel.from_pretrained(output_dir)` (EMA weights), and
 `PatchDiscriminator.from_pretrained(output_dir / "discriminator")`; it also holds a model card, the sample
@@ -128,6 +129,14 @@ def add_tryon_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         default=1.0,
         help="Weight of the total variation of the appearance flow.",
     )
+    gan.add_argument(
+        "--flow_weight",
+        type=float,
+        default=1.0,
+        help="Weight of the mean distance, in pixels, between the appearance flow and the renderer's, where the "
+        "dataset has it (the synthetic wardrobe's warped_cloth_flow column; VITON-HD has none); 0 trains the warp "
+        "on appearance alone.",
+    )
 
     data = parser.add_argument_group("try-on data")
     data.add_argument(
@@ -181,7 +190,9 @@ def validate_tryon_args(args: argparse.Namespace) -> None:
         )
     check_positive_ints(args, "max_channel_multiplier")
     check_positive(args, "keypoint_sigma")
-    check_non_negative(args, "l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight")
+    check_non_negative(
+        args, "l1_weight", "feature_matching_weight", "warp_weight", "flow_smoothness_weight", "flow_weight"
+    )
     if args.num_garment_classes < 0 or not 0 <= args.class_dropout <= 1:
         raise ValueError(
             f"--num_garment_classes must be >= 0 and --class_dropout in [0, 1], got {args.num_garment_classes}, "
@@ -254,6 +265,7 @@ def main(args: argparse.Namespace) -> None:
         feature_matching_weight=args.feature_matching_weight,
         warp_weight=args.warp_weight,
         flow_smoothness_weight=args.flow_smoothness_weight,
+        flow_weight=args.flow_weight,
         class_dropout=args.class_dropout,
         augment=DiffAugment(args.diffaugment),
         **session.trainer_options(ema),
@@ -296,6 +308,8 @@ def write_card(session: TrainingSession, model, info, held_out, metrics, seconds
     )
     if model.config.use_warping:
         weights += f" + {args.warp_weight} x warp L1 + {args.flow_smoothness_weight} x flow TV"
+        if args.flow_weight and "warped_cloth_flow" in info.dataset.column_names:
+            weights += f" + {args.flow_weight} x distance to the renderer's flow (px)"
     recipe = {
         "warping": "appearance flow" if model.config.use_warping else "none (ablation)",
         "composition": {

@@ -2,7 +2,6 @@
 VITON-HD-layout fixture), and the try-on training layer: data, losses, evaluation."""
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from crash import kill_when
 from PIL import Image
 from safetensors.torch import load_file
+from scripts import run_script
 from test_viton import make_viton_folder
 
 from hf_vaegan.data import Wardrobe, build_wardrobe_dataset
@@ -22,7 +22,7 @@ from hf_vaegan.data.tryon import TryOnDatasetInfo, load_tryon_dataset
 from hf_vaegan.metrics.tryon import evaluate_tryon, tryon_region_crops
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
 from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
-from hf_vaegan.training.losses import multiscale_l1, total_variation
+from hf_vaegan.training.losses import flow_endpoint_error, multiscale_l1, total_variation
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_tryon.py"
@@ -36,14 +36,7 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
 def train(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *TINY, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+    return run_script([sys.executable, str(SCRIPT), *TINY, *args], cwd=REPO, env=env)
 
 
 def check(result: subprocess.CompletedProcess) -> str:
@@ -78,6 +71,7 @@ def test_synthetic_wardrobe_from_the_npz_trains_and_loads_in_the_pipeline(tmp_pa
     assert Image.open(output_dir / "samples.png").size == (4 * 24, 5 * 32)
     card = (output_dir / "README.md").read_text()
     assert "SSIM (higher is better)" in card and "examples/train_tryon.py" in card and "appearance flow" in card
+    assert "1.0 x distance to the renderer's flow (px)" in card
     assert PatchDiscriminator.from_pretrained(output_dir / "discriminator").config.in_channels == 6
 
     pipe = TryOnPipeline.from_pretrained(output_dir)
@@ -99,7 +93,8 @@ def test_viton_hd_layout_trains_with_the_warp_target_from_the_parse(tmp_path):
         )
     )  # fmt: skip
     assert "4 training pairs (viton-hd) at 32x24" in output
-    assert "(viton-hd, split `train`)" in (output_dir / "README.md").read_text()
+    card = (output_dir / "README.md").read_text()
+    assert "(viton-hd, split `train`)" in card and "renderer's flow" not in card
     assert all(torch.isfinite(t).all() for t in load_file(output_dir / WEIGHTS).values())
 
 
@@ -167,6 +162,10 @@ def test_transform_resizes_images_masks_and_keypoints(fashion_mnist):
         assert batch[name].shape == (2, 1, 32, 24) and set(batch[name].unique().tolist()) <= {0.0, 1.0}
     original = torch.tensor(rows[0]["pose_keypoints"])
     assert torch.allclose(batch["pose_keypoints"][0, :, :2], original[:, :2] / 2)
+    # The renderer's flow is in units of the whole image: resized, its values stay as they are.
+    flow = torch.from_numpy(np.asarray(rows[0]["warped_cloth_flow"], dtype=np.float32))
+    assert batch["warped_cloth_flow"].shape == (2, 2, 32, 24) and batch["warped_cloth_flow"].dtype == torch.float32
+    torch.testing.assert_close(batch["warped_cloth_flow"][0], flow[:, ::2, ::2], rtol=0, atol=0, equal_nan=True)
 
 
 def test_viton_rows_get_the_worn_garment_from_the_parse(tmp_path):
@@ -190,6 +189,19 @@ def test_losses():
     ramp = torch.zeros(1, 2, 16, 12)
     ramp[:, 0] = torch.linspace(-1, 1, 12)  # 2/11 per column in grid units = 12/11 pixel per column
     assert torch.isclose(total_variation(ramp), torch.tensor(6 / 11 / 2 * 2 / 2), atol=1e-5)
+
+
+def test_flow_endpoint_error_is_in_pixels_where_the_target_is_known():
+    flow = torch.zeros(1, 2, 16, 12, requires_grad=True)
+    target = torch.full((1, 2, 16, 12), float("nan"))
+    target[..., :8, :] = 0
+    target[:, 0, :8, :] = 2 / 12 * 3  # 3 pixels to the right
+    target[:, 1, :8, :] = 2 / 16 * 4  # and 4 down: 5 pixels away
+    loss = flow_endpoint_error(flow, target)
+    assert torch.isclose(loss, torch.tensor(5.0), atol=1e-4)
+    loss.backward()
+    assert torch.isfinite(flow.grad).all() and (flow.grad[..., 8:, :] == 0).all()
+    assert flow_endpoint_error(flow, torch.full_like(target, float("nan"))) == 0
 
 
 def test_region_crops_are_square_and_centred_on_the_region():

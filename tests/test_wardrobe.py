@@ -4,6 +4,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from hf_vaegan.data import (
     BODY_SHAPE_RANGES,
@@ -182,6 +184,32 @@ def test_bent_arms_occlude_the_garment(wardrobe, fashion_mnist):
     assert np.isin(dressed.parse[forearm_over_dress], arm_labels).all()
 
 
+@pytest.mark.parametrize("label", [0, 1, 3, 4])
+def test_the_renderers_flow_samples_the_garment_as_worn(wardrobe, fashion_mnist, label):
+    _, labels = fashion_mnist
+    shape = dataclasses.replace(BodyShape(), right_elbow_bend=60.0)
+    garment = wardrobe.garment(first_of_label(labels, label))
+    dressed = dress(render_avatar(shape), garment)
+    flow = torch.from_numpy(dressed.warped_cloth_flow).permute(2, 0, 1)[None]
+    assert np.array_equal(torch.isfinite(flow).all(dim=1)[0].numpy(), dressed.warped_cloth_mask)
+    # Sampled where the flow says (as TryOnModel.warp does), the cloth gives the garment as worn, up to the
+    # renderer's shading (a grey factor in [0.8, 1]); seams between parts and outlines blend two colours.
+    height, width = dressed.warped_cloth_mask.shape
+    identity = F.affine_grid(torch.eye(2, 3)[None], [1, 1, height, width], align_corners=False)
+    grid = identity + torch.nan_to_num(flow).permute(0, 2, 3, 1)
+    cloth = torch.from_numpy(garment.image).permute(2, 0, 1)[None].float() / 255
+    sampled = F.grid_sample(cloth, grid, align_corners=False)[0].permute(1, 2, 0)
+    worn = torch.from_numpy(dressed.warped_cloth).float() / 255
+    shade = ((worn * sampled).sum(-1) / sampled.square().sum(-1).clamp(min=1e-6)).clamp(0.8, 1)
+    error = (sampled * shade[..., None] - worn).abs().amax(-1)
+    filled = torch.nan_to_num(flow, nan=9.0)
+    neighbours = F.unfold(F.pad(filled, (1, 1, 1, 1), mode="replicate"), 3).view(2, 9, height, width)
+    jumps = (neighbours - filled[0, :, None]).abs().amax(dim=(0, 1))
+    smooth = torch.from_numpy(dressed.warped_cloth_mask) & (jumps < 0.03)
+    assert smooth.sum() > 300
+    assert torch.quantile(error[smooth], 0.99) < 0.01
+
+
 def test_any_pair_renders_again_from_stored_columns(dataset_dict, fashion_mnist):
     row = dataset_dict["test"][0]
     wardrobe = Wardrobe(*fashion_mnist, seed=3)
@@ -207,6 +235,9 @@ def test_dataset_columns(dataset_dict):
         assert np.array_equal(arrays["image"][outside], arrays["avatar"][outside])
         assert np.array_equal(np.asarray(row["unpaired_image"])[outside], arrays["image"][outside])
         assert np.asarray(row["pose_keypoints"]).shape == (18, 3)
+        flow = np.asarray(row["warped_cloth_flow"])
+        assert flow.shape == (2, 128, 96) and test.features["warped_cloth_flow"].dtype == "float16"
+        assert np.array_equal(np.isfinite(flow).all(axis=0), np.asarray(row["warped_cloth_mask"]) > 0)
         assert row["unpaired_garment_id"] != row["garment_id"]
         assert {row["unpaired_garment_label"], row["garment_label"]} <= next(
             set(labels) for labels in GARMENT_GROUPS.values() if row["garment_label"] in labels

@@ -13,6 +13,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .loading import load_image_dataset, make_dataloader
@@ -147,7 +148,8 @@ class TryOnTransform:
     wardrobe), the undressed ``avatar`` ``(3, H, W)`` (the person's own pixels) and the ``garment_label`` (and
     ``unpaired_garment_label``) as integer tensors; the warp's target ``warped_cloth``
     (garment as worn, white elsewhere) and ``warped_cloth_mask``; and, where the rows have them, ``unpaired_cloth``,
-    ``unpaired_cloth_mask`` and ``unpaired_image``.
+    ``unpaired_cloth_mask`` and ``unpaired_image``, and the renderer's ``warped_cloth_flow`` ``(2, H, W)`` (float32,
+    NaN off the garment; resized to the nearest pixel, since its values are in units of the whole image).
     """
 
     def __init__(self, resolution: tuple[int, int]):
@@ -176,6 +178,11 @@ class TryOnTransform:
         for name in _UNPAIRED_COLUMNS:
             if row.get(name) is not None:
                 example[name] = mask_tensor(row[name], size) if name in _MASK_COLUMNS else rgb_tensor(row[name], size)
+        if row.get("warped_cloth_flow") is not None:
+            flow = torch.from_numpy(np.asarray(row["warped_cloth_flow"], dtype=np.float32))
+            if flow.shape[1:] != size:
+                flow = F.interpolate(flow[None], size=size, mode="nearest")[0]
+            example["warped_cloth_flow"] = flow
         return example
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:

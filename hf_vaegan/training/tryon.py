@@ -11,7 +11,9 @@ Per batch, under ``accelerator.accumulate``:
   warp, ``warp_weight`` x a multi-scale L1 between the warped garment (and its mask) and the garment as worn +
   ``flow_smoothness_weight`` x the total variation of the flow. The garment as worn is the wardrobe's
   ``warped_cloth`` column where the dataset has it, else (VITON-HD) the clothes of ``image_parse`` cut out of the
-  person image, as in CP-VTON;
+  person image, as in CP-VTON. Where the dataset also has the renderer's own flow (the wardrobe's
+  ``warped_cloth_flow``), + ``flow_weight`` x the flow's mean distance to it in pixels: the appearance losses alone
+  leave thin stripes a fraction of a pixel from where the renderer draws them;
 - the model's EMA.
 """
 
@@ -27,7 +29,7 @@ from torch import nn
 from ..data.tryon import model_inputs
 from ..metrics.tryon import cast_inputs
 from .grids import comparison_grid
-from .losses import multiscale_l1, total_variation
+from .losses import flow_endpoint_error, multiscale_l1, total_variation
 from .pix2pix import ConditionalPatchGANTrainer
 from .update import Network, frozen
 
@@ -39,8 +41,8 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
         accelerator: The run's Accelerator.
         model: The ``TryOnModel`` network.
         discriminator: The ``PatchDiscriminator`` network, ``in_channels=6``.
-        l1_weight, feature_matching_weight, warp_weight, flow_smoothness_weight: Loss weights (see the module
-            docstring); the adversarial loss has weight 1.
+        l1_weight, feature_matching_weight, warp_weight, flow_smoothness_weight, flow_weight: Loss weights (see
+            the module docstring); the adversarial loss has weight 1.
         class_dropout: Share of the garments given to a model with `num_garment_classes` as of unknown class (-1).
         options: ``loss``, ``augment`` of :class:`~hf_vaegan.training.update.AdversarialTrainer`; ``ema``,
             ``max_grad_norm``, ``rng``, ``channels_last`` of :class:`~hf_vaegan.training.update.Trainer`.
@@ -56,16 +58,18 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
         feature_matching_weight: float = 5.0,
         warp_weight: float = 10.0,
         flow_smoothness_weight: float = 1.0,
+        flow_weight: float = 1.0,
         class_dropout: float = 0.1,
         **options,
     ):
-        weights = (l1_weight, feature_matching_weight, warp_weight, flow_smoothness_weight)
+        weights = (l1_weight, feature_matching_weight, warp_weight, flow_smoothness_weight, flow_weight)
         if min(weights) < 0:
             raise ValueError(f"loss weights must be >= 0, got {weights}")
         super().__init__(accelerator, **options)
         self.model, self.discriminator = model, discriminator
         self.l1_weight, self.feature_matching_weight = l1_weight, feature_matching_weight
         self.warp_weight, self.flow_smoothness_weight = warp_weight, flow_smoothness_weight
+        self.flow_weight = flow_weight
         if not 0 <= class_dropout <= 1:
             raise ValueError(f"class_dropout must be in [0, 1], got {class_dropout}")
         self.class_dropout = class_dropout
@@ -112,6 +116,9 @@ class TryOnTrainer(ConditionalPatchGANTrainer):
                     terms["warp_loss"] = terms["warp_loss"] + multiscale_l1(warped_mask, worn_mask)
                     terms["flow_smoothness"] = total_variation(flow)
                     weights |= {"warp_loss": self.warp_weight, "flow_smoothness": self.flow_smoothness_weight}
+                    if self.flow_weight and "warped_cloth_flow" in batch:
+                        terms["flow_loss"] = flow_endpoint_error(flow, batch["warped_cloth_flow"])
+                        weights["flow_loss"] = self.flow_weight
                 model_loss = sum(weights[name] * value for name, value in terms.items())
                 logs |= self.update(model, model_loss, step, "model_grad_norm",
                     model_loss=model_loss, **terms,

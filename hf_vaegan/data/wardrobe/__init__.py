@@ -26,6 +26,8 @@ eight (:data:`TRYON_COLUMNS`) are also what :func:`hf_vaegan.data.load_viton_hd`
 ``avatar``                        the undressed avatar (in a light tank top, shorts and shoes) on its background
 ``warped_cloth``                  the garment as worn, without arm occlusion, on white: supervision for warping
 ``warped_cloth_mask``             binary mask of ``warped_cloth``
+``warped_cloth_flow``             float16 array (2, H, W): the warp that makes ``warped_cloth`` from ``cloth``, as
+                                  ``TryOnModel`` predicts it (``DressedAvatar.warped_cloth_flow``); NaN off the garment
 ``avatar_id``, ``garment_id``     avatar identity and the Fashion-MNIST source index of the garment
 ``garment_label``                 Fashion-MNIST class (``ClassLabel``)
 body parameters                   one float column per :class:`BodyShape` field (``height``, ``shoulder_width``, ...)

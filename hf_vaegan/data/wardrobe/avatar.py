@@ -151,11 +151,13 @@ class _Canvas:
 
 @dataclass(frozen=True, eq=False)
 class _Part:
-    """A rendered part over a window: coverage and colour ((3,) or per pixel)."""
+    """A rendered part over a window: coverage and colour ((3,) or per pixel); a garment part also has the
+    ``(h, w, 2)`` position (x, y) in the cloth image, in pixels, that each of its pixels shows (NaN where none)."""
 
     window: _Window
     coverage: np.ndarray
     color: np.ndarray
+    cloth_positions: np.ndarray | None = None
 
     def paint_on(self, canvas: _Canvas, label: int, alpha: np.ndarray | float = 1.0) -> None:
         canvas.paint(self.window, self.coverage * alpha, self.color, label)

@@ -130,6 +130,7 @@ class Wardrobe:
             "avatar": avatar.image,
             "warped_cloth": dressed.warped_cloth,
             "warped_cloth_mask": _mask_image(dressed.warped_cloth_mask),
+            "warped_cloth_flow": dressed.warped_cloth_flow.transpose(2, 0, 1).astype(np.float16),
             "avatar_id": int(avatar_id),
             "garment_id": int(garment_id),
             "garment_label": garment.label,
@@ -151,8 +152,8 @@ def _mask_image(mask: np.ndarray) -> np.ndarray:
     return mask.astype(np.uint8) * 255
 
 
-def wardrobe_features(unpaired: bool = False) -> datasets.Features:
-    """The ``datasets.Features`` of a wardrobe dataset (see the module docstring)."""
+def wardrobe_features(unpaired: bool = False, resolution: Sequence[int] = DEFAULT_RESOLUTION) -> datasets.Features:
+    """The ``datasets.Features`` of a wardrobe dataset of images of ``resolution`` (see the module docstring)."""
     import datasets
 
     rgb, gray = datasets.Image(mode="RGB"), datasets.Image(mode="L")
@@ -169,6 +170,7 @@ def wardrobe_features(unpaired: bool = False) -> datasets.Features:
         "avatar": rgb,
         "warped_cloth": rgb,
         "warped_cloth_mask": gray,
+        "warped_cloth_flow": datasets.Array3D(shape=(2, *check_resolution(resolution)), dtype="float16"),
         "avatar_id": datasets.Value("int32"),
         "garment_id": datasets.Value("int32"),
         "garment_label": label,
@@ -264,7 +266,7 @@ def build_wardrobe_dataset(
         pool = np.concatenate([pool, np.arange(wardrobe.num_items, len(wardrobe.labels))])
     if len(pool) == 0:
         raise ValueError(f"no wearable garment in the {split} split; labels must include some of {GARMENT_LABELS}")
-    features = wardrobe_features(unpaired)
+    features = wardrobe_features(unpaired, wardrobe.resolution)
     chunks, rows = [], []
     plan = _plan(wardrobe.labels, pool, num_samples, garments_per_avatar, seed, split, unpaired)
     for avatar_id, garment_id, unpaired_id in hf_tqdm(plan, total=num_samples, desc=f"Rendering {split}"):

@@ -15,12 +15,17 @@ from .geometry import _coverage, _intersection, _LimbField, _shade, _Window, _wi
 from .schema import _FRAME, AGNOSTIC_FILL, GARMENT_GROUPS, _group_of
 
 
-def _sample(texture: np.ndarray, frame_u: np.ndarray, frame_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear colour and alpha of a garment texture at frame coordinates (1D arrays)."""
+def _cloth_positions(resolution: tuple[int, int], frame_u: np.ndarray, frame_v: np.ndarray) -> np.ndarray:
+    """The points (x, y) of a cloth image, in pixels (pixel centres at .5), at frame coordinates: (..., 2)."""
+    x0, y0, size = _garment_frame(resolution)
+    return np.stack([x0 + frame_u * size / _FRAME, y0 + frame_v * size / _FRAME], axis=-1)
+
+
+def _sample(texture: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear colour and alpha of a garment texture at cloth positions ``(N, 2)`` (see :func:`_cloth_positions`)."""
     height, width = texture.shape[:2]
-    x0, y0, size = _garment_frame((height, width))
-    cols = np.clip(x0 + frame_u * size / _FRAME - 0.5, 0, width - 1)
-    rows = np.clip(y0 + frame_v * size / _FRAME - 0.5, 0, height - 1)
+    cols = np.clip(positions[:, 0] - 0.5, 0, width - 1)
+    rows = np.clip(positions[:, 1] - 0.5, 0, height - 1)
     c0, r0 = np.minimum(cols.astype(np.intp), width - 2), np.minimum(rows.astype(np.intp), height - 2)
     fc, fr = (cols - c0)[:, None], (rows - r0)[:, None]
     top = texture[r0, c0] * (1 - fc) + texture[r0, c0 + 1] * fc
@@ -48,13 +53,15 @@ def _fill_part(window: _Window, region, frame_u, frame_v, depth, garment: Garmen
     shape = region.shape
     alpha = np.zeros(shape, np.float32)
     color = np.zeros((*shape, 3), np.float32)
+    positions = np.full((*shape, 2), np.nan)
     inside = region > 0 if valid is None else (region > 0) & valid
     if inside.any():
         frame_u, frame_v = np.broadcast_to(frame_u, shape), np.broadcast_to(frame_v, shape)
-        sampled_color, sampled_alpha = _sample(garment._texture, frame_u[inside], frame_v[inside])
+        positions[inside] = _cloth_positions(garment.resolution, frame_u[inside], frame_v[inside])
+        sampled_color, sampled_alpha = _sample(garment._texture, positions[inside])
         alpha[inside] = sampled_alpha
         color[inside] = sampled_color * _shade(np.broadcast_to(depth, shape)[inside])
-    return _Part(window, alpha * region, color)
+    return _Part(window, alpha * region, color, positions)
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,6 +226,10 @@ class DressedAvatar:
         warped_cloth: uint8 garment as worn, without occlusion by the arms, on white.
         warped_cloth_mask: bool mask of ``warped_cloth``.
         agnostic_mask: bool region any garment of this category could cover (see :func:`agnostic_region`).
+        warped_cloth_flow: float32 (H, W, 2), the warp that makes ``warped_cloth`` from the cloth image, as a
+            ``TryOnModel`` predicts it (``TryOnOutput.flow``, channels last): where each pixel samples the cloth, as
+            (x, y) offsets from its own position in ``grid_sample`` coordinates (``align_corners=False``, [-1, 1]
+            across the image); NaN where no garment part covers the pixel by more than half.
     """
 
     image: np.ndarray
@@ -226,6 +237,7 @@ class DressedAvatar:
     warped_cloth: np.ndarray
     warped_cloth_mask: np.ndarray
     agnostic_mask: np.ndarray
+    warped_cloth_flow: np.ndarray
 
 
 def dress(avatar: Avatar, garment: Garment) -> DressedAvatar:
@@ -260,16 +272,27 @@ def dress(avatar: Avatar, garment: Garment) -> DressedAvatar:
         arm.hand.paint_on(canvas, arm.label)
 
     warped = _Canvas(np.full((*avatar.resolution, 3), 255, np.uint8))
+    positions = np.full((*avatar.resolution, 2), np.nan)
     for part in (main, *sleeves):
         if part is not None:
             part.paint_on(warped, 1)
+            covered = part.coverage > 0.5  # the part painted last (a sleeve over the torso) is the one seen
+            positions[part.window.index][covered] = part.cloth_positions[covered]
     return DressedAvatar(
         image=canvas.image(),
         parse=canvas.parse,
         warped_cloth=warped.image(),
         warped_cloth_mask=warped.parse > 0,
         agnostic_mask=agnostic_region(avatar, group),
+        warped_cloth_flow=_flow(positions),
     )
+
+
+def _flow(positions: np.ndarray) -> np.ndarray:
+    """Cloth positions (H, W, 2) in pixels as offsets from each pixel's centre in ``grid_sample`` units."""
+    height, width = positions.shape[:2]
+    centres = np.stack(np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5), axis=-1)
+    return ((positions - centres) * (2 / np.array([width, height]))).astype(np.float32)
 
 
 def agnostic(person: np.ndarray, mask: np.ndarray, fill: Sequence[int] = AGNOSTIC_FILL) -> np.ndarray:
