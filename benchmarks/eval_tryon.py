@@ -6,7 +6,9 @@ Methods: the model (`--model`, default the bundled `hf_vaegan/pretrained/wardrob
 unwarped garment stretched over the try-on region's box and pasted on the agnostic person,
 `hf_vaegan.pipelines.pipeline_tryon.paste_garment`) and, with `--ablation`, the same model trained without its
 warping module. Figures: mean SSIM and mean absolute error ([0, 1] scale) over whole images, the mean absolute
-error inside the try-on region, and the FID of that region (see `hf_vaegan.training.tryon.evaluate_tryon`).
+error inside the try-on region, and the FID of that region (see `hf_vaegan.training.tryon.evaluate_tryon`); on the
+synthetic wardrobe, also how far the model's flow lies from the renderer's warp, in pixels (mean and median over the
+garments' pixels, `hf_vaegan.metrics.tryon.flow_distances`).
 Paired: each person tries on their own garment. When the split has the synthetic wardrobe's unpaired ground truth
 (`unpaired_*` columns), the unpaired setting (another garment of the same group) is measured too. Prints one JSON
 line and a Markdown table; `--card` writes the table and this command into the model's README.md.
@@ -22,7 +24,7 @@ import hf_vaegan
 from hf_vaegan.auto import load_pretrained
 from hf_vaegan.data.tryon import DEFAULT_TRYON_RESOLUTION, evaluation_batches, load_tryon_dataset
 from hf_vaegan.hardware import cpu_info
-from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, model_predictor
+from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, flow_distances, model_predictor
 from hf_vaegan.model_cards.sections import command_block, replace_card_section
 from hf_vaegan.pipelines.pipeline_tryon import paste_garment
 
@@ -98,9 +100,18 @@ def main(argv: list[str] | None = None) -> None:
     results = {"paired": evaluate_tryon(predictors, batches)}
     if "unpaired_image" in info.dataset.column_names:
         results["unpaired"] = evaluate_tryon(predictors, batches, unpaired=True)
-    print(json.dumps({"examples": len(info.dataset), **results}))
+    distances = flow_distances(model, batches)
+    flow = None
+    if distances is not None:
+        flow = {"mean": distances.mean().item(), "median": distances.median().item()}
+    print(json.dumps({"examples": len(info.dataset), **results, "flow_distance_px": flow}))
     table = markdown_table(results)
     print(table)
+    if flow is not None:
+        print(
+            f"The model's flow lies {flow['mean']:.2f} pixels (median {flow['median']:.2f}) from the renderer's warp, "
+            f"over the {len(distances):,} pixels of the paired ground truth's garments"
+        )
     if args.card:
         write_card_section(args.model / "README.md", table, len(info.dataset), args.split)
         print(f"wrote the comparison into {args.model / 'README.md'}")

@@ -19,8 +19,9 @@ from test_viton import make_viton_folder
 from hf_vaegan.data import Wardrobe, build_wardrobe_dataset
 from hf_vaegan.data.loading import make_dataloader
 from hf_vaegan.data.tryon import TryOnDatasetInfo, load_tryon_dataset
-from hf_vaegan.metrics.tryon import evaluate_tryon, tryon_region_crops
+from hf_vaegan.metrics.tryon import evaluate_tryon, flow_distances, tryon_region_crops
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
+from hf_vaegan.models.tryon import TryOnModel
 from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
 from hf_vaegan.training.losses import flow_endpoint_error, multiscale_l1, total_variation
 
@@ -230,3 +231,24 @@ def test_evaluation_ranks_the_ground_truth_above_the_naive_paste(fashion_mnist):
     assert results["paste"]["ssim"] < 1 and results["paste"]["l1_region"] > results["paste"]["l1"] > 0
     unpaired = evaluate_tryon({"paste": predictors["paste"]}, batches, unpaired=True)
     assert unpaired["paste"]["l1"] > 0
+
+
+def test_flow_distances_measure_the_warp_against_the_renderers(fashion_mnist):
+    rows = build_wardrobe_dataset(*fashion_mnist, num_samples=4, resolution=(32, 24), split="test")
+    batches = list(make_dataloader(TryOnDatasetInfo(rows, "wardrobe").with_transform((32, 24)), 2, shuffle=False))
+    # A new model's flow is zero (the garment in place): its distance is the renderer's warp itself, in pixels.
+    model = TryOnModel(sample_size=(32, 24), base_channels=4, num_downsamplings=2).eval()
+    distances = flow_distances(model, batches)
+    expected = torch.cat(
+        [
+            (batch["warped_cloth_flow"] * torch.tensor([12.0, 16.0]).view(1, 2, 1, 1)).norm(dim=1)[
+                torch.isfinite(batch["warped_cloth_flow"]).all(dim=1)
+            ]
+            for batch in batches
+        ]
+    )
+    assert len(distances) == sum(int((batch["warped_cloth_mask"] > 0).sum()) for batch in batches) > 0
+    torch.testing.assert_close(distances, expected)
+    without_warp = TryOnModel(sample_size=(32, 24), base_channels=4, num_downsamplings=2, use_warping=False)
+    assert flow_distances(without_warp, batches) is None
+    assert flow_distances(model, [{k: v for k, v in batches[0].items() if k != "warped_cloth_flow"}]) is None

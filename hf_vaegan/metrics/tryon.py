@@ -140,6 +140,28 @@ FID_PROTOCOL = (
 )
 
 
+@torch.no_grad()
+def flow_distances(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]]) -> torch.Tensor | None:
+    """The distance in pixels between a warping ``TryOnModel``'s flow and the renderer's (the wardrobe's
+    ``warped_cloth_flow``), one value per pixel where the renderer's garment is, over ``batches`` of
+    :class:`~hf_vaegan.data.tryon.TryOnTransform` tensors; ``None`` for a model without warping or data without the
+    renderer's flow (VITON-HD)."""
+    if not model.config.use_warping:
+        return None
+    distances = []
+    for batch in batches:
+        if "warped_cloth_flow" not in batch:
+            return None
+        flow = model(**cast_inputs(model_inputs(batch), model)).flow.float().cpu()
+        target = batch["warped_cloth_flow"].float()
+        height, width = target.shape[-2:]
+        # grid_sample units span the image with 2.
+        pixels = (flow - target) * torch.tensor([width / 2, height / 2]).view(1, 2, 1, 1)
+        known = torch.isfinite(target).all(dim=1)
+        distances.append(pixels.norm(dim=1)[known])
+    return torch.cat(distances)
+
+
 def format_metrics(metrics: Mapping[str, float]) -> dict[str, str]:
     """Metric values keyed by their card names."""
     return {METRIC_NAMES[name]: f"{value:.4f}" if name != "fid" else f"{value:.2f}" for name, value in metrics.items()}
