@@ -24,6 +24,7 @@ from ..data.wardrobe import (
     make_garment,
     random_avatar,
 )
+from ..models.tryon import flow_in_pixels
 from .features import FashionClassifierFeatures, FeatureExtractor
 from .generative import feature_statistics, frechet_distance
 from .image_quality import ssim
@@ -152,13 +153,10 @@ def flow_distances(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor
     for batch in batches:
         if "warped_cloth_flow" not in batch:
             return None
-        flow = model(**cast_inputs(model_inputs(batch), model)).flow.float().cpu()
-        target = batch["warped_cloth_flow"].float()
-        height, width = target.shape[-2:]
-        # grid_sample units span the image with 2.
-        pixels = (flow - target) * torch.tensor([width / 2, height / 2]).view(1, 2, 1, 1)
+        flow = model(**cast_inputs(model_inputs(batch), model)).flow.cpu()
+        target = batch["warped_cloth_flow"]
         known = torch.isfinite(target).all(dim=1)
-        distances.append(pixels.norm(dim=1)[known])
+        distances.append((flow_in_pixels(flow) - flow_in_pixels(target)).norm(dim=1)[known])
     return torch.cat(distances)
 
 

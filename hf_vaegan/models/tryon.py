@@ -77,6 +77,14 @@ def keypoint_heatmaps(keypoints: torch.Tensor, height: int, width: int, sigma: f
     return torch.exp(-((ys - y) ** 2) / (2 * sigma**2)) * bump_x
 
 
+def flow_in_pixels(flow: torch.Tensor) -> torch.Tensor:
+    """A flow field `(B, 2, H, W)` as `TryOnOutput.flow` holds it (`grid_sample` units: 2 across the image), in
+    pixels (float32)."""
+    height, width = flow.shape[-2:]
+    scale = torch.tensor([width / 2, height / 2], device=flow.device, dtype=torch.float32).view(1, 2, 1, 1)
+    return flow.float() * scale
+
+
 def identity_grid(batch_size: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
     """The `grid_sample` grid `(B, H, W, 2)` that samples every pixel at its own centre (`align_corners=False`)."""
     theta = torch.eye(2, 3, device=like.device, dtype=like.dtype).expand(batch_size, 2, 3)

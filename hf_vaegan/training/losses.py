@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..models.tryon import flow_in_pixels
+
 GAN_LOSSES = ("non-saturating", "hinge", "wgan-gp")
 # WGAN-GP: weight of the gradient penalty, and of the drift term keeping critic outputs near 0 (Karras et al., 2018).
 GRADIENT_PENALTY_WEIGHT = 10.0
@@ -114,17 +116,10 @@ def multiscale_l1(images: torch.Tensor, targets: torch.Tensor, num_scales: int =
     return torch.stack(losses).mean()
 
 
-def _flow_in_pixels(flow: torch.Tensor) -> torch.Tensor:
-    """A flow field ``(B, 2, H, W)`` in ``grid_sample`` units, which span the image with 2, in pixels (float32)."""
-    height, width = flow.shape[-2:]
-    scale = torch.tensor([width / 2, height / 2], device=flow.device, dtype=torch.float32).view(1, 2, 1, 1)
-    return flow.float() * scale
-
-
 def total_variation(flow: torch.Tensor) -> torch.Tensor:
     """``(E |f[., x+1] - f[., x]| + E |f[y+1, .] - f[y, .]|) / 2`` of a flow field ``(B, 2, H, W)`` in
     ``grid_sample`` units, measured in pixels (so it does not depend on the image size)."""
-    pixels = _flow_in_pixels(flow)
+    pixels = flow_in_pixels(flow)
     return (pixels.diff(dim=-1).abs().mean() + pixels.diff(dim=-2).abs().mean()) / 2
 
 
@@ -135,7 +130,7 @@ def flow_endpoint_error(flow: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     The renderer's flow supervises the warp directly: thin stripes shifted by a fraction of a pixel cost the
     appearance losses little, but their full distance here."""
     known = torch.isfinite(target).all(dim=1, keepdim=True)
-    difference = _flow_in_pixels(flow) - _flow_in_pixels(torch.nan_to_num(target))
+    difference = flow_in_pixels(flow) - flow_in_pixels(torch.nan_to_num(target))
     # The smooth form of the distance: finite gradients where the flow is already exact.
     distances = (difference.square().sum(dim=1, keepdim=True) + 1e-6).sqrt()
     return (distances * known).sum() / known.sum().clamp(min=1)
