@@ -34,7 +34,7 @@ from hf_vaegan.data.tryon import (
 )
 from hf_vaegan.metrics.tryon import FID_PROTOCOL, evaluate_tryon, format_metrics, model_predictor
 from hf_vaegan.models.patch_discriminator import PatchDiscriminator
-from hf_vaegan.models.tryon import TryOnModel
+from hf_vaegan.models.tryon import FLOW_UPSAMPLINGS, TryOnModel
 from hf_vaegan.training import DiffAugment, TrainingSession, averaged_copy
 from hf_vaegan.training.args import (
     add_training_args,
@@ -102,6 +102,14 @@ def add_tryon_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     )
     model.add_argument(
         "--warp_downsampling", type=int, default=2, help="The warping U-Net works at 1/N of the image size."
+    )
+    model.add_argument(
+        "--flow_upsampling",
+        choices=FLOW_UPSAMPLINGS,
+        default="bilinear",
+        help="How the flow returns to full size: bilinearly, or by learnt convex weights that keep a jump in the flow "
+        "sharp (a sleeve's edge over the torso). A --pretrained_model_name_or_path model with bilinear upsampling "
+        "is given convex upsampling that starts at bilinear's weights.",
     )
     model.add_argument(
         "--keypoint_sigma",
@@ -188,6 +196,8 @@ def validate_tryon_args(args: argparse.Namespace) -> None:
             f"--resolution {height}x{width} must be a multiple of --warp_downsampling x 2**--num_downsamplings = "
             f"{factor}"
         )
+    if args.flow_upsampling == "convex" and args.warp_downsampling == 1:
+        raise ValueError("--flow_upsampling convex needs --warp_downsampling > 1: the flow is not upsampled")
     check_positive_ints(args, "max_channel_multiplier")
     check_positive(args, "keypoint_sigma")
     check_non_negative(
@@ -239,12 +249,15 @@ def main(args: argparse.Namespace) -> None:
     if model is not None and args.num_garment_classes and not model.config.num_garment_classes:
         # Fine-tuning a model without classes to read them: zero weights for the new planes, the same function.
         model = model.with_garment_classes(args.num_garment_classes)
+    if model is not None and args.flow_upsampling == "convex" and model.config.flow_upsampling == "bilinear":
+        model = model.with_convex_flow_upsampling()
     model = model or TryOnModel(
         **unet_config_from_args(args),
         max_channel_multiplier=args.max_channel_multiplier,
         keypoint_sigma=args.keypoint_sigma,
         use_warping=args.use_warping,
         warp_downsampling=args.warp_downsampling,
+        flow_upsampling=args.flow_upsampling,
         composition=args.composition,
         num_garment_classes=args.num_garment_classes,
     )

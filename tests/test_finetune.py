@@ -284,6 +284,19 @@ def test_cyclegan_and_tryon_runs_continue_from_their_output(tmp_path):
         train("train_tryon", *resized, "--pretrained_model_name_or_path", str(tmp_path / "train_tryon-1"))
     )
     assert "is a TryOnModel with sample_size=[32, 24], but --resolution needs (64, 48)" in message
+    # A bilinear model fine-tuned with --flow_upsampling convex starts from the same function.
+    convex = tmp_path / "train_tryon-convex"
+    source = tmp_path / "train_tryon-1"
+    check(
+        train(
+            "train_tryon", *tryon, "--pretrained_model_name_or_path", str(source), "--output_dir", str(convex),
+            "--flow_upsampling", "convex", *FROZEN_GAN,
+        )
+    )  # fmt: skip
+    assert TryOnModel.from_pretrained(convex).config.flow_upsampling == "convex"
+    assert_same_model(
+        TryOnModel.from_pretrained(convex), TryOnModel.from_pretrained(source).with_convex_flow_upsampling()
+    )
 
 
 def test_the_readme_fine_tune_command_runs(tmp_path):

@@ -91,6 +91,17 @@ CASES = {
         {"sample_size": (32, 24), "base_channels": 4, "num_downsamplings": 2, "num_residual_blocks": 1},
         tryon_inputs,
     ),
+    "TryOnModel-convex": (
+        TryOnModel,
+        {
+            "sample_size": (32, 24),
+            "base_channels": 4,
+            "num_downsamplings": 2,
+            "num_residual_blocks": 1,
+            "flow_upsampling": "convex",
+        },
+        tryon_inputs,
+    ),
     "BodyShapeHead": (
         BodyShapeHead,
         {
@@ -106,7 +117,16 @@ CASES = {
         lambda: {"sample": images(2, 1, 28)},
     ),
 }
-CHECKPOINTED = ["VAE", "AutoEncoder", "VAEGAN", "Generator", "Discriminator", "UNetGenerator", "TryOnModel"]
+CHECKPOINTED = [
+    "VAE",
+    "AutoEncoder",
+    "VAEGAN",
+    "Generator",
+    "Discriminator",
+    "UNetGenerator",
+    "TryOnModel",
+    "TryOnModel-convex",
+]
 
 
 def build(name: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:

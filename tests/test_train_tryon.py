@@ -133,6 +133,7 @@ def train_tryon_module():
         (["--random_flip"], "--random_flip and --no-center_crop do not apply"),
         (["--resolution", "40x24"], "must be a multiple of --warp_downsampling x 2**--num_downsamplings = 16"),
         (["--image_column", "person"], "--image_column does not apply"),
+        (["--flow_upsampling", "convex", "--warp_downsampling", "1"], "--flow_upsampling convex needs"),
         (["--warp_weight", "-1"], "--warp_weight must be >= 0"),
         (["--loss", "wgan-gp"], "argument --loss: invalid choice"),
     ],

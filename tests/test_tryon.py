@@ -7,12 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from comparisons import assert_same_weights
 from PIL import Image
 
 import hf_vaegan
 from hf_vaegan.data import GARMENT_LABELS, Wardrobe
-from hf_vaegan.models.tryon import SHADE_RANGE, TryOnModel, TryOnOutput, keypoint_heatmaps
+from hf_vaegan.models.tryon import (
+    SHADE_RANGE,
+    TryOnModel,
+    TryOnOutput,
+    bilinear_taps,
+    convex_upsample,
+    keypoint_heatmaps,
+)
 from hf_vaegan.pipelines.pipeline_tryon import TryOnPipeline, paste_garment
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fashion_mnist_1k.npz"
@@ -103,6 +111,8 @@ def test_keypoint_heatmaps_peak_at_the_keypoints_and_skip_missing_ones():
         ({"keypoint_sigma": 0}, "keypoint_sigma"),
         ({"use_warping": "yes"}, "use_warping"),
         ({"norm_type": "layer"}, "norm_type"),
+        ({"flow_upsampling": "nearest"}, "flow_upsampling"),
+        ({"flow_upsampling": "convex", "warp_downsampling": 1}, "flow_upsampling"),
     ],
 )
 def test_invalid_config_names_the_field(kwargs, field):
@@ -470,3 +480,67 @@ def test_a_model_widened_to_read_classes_computes_the_same_until_fine_tuned():
         torch.testing.assert_close(widened(**x, garment_class=torch.tensor([4, 2])).sample, model(**x).sample)
     with pytest.raises(ValueError, match="already reads 10 garment classes"):
         widened.with_garment_classes(6)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_convex_upsampling_at_bilinear_weights_is_bilinear_upsampling(factor):
+    flow = torch.randn(2, 2, 5, 7, generator=torch.Generator().manual_seed(0))
+    indices, weights = bilinear_taps(factor)
+    assert len(indices) == len(weights) == 4 * factor**2 and set(indices) <= set(range(9))
+    logits = torch.tensor(weights).log().view(1, -1, 1, 1).expand(2, -1, 5, 7)
+    bilinear = F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(convex_upsample(flow, logits, factor), bilinear)
+
+
+def test_convex_upsampling_keeps_a_jump_in_the_flow_sharp():
+    """Two regions of constant flow meeting between coarse pixels: bilinear upsampling blends them over two fine
+    pixels, weights that pick each fine pixel's own side reproduce the jump exactly."""
+    factor, coarse_width = 2, 6
+    flow = torch.zeros(1, 2, 4, coarse_width)
+    flow[..., coarse_width // 2 :] = 1.0
+    indices, weights = bilinear_taps(factor)
+    fine_columns = torch.arange(coarse_width * factor)
+    # Per tap and sub-pixel: the coarse column the tap reads, relative to the fine pixel's own coarse pixel.
+    tap_columns = torch.tensor([index % 3 - 1 for index in indices]).view(4, factor, factor)
+    own_side = fine_columns // factor >= coarse_width // 2
+    logits = torch.full((1, 4, factor, factor, 4, coarse_width), -30.0)
+    for coarse_x in range(coarse_width):
+        for sub_x in range(factor):
+            fine_x = coarse_x * factor + sub_x
+            read = (coarse_x + tap_columns[:, :, sub_x]).clamp(0, coarse_width - 1) >= coarse_width // 2
+            logits[0, :, :, sub_x, :, coarse_x] = torch.where(read == own_side[fine_x], 0.0, -30.0)[..., None]
+    sharp = convex_upsample(flow, logits.view(1, -1, 4, coarse_width), factor)
+    expected = own_side.float().expand(1, 2, 4 * factor, -1)
+    torch.testing.assert_close(sharp, expected)
+    blended = F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=False)
+    assert ((blended > 0) & (blended < 1)).any()
+
+
+def test_a_model_given_convex_flow_upsampling_computes_the_same_until_fine_tuned():
+    model = trained_like(TryOnModel(composition="person", num_garment_classes=10, **TINY))
+    convex = model.with_convex_flow_upsampling().eval()
+    assert convex.config.flow_upsampling == "convex" and model.config.flow_upsampling == "bilinear"
+    assert convex.warper.to_output.out_channels == 2 + 4 * 2**2
+    x = inputs() | {"person_image": inputs(seed=3)["agnostic"], "garment_class": torch.tensor([4, -1])}
+    with torch.no_grad():
+        before, after = model(**x), convex(**x)
+    torch.testing.assert_close(after.flow, before.flow)
+    torch.testing.assert_close(after.sample, before.sample)
+    with pytest.raises(ValueError, match="only a warping model with bilinear flow upsampling"):
+        convex.with_convex_flow_upsampling()
+    with pytest.raises(ValueError, match="use_warping=False"):
+        TryOnModel(use_warping=False, **TINY).with_convex_flow_upsampling()
+
+
+def test_convex_flow_upsampling_learns_and_round_trips(tmp_path):
+    model = trained_like(TryOnModel(flow_upsampling="convex", **TINY))
+    x = inputs()
+    model.train()
+    model(**x).flow.square().mean().backward()
+    upsampling_weights = model.warper.to_output.weight.grad[2:]
+    assert upsampling_weights.abs().sum() > 0  # the upsampling weights get gradients
+    model.eval().save_pretrained(tmp_path)
+    loaded = TryOnModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.flow_upsampling == "convex"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**x).sample, model(**x).sample)

@@ -32,6 +32,7 @@ _GARMENT_CHANNELS = 4
 # The person's own pixels (`person_image`), which the "person" composition also reads.
 _PERSON_PIXEL_CHANNELS = 3
 COMPOSITIONS = ("rendered", "person")
+FLOW_UPSAMPLINGS = ("bilinear", "convex")
 # The "person" composition's shading of the warped garment: a grey factor in this range (the wardrobe renderer's
 # garments are shaded between 0.8 and 1), on the [0, 1] colour scale.
 SHADE_RANGE = (0.6, 1.0)
@@ -85,6 +86,46 @@ def flow_in_pixels(flow: torch.Tensor) -> torch.Tensor:
     return flow.float() * scale
 
 
+def bilinear_taps(factor: int) -> tuple[list[int], list[float]]:
+    """What bilinear upsampling by `factor` (`align_corners=False`, borders clamped) reads: for each of the 2 x 2
+    coarse pixels it mixes (k) and each position (sy, sx) of a fine pixel in its coarse pixel, in the order
+    (k, sy, sx), the coarse pixel's index in the 3 x 3 neighbourhood of the fine pixel's own coarse pixel (0 .. 8,
+    row by row) and its weight."""
+    axis_taps = []  # per position: the two coarse offsets and their weights
+    for position in range(factor):
+        shift = (position + 0.5) / factor - 0.5
+        if shift > 0:
+            axis_taps.append(((0, 1), (1 - shift, shift)))
+        elif shift < 0:
+            axis_taps.append(((-1, 0), (-shift, 1 + shift)))
+        else:  # the coarse pixel's centre: read it alone, split into two taps
+            axis_taps.append(((0, 0), (0.5, 0.5)))
+    indices, weights = [], []
+    for tap_y in range(2):
+        for tap_x in range(2):
+            for offsets_y, weights_y in axis_taps:
+                for offsets_x, weights_x in axis_taps:
+                    indices.append((1 + offsets_y[tap_y]) * 3 + 1 + offsets_x[tap_x])
+                    weights.append(weights_y[tap_y] * weights_x[tap_x])
+    return indices, weights
+
+
+def convex_upsample(flow: torch.Tensor, logits: torch.Tensor, factor: int) -> torch.Tensor:
+    """A flow `(B, 2, h, w)` upsampled by `factor` to `(B, 2, h * factor, w * factor)`, each fine pixel a convex
+    combination of the 2 x 2 coarse pixels bilinear upsampling mixes for it, with learnt weights: `logits`
+    `(B, 4 * factor**2, h, w)`, softmax-normalised over the 4 taps, in the order of `bilinear_taps` (RAFT's convex
+    upsampling, Teed & Deng 2020, on bilinear's taps). Logits equal to the log of bilinear's weights give bilinear
+    upsampling; others can put a fine pixel wholly on one side of a jump in the flow (a sleeve over the torso), where
+    bilinear upsampling blends the two sides' flows and samples the garment between them."""
+    batch_size, _, height, width = flow.shape
+    indices, _ = bilinear_taps(factor)
+    neighbourhoods = F.unfold(F.pad(flow, (1, 1, 1, 1), mode="replicate"), 3).view(batch_size, 2, 9, height, width)
+    taps = neighbourhoods[:, :, indices].view(batch_size, 2, 4, factor, factor, height, width)
+    weights = torch.softmax(logits.view(batch_size, 1, 4, factor, factor, height, width), dim=2)
+    fine = (weights * taps).sum(dim=2)  # (B, 2, sy, sx, h, w)
+    return fine.permute(0, 1, 4, 2, 5, 3).reshape(batch_size, 2, height * factor, width * factor)
+
+
 def identity_grid(batch_size: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
     """The `grid_sample` grid `(B, H, W, 2)` that samples every pixel at its own centre (`align_corners=False`)."""
     theta = torch.eye(2, 3, device=like.device, dtype=like.dtype).expand(batch_size, 2, 3)
@@ -96,9 +137,10 @@ class TryOnModel(VaeGanModelMixin):
 
     1. **Warping** (appearance flow, as in ClothFlow): a `UNetGenerator` reads the person representation and the flat
        garment at `1 / warp_downsampling` of their size and predicts, for every pixel, where to sample the garment;
-       the flow is upsampled (it is smooth: a garment stretches, it does not tear) and the garment and its mask are
-       resampled there at full size (`grid_sample`). The flow starts at zero (the garment in place) and is learnt
-       from the warped garment's appearance and mask.
+       the flow is upsampled (bilinearly, or with `flow_upsampling="convex"` by learnt convex weights that keep a
+       jump in the flow sharp, such as a sleeve's edge over the torso) and the garment and its mask are resampled
+       there at full size (`grid_sample`). The flow starts at zero (the garment in place) and is learnt from the
+       warped garment's appearance and mask, and from a target flow where the training data has one.
     2. **Try-on**: a second `UNetGenerator` reads the person representation and the warped garment and predicts an
        RGB rendering and a composition mask; the result takes the warped garment where the mask says so (keeping its
        texture sharp) and the rendering elsewhere (arms in front, skin, folds). Outside the agnostic region the
@@ -133,6 +175,9 @@ class TryOnModel(VaeGanModelMixin):
         keypoint_sigma (`float`, defaults to 0.02): width of the keypoint heatmaps, as a fraction of the height.
         use_warping (`bool`, defaults to `True`): whether the model warps the garment.
         warp_downsampling (`int`, defaults to 2): the warping U-Net works at this fraction of the size.
+        flow_upsampling (`str`, defaults to `"bilinear"`): how the flow returns to full size: `"bilinear"`, or
+            `"convex"` (see `convex_upsample`: the warping U-Net also predicts the weights, `4 * warp_downsampling**2`
+            more output channels, which start at bilinear's). `"convex"` needs `warp_downsampling` > 1.
         composition (`str`, defaults to `"rendered"`): what the result takes outside the garment in the agnostic
             region: the try-on U-Net's free RGB rendering (`"rendered"`) or the person's own pixels (`"person"`).
         num_garment_classes (`int`, defaults to 0): with N > 0, both U-Nets also read the garment's class
@@ -164,9 +209,11 @@ class TryOnModel(VaeGanModelMixin):
         warp_downsampling: int = 2,
         composition: str = "rendered",
         num_garment_classes: int = 0,
+        flow_upsampling: str = "bilinear",
     ):
         super().__init__()
         check_choice("composition", composition, COMPOSITIONS)
+        check_choice("flow_upsampling", flow_upsampling, FLOW_UPSAMPLINGS)
         check_positive_int("num_garment_classes", num_garment_classes, minimum=0)
         check_positive_int("num_keypoints", num_keypoints, minimum=0)
         check_choice("norm_type", norm_type, NORM_TYPES)
@@ -200,12 +247,21 @@ class TryOnModel(VaeGanModelMixin):
                 raise ValueError(
                     f"`sample_size` {height}x{width} must be a multiple of `warp_downsampling` = {warp_downsampling}."
                 )
+            if flow_upsampling == "convex" and warp_downsampling == 1:
+                raise ValueError(
+                    '`flow_upsampling` "convex" needs `warp_downsampling` > 1: the flow is not upsampled.'
+                )
             warp_size = (height // warp_downsampling, width // warp_downsampling)
-            self.warper = UNetGenerator(out_channels=2, sample_size=warp_size, **unet)
+            upsampling_channels = 4 * warp_downsampling**2 if flow_upsampling == "convex" else 0
+            self.warper = UNetGenerator(out_channels=2 + upsampling_channels, sample_size=warp_size, **unet)
         if self.warper is not None:
             # A zero flow: training starts from the garment in place rather than from a random scramble of it.
             nn.init.zeros_(self.warper.to_output.weight)
             nn.init.zeros_(self.warper.to_output.bias)
+            if flow_upsampling == "convex":  # and upsampled bilinearly, until the weights learn better
+                _, weights = bilinear_taps(warp_downsampling)
+                with torch.no_grad():
+                    self.warper.to_output.bias[2:] = torch.tensor(weights).log()
 
     @staticmethod
     def _size(sample_size) -> tuple[int, int]:
@@ -256,7 +312,10 @@ class TryOnModel(VaeGanModelMixin):
         stacked = torch.cat([person, cloth, cloth_mask, *classes], dim=1)
         inputs = F.avg_pool2d(stacked, self.config.warp_downsampling)
         flow = self.warper(inputs, return_dict=False)[0]
-        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        if self.config.flow_upsampling == "convex":
+            flow = convex_upsample(flow[:, :2], flow[:, 2:], self.config.warp_downsampling)
+        else:
+            flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
         grid = identity_grid(batch_size, height, width, flow) + flow.permute(0, 2, 3, 1)
         # The garment lies on white: sampling outside it must give white, and an empty mask.
         warped = F.grid_sample(cloth, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -389,14 +448,31 @@ class TryOnModel(VaeGanModelMixin):
                 f"the model already reads {self.config.num_garment_classes} garment classes; only a model without "
                 "classes can be given some"
             )
+        return self._widened(num_garment_classes=num_garment_classes)
+
+    def with_convex_flow_upsampling(self) -> "TryOnModel":
+        """A copy with `flow_upsampling="convex"`, computing what this bilinear model computes: the warping U-Net's
+        new outputs start at bilinear's weights (see `convex_upsample`), ready for fine-tuning with a target flow."""
+        if self.config.flow_upsampling != "bilinear" or self.warper is None:
+            raise ValueError(
+                "only a warping model with bilinear flow upsampling can be given convex upsampling, got "
+                f"flow_upsampling={self.config.flow_upsampling!r}, use_warping={self.config.use_warping}"
+            )
+        return self._widened(flow_upsampling="convex")
+
+    def _widened(self, **changes) -> "TryOnModel":
+        """A copy with `changes` to the config that only add input channels (given zero weights) or output channels
+        (left at the new model's initialisation) to layers; every other weight is this model's."""
         config = {name: value for name, value in self.config.items() if not name.startswith("_")}
-        widened = type(self)(**(config | {"num_garment_classes": num_garment_classes}))
+        widened = type(self)(**(config | changes))
         state = self.state_dict()
         for name, target in widened.state_dict().items():
-            if state[name].shape != target.shape:  # the U-Nets' first convolutions: zero weights for the new planes
-                padded = torch.zeros_like(target)
-                padded[:, : state[name].shape[1]] = state[name]
-                state[name] = padded
+            source = state[name]
+            if source.shape != target.shape:
+                more_inputs = target.ndim > 1 and target.shape[1] != source.shape[1]
+                merged = torch.zeros_like(target) if more_inputs else target.clone()
+                merged[tuple(slice(0, size) for size in source.shape)] = source
+                state[name] = merged
         widened.load_state_dict(state)
         return widened.to(self.device, self.dtype)
 
