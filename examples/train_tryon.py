@@ -314,6 +314,15 @@ def main(args: argparse.Namespace) -> None:
     session.finish()
 
 
+def warping_description(config) -> str:
+    if not config.use_warping:
+        return "none (ablation)"
+    options = [f"at 1/{config.warp_downsampling} of the size"] if config.warp_downsampling > 1 else []
+    if config.flow_upsampling == "convex":
+        options.append("convex upsampling")
+    return "appearance flow" + (f" ({', '.join(options)})" if options else "")
+
+
 def write_card(session: TrainingSession, model, info, held_out, metrics, seconds: float) -> None:
     args = session.args
     weights = (
@@ -324,7 +333,7 @@ def write_card(session: TrainingSession, model, info, held_out, metrics, seconds
         if args.flow_weight and "warped_cloth_flow" in info.dataset.column_names:
             weights += f" + {args.flow_weight} x distance to the renderer's flow (px)"
     recipe = {
-        "warping": "appearance flow" if model.config.use_warping else "none (ablation)",
+        "warping": warping_description(model.config),
         "composition": {
             "person": "the person's own pixels outside the garment, shaded garment colours inside",
             "rendered": "free RGB rendering outside the garment",
