@@ -6,6 +6,7 @@ loaded as remote code.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +87,8 @@ def flow_in_pixels(flow: torch.Tensor) -> torch.Tensor:
     return flow.float() * scale
 
 
-def bilinear_taps(factor: int) -> tuple[list[int], list[float]]:
+@cache  # read on every forward pass of a convex model
+def bilinear_taps(factor: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """What bilinear upsampling by `factor` (`align_corners=False`, borders clamped) reads: for each of the 2 x 2
     coarse pixels it mixes (k) and each position (sy, sx) of a fine pixel in its coarse pixel, in the order
     (k, sy, sx), the coarse pixel's index in the 3 x 3 neighbourhood of the fine pixel's own coarse pixel (0 .. 8,
@@ -107,7 +109,7 @@ def bilinear_taps(factor: int) -> tuple[list[int], list[float]]:
                 for offsets_x, weights_x in axis_taps:
                     indices.append((1 + offsets_y[tap_y]) * 3 + 1 + offsets_x[tap_x])
                     weights.append(weights_y[tap_y] * weights_x[tap_x])
-    return indices, weights
+    return tuple(indices), tuple(weights)
 
 
 def convex_upsample(flow: torch.Tensor, logits: torch.Tensor, factor: int) -> torch.Tensor:
@@ -120,7 +122,7 @@ def convex_upsample(flow: torch.Tensor, logits: torch.Tensor, factor: int) -> to
     batch_size, _, height, width = flow.shape
     indices, _ = bilinear_taps(factor)
     neighbourhoods = F.unfold(F.pad(flow, (1, 1, 1, 1), mode="replicate"), 3).view(batch_size, 2, 9, height, width)
-    taps = neighbourhoods[:, :, indices].view(batch_size, 2, 4, factor, factor, height, width)
+    taps = neighbourhoods[:, :, list(indices)].view(batch_size, 2, 4, factor, factor, height, width)
     weights = torch.softmax(logits.view(batch_size, 1, 4, factor, factor, height, width), dim=2)
     fine = (weights * taps).sum(dim=2)  # (B, 2, sy, sx, h, w)
     return fine.permute(0, 1, 4, 2, 5, 3).reshape(batch_size, 2, height * factor, width * factor)
